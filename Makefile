@@ -1,0 +1,32 @@
+# fd-sync developer entry points. Each works on a fresh machine with python3 and make:
+# the first target run creates .venv and installs the package with its test extras.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat setup.cfg setup.py | cksum | cut -d' ' -f1)
+
+.PHONY: demo test lint format bench soak clean
+
+$(STAMP): setup.cfg setup.py
+	rm -f $(VENV)/.installed-*
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+## demo: incidents flowing between simulated ServiceNow and Flashduty (no credentials)
+demo: $(STAMP)
+	$(BIN)/fd-sync demo
+
+## test: lint, then the whole test suite on all cores
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -n auto -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check fd_sync tests
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix fd_sync tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .ruff_cache

@@ -1,0 +1,3 @@
+from fd_sync.cli import main
+
+main()

@@ -1,0 +1,40 @@
+"""Wiring: from a validated configuration to the collaborators a command needs.
+
+Commands (``once``, later ``run`` and ``dispatch``) differ in how they drive a
+cycle, not in how its parts are built; building them here keeps the CLI thin
+and lets tests build the same graph with their own clock or sleep.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from fd_sync.config import Config
+from fd_sync.delivery import Destination
+from fd_sync.flashduty import FlashdutyClient
+from fd_sync.ratelimit import flashduty_limiter
+from fd_sync.servicenow import ServiceNowClient
+
+DEFAULT_DESTINATION = "default"
+
+
+def servicenow_client(
+    config: Config, *, sleep: Callable[[float], None] = time.sleep
+) -> ServiceNowClient:
+    return ServiceNowClient(config.servicenow, sleep=sleep)
+
+
+def destinations(
+    config: Config, *, sleep: Callable[[float], None] = time.sleep
+) -> dict[str, Destination]:
+    """Every Flashduty integration events may go to, keyed by the name the outbox stores."""
+    fd = config.flashduty
+    client = FlashdutyClient(
+        fd.push_url,
+        timeout=fd.timeout_seconds,
+        max_attempts=fd.max_attempts,
+        limiter=flashduty_limiter(fd.max_requests_per_minute, sleep=sleep),
+        sleep=sleep,
+    )
+    return {DEFAULT_DESTINATION: Destination(DEFAULT_DESTINATION, client, fd.push_format)}

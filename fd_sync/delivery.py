@@ -1,0 +1,169 @@
+"""Drain the outbox to Flashduty, oldest event first.
+
+Concurrency contract: one drain per ledger at a time; the caller holds the run
+lock (:mod:`fd_sync.lock`). The drain is sequential over one keep-alive
+connection per destination, which keeps per-incident order trivially true.
+
+Ordering contract: one incident's events leave strictly in the order they were
+queued. When one of them cannot be delivered (Flashduty refused it for good, or
+its retries ran out) the incident's later events wait behind it, so a resolve
+never overtakes its create. Other incidents go on past a refused event; but
+when retries run out the endpoint itself is down, and the drain stops for that
+destination: the next run continues where this one stopped.
+
+Crash contract: an event is marked attempted before it is sent and delivered
+after Flashduty acknowledged it (see :mod:`fd_sync.ledger`): a crash between
+the two sends that one event again on the next run, and nothing is lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from fd_sync import logs, payloads
+from fd_sync.config import PushFormat
+from fd_sync.flashduty import FlashdutyClient, describe
+from fd_sync.ledger import Ledger, OutboxEvent
+from fd_sync.transport import FatalAPIError, RetriableAPIError
+
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class Destination:
+    """A Flashduty integration events can be sent to, and its push format."""
+
+    name: str
+    client: FlashdutyClient
+    push_format: PushFormat
+
+
+@dataclass
+class DeliveryReport:
+    delivered: int = 0
+    dead: int = 0  # refused for good during this drain
+    held: int = 0  # left pending behind an undeliverable event of the same incident
+    down: dict[str, str] = field(default_factory=dict)  # destination -> why it is down
+    stopped: bool = False  # asked to stop before the outbox was empty
+
+
+class Deliverer:
+    def __init__(
+        self,
+        ledger: Ledger,
+        destinations: Mapping[str, Destination],
+        *,
+        instance_url: str,
+        table: str,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.ledger = ledger
+        self.destinations = destinations
+        self.instance_url = instance_url
+        self.table = table
+        self.should_stop = should_stop
+        self.log = logs.get("delivery")
+
+    def drain(self) -> DeliveryReport:
+        report = DeliveryReport()
+        held = self.ledger.dead_incidents()  # earlier refusals still hold their incidents
+        after_id = 0
+        while True:
+            batch = self.ledger.pending(after_id=after_id, limit=BATCH)
+            if not batch:
+                return report
+            for event in batch:
+                after_id = event.id
+                if self.should_stop():
+                    report.stopped = True
+                    return report
+                if event.sys_id in held:
+                    report.held += 1
+                    continue
+                destination = self.destinations.get(event.destination)
+                if destination is None:
+                    # Its route was removed from the configuration: keep it, say so.
+                    self.log.warning(
+                        "event_destination_unknown",
+                        event_id=event.id,
+                        number=event.number,
+                        destination=event.destination,
+                    )
+                    held.add(event.sys_id)
+                    report.held += 1
+                    continue
+                if destination.name in report.down:
+                    continue
+                self._deliver(event, destination, report, held)
+
+    def _deliver(
+        self,
+        event: OutboxEvent,
+        destination: Destination,
+        report: DeliveryReport,
+        held: set[str],
+    ) -> None:
+        body = payloads.build(
+            destination.push_format,
+            event.kind,
+            event.incident,
+            instance_url=self.instance_url,
+            table=self.table,
+        )
+        self.ledger.mark_attempt(event.id)
+        try:
+            receipt = destination.client.push(body)
+        except FatalAPIError as exc:
+            # Flashduty refused this event for good: keep it as dead for an operator.
+            reason = describe(exc)
+            self.ledger.mark_failed(
+                event.id,
+                dead=True,
+                http_status=exc.status,
+                error_code=exc.code,
+                error_message=reason,
+                request_id=exc.request_id,
+            )
+            held.add(event.sys_id)
+            report.dead += 1
+            self.log.error(
+                "event_dead",
+                event_id=event.id,
+                number=event.number,
+                kind=event.kind.value,
+                error=reason,
+                request_id=exc.request_id,
+            )
+            return
+        except RetriableAPIError as exc:
+            # Retries ran out: the endpoint is down; stop sending to it this run.
+            reason = describe(exc)
+            self.ledger.mark_failed(
+                event.id,
+                dead=False,
+                http_status=exc.status,
+                error_code=exc.code,
+                error_message=reason,
+                request_id=exc.request_id,
+            )
+            held.add(event.sys_id)
+            report.down[destination.name] = reason
+            self.log.error(
+                "flashduty_unavailable",
+                destination=destination.name,
+                number=event.number,
+                error=reason,
+            )
+            return
+        self.ledger.mark_delivered(
+            event.id, http_status=receipt.status, request_id=receipt.request_id
+        )
+        report.delivered += 1
+        self.log.info(
+            "event_delivered",
+            event_id=event.id,
+            number=event.number,
+            kind=event.kind.value,
+            request_id=receipt.request_id,
+        )

@@ -1,0 +1,169 @@
+"""An incident as fd-sync understands it, and how a raw Table API row becomes one.
+
+ServiceNow sends every value as a string, but proxies, customisations and bad
+data send anything: nulls, numbers, nested objects, megabytes of text, broken
+surrogates. :func:`parse_record` accepts what it can coerce and raises
+:class:`BadRecord` only when the row cannot be placed in the scan at all (no
+usable ``sys_id`` or ``sys_updated_on``); such rows are quarantined, the rest
+of the page goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from fd_sync.watermark import parse_sn_time
+
+OPEN_STATES = {"1": "New", "2": "In Progress", "3": "On Hold"}
+CLOSED_STATES = {"6": "Resolved", "7": "Closed", "8": "Canceled"}
+STATE_NAMES = {**OPEN_STATES, **CLOSED_STATES}
+LEVEL_NAMES = {"1": "High", "2": "Medium", "3": "Low"}  # urgency and impact
+PRIORITY_NAMES = {"1": "Critical", "2": "High", "3": "Moderate", "4": "Low", "5": "Planning"}
+
+# The Table API fields fd-sync reads (dot-walked names give references by name
+# in the same request, instead of one lookup per incident).
+FIELDS = (
+    "sys_id",
+    "number",
+    "short_description",
+    "description",
+    "state",
+    "impact",
+    "urgency",
+    "priority",
+    "assignment_group",
+    "assignment_group.name",
+    "assigned_to",
+    "assigned_to.name",
+    "sys_updated_on",
+    "sys_mod_count",
+)
+
+_SYS_ID = re.compile(r"[0-9A-Za-z]{1,64}")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+MAX_FIELD_CHARS = 65536  # far above Flashduty's limits; bounds memory per record
+
+
+class BadRecord(ValueError):
+    """A row that cannot be synced; the message says why, for the quarantine log."""
+
+
+@dataclass(frozen=True)
+class Incident:
+    sys_id: str
+    number: str
+    updated_on: str
+    mod_count: int
+    state: str
+    short_description: str = ""
+    description: str = ""
+    impact: str = ""
+    urgency: str = ""
+    priority: str = ""
+    assignment_group: str = ""
+    assignment_group_id: str = ""
+    assigned_to: str = ""
+    assigned_to_id: str = ""
+
+    @property
+    def is_open(self) -> bool:
+        """Unknown states count as open: a missed page is worse than a spare alert."""
+        return self.state not in CLOSED_STATES
+
+    @property
+    def state_name(self) -> str:
+        return STATE_NAMES.get(self.state, self.state or "Unknown")
+
+    def shown(self) -> dict[str, str]:
+        """What Flashduty displays; a change here is worth an update event."""
+        return {
+            "short_description": self.short_description,
+            "description": self.description,
+            "state": self.state,
+            "impact": self.impact,
+            "urgency": self.urgency,
+            "priority": self.priority,
+            "assignment_group": self.assignment_group,
+            "assigned_to": self.assigned_to,
+        }
+
+    def fingerprint(self) -> str:
+        text = json.dumps(self.shown(), sort_keys=True, ensure_ascii=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Incident:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+def _text(value: Any, limit: int = MAX_FIELD_CHARS) -> str:
+    """Coerce any JSON value to clean text: references to their value, junk to ''."""
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        # A reference link or a display_value=all pair slipped through.
+        inner = value.get("display_value", value.get("value", ""))
+        return "" if isinstance(inner, dict | list) else _text(inner, limit)
+    if isinstance(value, list):
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        text = repr(value) if isinstance(value, float) else str(value)[:64]
+    elif isinstance(value, str):
+        text = value
+    else:
+        return ""
+    text = text[:limit]
+    # Lone surrogates cannot be encoded as UTF-8 JSON; replace them.
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    return _CONTROL.sub("", text)
+
+
+def _code(value: Any) -> str:
+    """A choice value such as state or urgency: short, digits expected."""
+    return _text(value, 40).strip()
+
+
+def parse_record(raw: Any) -> Incident:
+    if not isinstance(raw, Mapping):
+        raise BadRecord(f"row is {type(raw).__name__}, not an object")
+    sys_id = raw.get("sys_id")
+    if not isinstance(sys_id, str) or not _SYS_ID.fullmatch(sys_id):
+        raise BadRecord(f"sys_id missing or malformed: {_text(sys_id, 80)!r}")
+    updated_on = raw.get("sys_updated_on")
+    try:
+        if not isinstance(updated_on, str):
+            raise ValueError
+        parse_sn_time(updated_on)
+    except ValueError:
+        raise BadRecord(
+            f"sys_updated_on missing or not YYYY-MM-DD HH:MM:SS: {_text(updated_on, 80)!r}"
+        ) from None
+    mod_text = _code(raw.get("sys_mod_count"))
+    mod_count = int(mod_text) if mod_text.isdigit() and len(mod_text) < 18 else 0
+    number = _text(raw.get("number"), 40).strip() or f"sys_id:{sys_id}"
+    return Incident(
+        sys_id=sys_id,
+        number=number,
+        updated_on=updated_on,
+        mod_count=mod_count,
+        state=_code(raw.get("state")),
+        short_description=_text(raw.get("short_description")).strip(),
+        description=_text(raw.get("description")),
+        impact=_code(raw.get("impact")),
+        urgency=_code(raw.get("urgency")),
+        priority=_code(raw.get("priority")),
+        assignment_group=_text(raw.get("assignment_group.name"), 200).strip(),
+        assignment_group_id=_code(raw.get("assignment_group")),
+        assigned_to=_text(raw.get("assigned_to.name"), 200).strip(),
+        assigned_to_id=_code(raw.get("assigned_to")),
+    )

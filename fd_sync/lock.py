@@ -1,0 +1,85 @@
+"""One fd-sync at a time per ledger: an exclusive ``flock`` beside the database.
+
+Two runs delivering from the same outbox would send events twice, so every
+command that writes the ledger takes this lock first. The kernel releases it
+when the process dies, even by SIGKILL: a crashed run never leaves a stale lock.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+from fd_sync.errors import EX_CONFIG, LockBusy, StorageError
+
+DEFAULT_WAIT_SECONDS = 10.0
+
+
+class RunLock:
+    def __init__(
+        self,
+        database: Path,
+        *,
+        wait_seconds: float = DEFAULT_WAIT_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.path = Path(f"{database}.lock")
+        self.wait_seconds = wait_seconds
+        self.clock = clock
+        self.sleep = sleep
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise StorageError(
+                f"{self.path}: cannot create the run lock ({exc.strerror}); the fd-sync user "
+                "needs write access to the ledger's folder",
+                exit_code=EX_CONFIG,
+            ) from None
+        deadline = self.clock() + self.wait_seconds
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    os.close(fd)
+                    raise
+                if self.clock() >= deadline:
+                    os.close(fd)
+                    raise LockBusy(
+                        f"{self.path}: another fd-sync run holds the ledger (waited "
+                        f"{self.wait_seconds:g} s); it will deliver the pending events, "
+                        "try again when it is done"
+                    ) from None
+                self.sleep(0.1)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()

@@ -1,0 +1,55 @@
+"""Logging: structlog to stderr, readable on a terminal, JSON lines elsewhere.
+
+Every event passes through :func:`fd_sync.redaction.redact_value` last, so no
+secret reaches a terminal, a file or journald at any level. Each cycle binds a
+``run_id`` (structlog contextvars), so its lines can be picked out of a journal.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any, TextIO
+
+import structlog
+
+from fd_sync.redaction import redact_value
+
+LEVELS = ("debug", "info", "warning", "error")
+
+
+def _redact(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    return {key: redact_value(value) for key, value in event_dict.items()}
+
+
+def configure(
+    level: str = "info", *, stream: TextIO | None = None, json: bool | None = None
+) -> None:
+    """Set up structlog once per process; ``json=None`` picks by whether stderr is a TTY."""
+    stream = stream or sys.stderr
+    if json is None:
+        json = not stream.isatty() or os.environ.get("FD_SYNC_LOG_FORMAT") == "json"
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        _redact,
+    ]
+    if json:
+        processors.append(structlog.processors.JSONRenderer(sort_keys=False))
+    else:
+        processors.append(structlog.dev.ConsoleRenderer(colors=False))
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(
+            getattr(logging, level.upper(), logging.INFO)
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get(name: str = "fd-sync") -> Any:
+    return structlog.get_logger(name)

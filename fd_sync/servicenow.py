@@ -1,0 +1,427 @@
+"""Read changed incidents from the ServiceNow Table API, outbound only.
+
+Paging is keyset on ``(sys_updated_on, sys_id)``: each page asks for rows after
+the last row of the previous one, so rows changing during the scan are neither
+skipped nor repeated the way offset paging skips and repeats them. A short
+page is not the end (ServiceNow applies the limit before ACLs); an empty one
+is. Rows that break the keyset order mean the instance ignored part of the
+query (invalid terms are silently dropped), and the scan stops rather than
+guess.
+
+Every request is retried on transient failures; 401/403 are never retried,
+because repeated failed logins can lock the integration account.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import requests
+
+from fd_sync import logs, redaction
+from fd_sync.config import ServiceNowConfig
+from fd_sync.errors import AccessDenied, FdSyncError, RemoteRejected, TemporaryFailure
+from fd_sync.incident import FIELDS
+from fd_sync.transport import (
+    APIError,
+    BackoffWait,
+    Exchange,
+    FatalAPIError,
+    RetriableAPIError,
+    exchange,
+    looks_like_html,
+    make_session,
+    parse_retry_after,
+    retrying,
+)
+
+MAX_RESPONSE_BYTES = 32 * 2**20
+RETRY_BUDGET_SECONDS = 60.0  # no new attempt starts later than this into a request
+TOKEN_MARGIN_SECONDS = 60.0  # refresh OAuth tokens this long before they expire
+
+Cursor = tuple[str, str]  # (sys_updated_on, sys_id)
+T = TypeVar("T")
+
+
+def keyset_query(low: str, cursor: Cursor | None, extra: str = "") -> str:
+    """The encoded query for the page after ``cursor`` in a scan starting at ``low``.
+
+    Timestamps are UTC literals: ServiceNow compares them as UTC whatever the
+    integration user's time zone (``gs.dateGenerate`` would not).
+    """
+    prefix = f"{extra}^" if extra else ""
+    order = "^ORDERBYsys_updated_on^ORDERBYsys_id"
+    if cursor is None:
+        return f"{prefix}sys_updated_on>={low}{order}"
+    ts, sys_id = cursor
+    return (
+        f"{prefix}sys_updated_on>={low}^sys_updated_on>{ts}"
+        f"^NQ{prefix}sys_updated_on>={low}^sys_updated_on={ts}^sys_id>{sys_id}{order}"
+    )
+
+
+def newest_query(extra: str = "") -> str:
+    return f"{extra}^ORDERBYDESCsys_updated_on" if extra else "ORDERBYDESCsys_updated_on"
+
+
+@dataclass(frozen=True)
+class Page:
+    records: list[Any]  # raw rows, in keyset order, duplicates removed
+    server_now: datetime  # ServiceNow's clock when it answered
+    cursor: Cursor  # keyset position after this page
+    raw_count: int  # rows as returned, before de-duplication
+
+
+def _row_key(row: Any) -> Cursor | None:
+    if not isinstance(row, dict):
+        return None
+    ts, sys_id = row.get("sys_updated_on"), row.get("sys_id")
+    if isinstance(ts, str) and isinstance(sys_id, str) and len(ts) == 19 and sys_id:
+        return (ts, sys_id)
+    return None
+
+
+def _snow_error(body: bytes) -> str:
+    """ServiceNow's own ``error.message: detail``, one line, bounded."""
+    try:
+        payload = json.loads(body)
+        error = payload.get("error") or {}
+        parts = [str(error.get("message") or ""), str(error.get("detail") or "")]
+        text = ": ".join(p for p in parts if p)
+    except (ValueError, AttributeError):
+        text = ""
+    return " ".join(redaction.redact(text).split())[:300]
+
+
+class ServiceNowClient:
+    """A read-only Table API client. Collaborators are injectable for tests."""
+
+    def __init__(
+        self,
+        config: ServiceNowConfig,
+        *,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        wait: BackoffWait | None = None,
+    ) -> None:
+        self.config = config
+        self.session = session or make_session()
+        self.sleep = sleep
+        self.clock = clock
+        self.wait = wait or BackoffWait(cap=30.0)
+        self.log = logs.get("servicenow")
+        self.requests_made = 0
+        self._token: str | None = None
+        self._refresh_token: str | None = None
+        self._token_expires = 0.0
+
+    @property
+    def base(self) -> str:
+        return self.config.instance_url
+
+    # --- public ---------------------------------------------------------------------
+
+    def newest(self) -> tuple[str | None, datetime]:
+        """The newest ``sys_updated_on`` in the table (None if empty) and ServiceNow's clock."""
+        rows, server_now = self.table_get(
+            {
+                "sysparm_query": newest_query(self.config.query),
+                "sysparm_fields": "sys_updated_on,sys_id",
+                "sysparm_limit": "1",
+            }
+        )
+        key = _row_key(rows[0]) if rows else None
+        return (key[0] if key else None), server_now
+
+    def scan(self, low: str, *, page_size: int | None = None) -> Iterator[Page]:
+        """Pages of rows changed at or after ``low``, in keyset order, until an empty page."""
+        cursor: Cursor = (low, "")  # no sys_id is empty, so "after" means ">= low"
+        first = True
+        while True:
+            rows, server_now = self.table_get(
+                {
+                    "sysparm_query": keyset_query(
+                        low, None if first else cursor, self.config.query
+                    ),
+                    "sysparm_fields": ",".join(FIELDS),
+                    "sysparm_limit": str(page_size or self.config.page_size),
+                }
+            )
+            if not rows:
+                return
+            kept, new_cursor = self._in_keyset_order(rows, cursor)
+            if new_cursor == cursor:
+                raise RemoteRejected(
+                    f"ServiceNow {self.base} answered rows outside the requested range "
+                    "(did the instance drop part of the query? check [servicenow] query and "
+                    "that the table has sys_updated_on)"
+                )
+            cursor, first = new_cursor, False
+            yield Page(kept, server_now, cursor, len(rows))
+
+    def _in_keyset_order(self, rows: list[Any], cursor: Cursor) -> tuple[list[Any], Cursor]:
+        kept: list[Any] = []
+        last = cursor
+        for row in rows:
+            key = _row_key(row)
+            if key is None:
+                kept.append(row)  # malformed: the parser quarantines it with a reason
+                continue
+            if key <= last:
+                if key == last or key <= cursor:
+                    continue  # a duplicated row (ServiceNow does send them) or a re-read
+                raise RemoteRejected(
+                    f"ServiceNow {self.base} returned rows out of order "
+                    f"({key[0]} after {last[0]}): the instance ignored ORDERBY; "
+                    "fd-sync stops rather than risk skipping rows"
+                )
+            last = key
+            kept.append(row)
+        return kept, last
+
+    # --- requests -------------------------------------------------------------------
+
+    def table_get(self, params: dict[str, str]) -> tuple[list[Any], datetime]:
+        """GET the table with fd-sync's fixed parameters; rows and ServiceNow's clock."""
+        url = f"{self.base}/api/now/table/{self.config.table}"
+        query = {
+            "sysparm_display_value": "false",
+            "sysparm_exclude_reference_link": "true",
+            "sysparm_no_count": "true",
+            **params,
+        }
+
+        def attempt() -> tuple[list[Any], datetime]:
+            response = self._get(url, query)
+            # Without a Date header the local clock stands in; it only caps the watermark.
+            return self._decode(response), response.server_time() or datetime.now(UTC)
+
+        return self._with_retries(attempt)
+
+    def _with_retries(self, attempt: Callable[[], T]) -> T:
+        def before_sleep(state: Any) -> None:
+            exc = state.outcome.exception()
+            self.log.warning(
+                "servicenow_retry",
+                attempt=state.attempt_number,
+                reason=getattr(exc, "reason", str(exc)),
+                status=getattr(exc, "status", None),
+                wait_seconds=round(state.upcoming_sleep, 2),
+            )
+
+        policy = retrying(
+            max_attempts=self.config.max_attempts,
+            max_seconds=RETRY_BUDGET_SECONDS,
+            wait=self.wait,
+            sleep=self.sleep,
+            before_sleep=before_sleep,
+        )
+        started = self.clock()
+        attempts = 0
+
+        def counted() -> T:
+            nonlocal attempts
+            attempts += 1
+            return attempt()
+
+        try:
+            return policy(counted)
+        except RetriableAPIError as exc:
+            status = f" (HTTP {exc.status})" if exc.status else ""
+            raise TemporaryFailure(
+                f"ServiceNow {self.base}: {exc.reason}{status}; gave up after {attempts} "
+                f"attempt(s) in {self.clock() - started:.0f} s; nothing was lost, "
+                "the next run continues"
+            ) from None
+        except FatalAPIError as exc:
+            raise self._fatal(exc) from None
+
+    def _fatal(self, exc: FatalAPIError) -> FdSyncError:
+        detail = f": {exc.detail}" if exc.detail else ""
+        who = (
+            f"user {self.config.username!r}"
+            if self.config.username
+            else f"OAuth client {self.config.client_id!r}"
+        )
+        if exc.status == 401:
+            return AccessDenied(
+                f"ServiceNow {self.base} rejected the credentials of {who} (HTTP 401{detail}); "
+                "check [servicenow] username and password. fd-sync does not retry, so the "
+                "account is not locked"
+            )
+        if exc.status == 403:
+            return AccessDenied(
+                f"ServiceNow {self.base} denied {who} read access to table "
+                f"{self.config.table!r} (HTTP 403{detail}); grant the itil role or a read ACL"
+            )
+        if exc.status == 400:
+            return RemoteRejected(
+                f"ServiceNow {self.base} rejected the query (HTTP 400{detail}); "
+                "check [servicenow] table and query"
+            )
+        if exc.status == 404:
+            return RemoteRejected(
+                f"ServiceNow {self.base} has no table API for {self.config.table!r} "
+                f"(HTTP 404{detail}); check [servicenow] instance_url and table"
+            )
+        status = f"HTTP {exc.status}" if exc.status else "refused"
+        return RemoteRejected(f"ServiceNow {self.base}: {exc.reason} ({status}{detail})")
+
+    def _get(self, url: str, params: dict[str, str]) -> Exchange:
+        headers = {"Accept": "application/json"}
+        auth: tuple[str, str] | None = None
+        if self.config.auth == "oauth":
+            headers["Authorization"] = f"Bearer {self._access_token()}"
+        else:
+            auth = (self.config.username or "", self.config.password or "")
+        self.requests_made += 1
+        response = exchange(
+            self.session,
+            "GET",
+            url,
+            timeout=self.config.timeout_seconds,
+            max_bytes=MAX_RESPONSE_BYTES,
+            clock=self.clock,
+            params=params,
+            headers=headers,
+            auth=auth,
+        )
+        if response.status == 401 and self.config.auth == "oauth" and self._token:
+            # The token expired early or was revoked: one fresh token, then judge.
+            self._token = None
+            headers["Authorization"] = f"Bearer {self._access_token()}"
+            self.requests_made += 1
+            response = exchange(
+                self.session,
+                "GET",
+                url,
+                timeout=self.config.timeout_seconds,
+                max_bytes=MAX_RESPONSE_BYTES,
+                clock=self.clock,
+                params=params,
+                headers=headers,
+            )
+        self._raise_for_status(response)
+        return response
+
+    def _raise_for_status(self, response: Exchange) -> None:
+        status = response.status
+        if 200 <= status < 300:
+            return
+        detail = _snow_error(response.body)
+        if status in {408, 429}:
+            raise RetriableAPIError(
+                "rate limited" if status == 429 else "request timeout",
+                status=status,
+                detail=detail,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
+        if status >= 500:
+            kind = "an HTML error page" if looks_like_html(response.body) else "a server error"
+            reason = detail or f"answered with {kind}"
+            if "maximum execution time" in detail.lower():
+                reason = (
+                    f"{detail} (the query ran too long: lower [servicenow] page_size or "
+                    "index the fields of [servicenow] query)"
+                )
+            raise RetriableAPIError(reason, status=status, detail=detail)
+        raise FatalAPIError(f"HTTP {status}", status=status, detail=detail)
+
+    def _decode(self, response: Exchange) -> list[Any]:
+        """The ``result`` array; anything else is retried, then ends the run with exit 75."""
+        if looks_like_html(response.body):
+            raise RetriableAPIError(
+                "answered with an HTML page instead of JSON (a login page or a proxy in "
+                "between?); check instance_url and that the user may use the REST API",
+                status=response.status,
+            )
+        try:
+            payload = response.json()
+        except ValueError:
+            raise RetriableAPIError(
+                f"answered with a body that is not JSON or is truncated "
+                f"({len(response.body)} bytes)",
+                status=response.status,
+            ) from None
+        result = payload.get("result") if isinstance(payload, dict) else None
+        if not isinstance(result, list):
+            raise RetriableAPIError("answered without a result list", status=response.status)
+        return result
+
+    # --- OAuth ----------------------------------------------------------------------
+
+    def _access_token(self) -> str:
+        if self._token and self.clock() < self._token_expires:
+            return self._token
+        data: dict[str, str] = {
+            "client_id": self.config.client_id or "",
+            "client_secret": self.config.client_secret or "",
+        }
+        if self._refresh_token:
+            data.update(grant_type="refresh_token", refresh_token=self._refresh_token)
+            try:
+                return self._fetch_token(data)
+            except (APIError, FdSyncError):
+                self._refresh_token = None  # fall back to a full grant below
+                del data["refresh_token"]
+        if self.config.username:
+            data.update(
+                grant_type="password",
+                username=self.config.username,
+                password=self.config.password or "",
+            )
+        else:
+            data.update(grant_type="client_credentials")
+        return self._fetch_token(data)
+
+    def _fetch_token(self, data: dict[str, str]) -> str:
+        self.requests_made += 1
+        response = exchange(
+            self.session,
+            "POST",
+            f"{self.base}/oauth_token.do",
+            timeout=self.config.timeout_seconds,
+            max_bytes=1 << 20,
+            clock=self.clock,
+            data=data,
+            headers={"Accept": "application/json"},
+        )
+        if response.status in (400, 401):
+            raise FatalAPIError(
+                f"OAuth token refused ({_oauth_error(response.body)})",
+                status=401,
+                detail="check client_id, client_secret, username and password",
+            )
+        if response.status >= 300:
+            raise RetriableAPIError(
+                f"OAuth token endpoint answered HTTP {response.status}", status=response.status
+            )
+        try:
+            payload = response.json()
+            token = str(payload["access_token"])
+        except (ValueError, KeyError, TypeError):
+            raise RetriableAPIError("OAuth token endpoint answered without access_token") from None
+        refresh = payload.get("refresh_token")
+        redaction.register([token, refresh if isinstance(refresh, str) else None])
+        self._token = token
+        self._refresh_token = refresh if isinstance(refresh, str) else self._refresh_token
+        try:
+            lifetime = float(payload.get("expires_in", 1800))
+        except (TypeError, ValueError):
+            lifetime = 1800.0
+        self._token_expires = self.clock() + max(0.0, lifetime - TOKEN_MARGIN_SECONDS)
+        return token
+
+
+def _oauth_error(body: bytes) -> str:
+    try:
+        payload = json.loads(body)
+        return str(payload.get("error_description") or payload.get("error") or "no reason given")
+    except (ValueError, AttributeError):
+        return "no reason given"

@@ -1,0 +1,461 @@
+"""A ServiceNow instance on loopback: the Table API and OAuth, as documented.
+
+What it reproduces, because pollers have been bitten by each of these:
+
+- every value is a string; reference fields are ``{"link", "value"}`` unless
+  ``sysparm_exclude_reference_link=true``; dot-walked fields such as
+  ``assignment_group.name`` may be requested in ``sysparm_fields``; unknown
+  fields there are ignored;
+- encoded queries with ``^``, ``^OR``, ``^NQ`` and ``ORDERBY``; invalid terms
+  are silently dropped (see :mod:`.encoded_query`);
+- ``sysparm_limit`` is applied *before* ACLs: rows in :attr:`acl_hidden` count
+  against the limit and are then removed, so pages come back short or empty;
+- rows committed late: :meth:`hide` keeps a row out of every answer until
+  :meth:`reveal`, although its ``sys_updated_on`` is already in the past;
+- duplicated rows in one answer (:attr:`duplicate_rows`);
+- a ``Date`` header from the simulated clock, which tests may move.
+
+Writes go through :meth:`create`, :meth:`update`, :meth:`delete`: they stamp
+``sys_updated_on`` from :attr:`clock` and bump ``sys_mod_count`` as the platform does.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import email.utils
+import hashlib
+import itertools
+import secrets
+import threading
+import time
+import urllib.parse
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fd_sync.simulators import encoded_query
+from fd_sync.simulators.http import Request, Response, SimServer
+
+SN_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+INCIDENT_COLUMNS = (
+    "sys_id",
+    "number",
+    "short_description",
+    "description",
+    "state",
+    "impact",
+    "urgency",
+    "priority",
+    "assignment_group",
+    "assigned_to",
+    "category",
+    "cmdb_ci",
+    "company",
+    "caller_id",
+    "comments",
+    "work_notes",
+    "sys_updated_on",
+    "sys_created_on",
+    "sys_mod_count",
+    "active",
+    "opened_at",
+    "resolved_at",
+    "closed_at",
+)
+REFERENCES = {
+    "assignment_group": "sys_user_group",
+    "assigned_to": "sys_user",
+    "caller_id": "sys_user",
+    "cmdb_ci": "cmdb_ci",
+    "company": "core_company",
+}
+CHOICES = {
+    "state": {
+        "1": "New",
+        "2": "In Progress",
+        "3": "On Hold",
+        "6": "Resolved",
+        "7": "Closed",
+        "8": "Canceled",
+    },
+    "impact": {"1": "1 - High", "2": "2 - Medium", "3": "3 - Low"},
+    "urgency": {"1": "1 - High", "2": "2 - Medium", "3": "3 - Low"},
+    "priority": {
+        "1": "1 - Critical",
+        "2": "2 - High",
+        "3": "3 - Moderate",
+        "4": "4 - Low",
+        "5": "5 - Planning",
+    },
+}
+
+
+class SimClock:
+    """The instance's clock: real time, or frozen/moved by the test (``ticking=False``)."""
+
+    def __init__(self, start: datetime | None = None, *, ticking: bool = True) -> None:
+        self._start = start or datetime.now(UTC).replace(microsecond=0)
+        self._t0 = time.monotonic()
+        self._offset = timedelta()
+        self.ticking = ticking
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            elapsed = (
+                timedelta(seconds=time.monotonic() - self._t0) if self.ticking else timedelta()
+            )
+            return self._start + elapsed + self._offset
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._offset += timedelta(seconds=seconds)
+
+    def text(self, delta_seconds: float = 0) -> str:
+        return (self.now() + timedelta(seconds=delta_seconds)).strftime(SN_FORMAT)
+
+
+def new_sys_id() -> str:
+    return secrets.token_hex(16)
+
+
+def _error(status: int, message: str, detail: str | None = None) -> Response:
+    return Response.json(
+        {"error": {"message": message, "detail": detail}, "status": "failure"}, status
+    )
+
+
+class ServiceNowSim(SimServer):
+    name = "servicenow"
+
+    def __init__(
+        self,
+        *,
+        username: str = "svc.fdsync",
+        password: str = "sn-password-0a1b2c",
+        client_id: str = "fd-sync-client",
+        client_secret: str = "sn-client-secret-3d4e5f",
+        clock: SimClock | None = None,
+        token_lifetime: int = 1800,
+        port: int = 0,
+    ) -> None:
+        super().__init__(port=port)
+        self.username = username
+        self.password = password
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.clock = clock or SimClock()
+        self.token_lifetime = token_lifetime
+        self.tables: dict[str, dict[str, dict[str, str]]] = {
+            "incident": {},
+            "sys_user": {},
+            "sys_user_group": {},
+            "cmdb_ci": {},
+            "core_company": {},
+            "sys_audit_delete": {},
+        }
+        self._index: list[tuple[str, str]] = []  # incident (sys_updated_on, sys_id), sorted
+        self.hidden: set[str] = set()  # committed late: invisible to every query for now
+        self.acl_hidden: set[str] = set()  # the integration user may not read these
+        self.duplicate_rows = 0  # the next N answers repeat one of their rows
+        self.deny_read = False  # 403 on the table: missing role or ACL
+        self.invalid_returns_no_rows = False
+        self.tokens: dict[str, float] = {}  # access token -> expiry (monotonic)
+        self.refresh_tokens: set[str] = set()
+        self._numbers = itertools.count(10001)
+
+    # --- data ---------------------------------------------------------------------------
+
+    def add_group(self, name: str, sys_id: str | None = None) -> str:
+        sys_id = sys_id or new_sys_id()
+        with self._lock:
+            self.tables["sys_user_group"][sys_id] = {"sys_id": sys_id, "name": name}
+        return sys_id
+
+    def add_user(
+        self, name: str, *, user_name: str = "", email: str = "", sys_id: str | None = None
+    ) -> str:
+        sys_id = sys_id or new_sys_id()
+        with self._lock:
+            self.tables["sys_user"][sys_id] = {
+                "sys_id": sys_id,
+                "name": name,
+                "user_name": user_name or name.lower(),
+                "email": email,
+            }
+        return sys_id
+
+    def create(self, *, updated_on: str | None = None, **fields: Any) -> dict[str, str]:
+        """A new incident, stamped now (or at ``updated_on``, for late or skewed rows)."""
+        with self._lock:
+            sys_id = str(fields.pop("sys_id", None) or new_sys_id())
+            stamp = updated_on or self.clock.text()
+            row = {column: "" for column in INCIDENT_COLUMNS}
+            row.update(
+                sys_id=sys_id,
+                number=f"INC{next(self._numbers):07d}",
+                state="1",
+                impact="2",
+                urgency="2",
+                priority="3",
+                active="true",
+                sys_created_on=stamp,
+                opened_at=stamp,
+                sys_mod_count="0",
+            )
+            row.update({k: str(v) for k, v in fields.items()})
+            row["sys_updated_on"] = stamp
+            self.tables["incident"][sys_id] = row
+            bisect.insort(self._index, (stamp, sys_id))
+            return dict(row)
+
+    def update(
+        self, sys_id: str, *, updated_on: str | None = None, **fields: Any
+    ) -> dict[str, str]:
+        """Change an incident as a form save would: new timestamp, mod count + 1."""
+        with self._lock:
+            row = self.tables["incident"][sys_id]
+            self._index.remove((row["sys_updated_on"], sys_id))
+            row.update({k: str(v) for k, v in fields.items()})
+            if "state" in fields:
+                row["active"] = "false" if row["state"] in ("6", "7", "8") else "true"
+            row["sys_updated_on"] = updated_on or self.clock.text()
+            row["sys_mod_count"] = str(int(row["sys_mod_count"]) + 1)
+            bisect.insort(self._index, (row["sys_updated_on"], sys_id))
+            return dict(row)
+
+    def resolve(self, sys_id: str, state: str = "6") -> dict[str, str]:
+        return self.update(sys_id, state=state)
+
+    def delete(self, sys_id: str) -> None:
+        with self._lock:
+            row = self.tables["incident"].pop(sys_id)
+            self._index.remove((row["sys_updated_on"], sys_id))
+            audit_id = new_sys_id()
+            self.tables["sys_audit_delete"][audit_id] = {
+                "sys_id": audit_id,
+                "tablename": "incident",
+                "documentkey": sys_id,
+                "sys_created_on": self.clock.text(),
+            }
+
+    def hide(self, sys_id: str) -> None:
+        with self._lock:
+            self.hidden.add(sys_id)
+
+    def reveal(self, sys_id: str) -> None:
+        with self._lock:
+            self.hidden.discard(sys_id)
+
+    def incident(self, sys_id: str) -> dict[str, str]:
+        with self._lock:
+            return dict(self.tables["incident"][sys_id])
+
+    def incidents(self) -> list[dict[str, str]]:
+        with self._lock:
+            return [dict(r) for r in self.tables["incident"].values()]
+
+    def open_sys_ids(self) -> set[str]:
+        """What ServiceNow considers open: states other than Resolved, Closed, Canceled."""
+        with self._lock:
+            return {
+                s for s, r in self.tables["incident"].items() if r["state"] not in ("6", "7", "8")
+            }
+
+    # --- HTTP ---------------------------------------------------------------------------
+
+    def date_header(self) -> str:
+        return email.utils.format_datetime(self.clock.now().astimezone(UTC), usegmt=True)
+
+    def handle(self, request: Request) -> Response:
+        if request.path == "/oauth_token.do" and request.method == "POST":
+            return self._oauth(request)
+        if not request.path.startswith("/api/now/table/"):
+            return _error(404, "Requested URI does not represent any resource")
+        if request.method != "GET":
+            return _error(405, "Method not allowed")
+        if not self._authenticated(request):
+            return _error(401, "User Not Authenticated", "Required to provide Auth information")
+        table = request.path[len("/api/now/table/") :].strip("/")
+        if table not in self.tables:
+            return _error(400, f"Invalid table {table}")
+        if self.deny_read:
+            return _error(403, "User Not Authorized", "ACL restricts the record retrieval")
+        return self._table_get(table, request.query)
+
+    def _authenticated(self, request: Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Basic "):
+            try:
+                user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+            except ValueError:
+                return False
+            return secrets.compare_digest(user, self.username) and secrets.compare_digest(
+                password, self.password
+            )
+        if header.startswith("Bearer "):
+            with self._lock:
+                expiry = self.tokens.get(header[7:])
+            return expiry is not None and time.monotonic() < expiry
+        return False
+
+    def _oauth(self, request: Request) -> Response:
+        form = dict(urllib.parse.parse_qsl(request.body.decode()))
+        if (
+            form.get("client_id") != self.client_id
+            or form.get("client_secret") != self.client_secret
+        ):
+            return Response.json(
+                {"error_description": "access_denied", "error": "server_error"}, 401
+            )
+        grant = form.get("grant_type")
+        if grant == "password":
+            if form.get("username") != self.username or form.get("password") != self.password:
+                return Response.json(
+                    {"error_description": "access_denied", "error": "server_error"}, 401
+                )
+        elif grant == "refresh_token":
+            with self._lock:
+                if form.get("refresh_token") not in self.refresh_tokens:
+                    return Response.json(
+                        {"error_description": "access_denied", "error": "server_error"}, 401
+                    )
+        elif grant != "client_credentials":
+            return Response.json({"error": "unsupported_grant_type"}, 400)
+        access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        with self._lock:
+            self.tokens[access] = time.monotonic() + self.token_lifetime
+            self.refresh_tokens.add(refresh)
+        return Response.json(
+            {
+                "access_token": access,
+                "refresh_token": refresh,
+                "scope": "useraccount",
+                "token_type": "Bearer",
+                "expires_in": self.token_lifetime - 1,
+            }
+        )
+
+    def expire_tokens(self) -> None:
+        with self._lock:
+            self.tokens.clear()
+
+    def _known_field(self, table: str) -> Any:
+        def known(name: str) -> bool:
+            base, _, rest = name.partition(".")
+            if table == "incident":
+                if base not in INCIDENT_COLUMNS:
+                    return False
+                return not rest or base in REFERENCES
+            rows = self.tables[table]
+            sample = next(iter(rows.values()), {"sys_id": ""})
+            return base in sample or base in ("sys_id", "sys_updated_on", "sys_created_on")
+
+        return known
+
+    def _get(self, table: str) -> Any:
+        def get(row: dict[str, str], name: str) -> str | None:
+            base, _, rest = name.partition(".")
+            if not rest:
+                return row.get(base)
+            target_table = REFERENCES.get(base) if table == "incident" else None
+            target = self.tables.get(target_table or "", {}).get(row.get(base, ""))
+            return (target or {}).get(rest, "")
+
+        return get
+
+    def _table_get(self, table: str, params: dict[str, str]) -> Response:
+        with self._lock:
+            query = encoded_query.parse(params.get("sysparm_query", ""), self._known_field(table))
+            if query.dropped and self.invalid_returns_no_rows:
+                rows: list[dict[str, str]] = []
+                more = False
+            else:
+                limit = int(params.get("sysparm_limit") or 10000)
+                offset = int(params.get("sysparm_offset") or 0)
+                rows, more = self._select(table, query, offset, limit)
+            # sysparm_limit counted these; the ACL now removes them.
+            rows = [r for r in rows if r["sys_id"] not in self.acl_hidden]
+            if rows and self.duplicate_rows > 0:
+                self.duplicate_rows -= 1
+                rows.insert(len(rows) // 2, rows[len(rows) // 2])
+            result = [self._render(table, r, params) for r in rows]
+        headers = {}
+        if params.get("sysparm_no_count") != "true":
+            headers["X-Total-Count"] = str(len(result))
+        if more:
+            headers["Link"] = f'<{self.url}/api/now/table/{table}>;rel="next"'
+        return Response.json({"result": result}, **headers)
+
+    def _select(
+        self, table: str, query: encoded_query.Query, offset: int, limit: int
+    ) -> tuple[list[dict[str, str]], bool]:
+        """Matching rows in order, windowed by offset/limit; keyset scans use the index."""
+        get = self._get(table)
+        data = self.tables[table]
+        keyset = [("sys_updated_on", False), ("sys_id", False)]
+        if table == "incident" and query.order[:2] in (keyset, keyset[:1]):
+            low = query.lower_bound("sys_updated_on") or ""
+            start = bisect.bisect_left(self._index, (low, ""))
+            candidates = (data[sys_id] for _, sys_id in itertools.islice(self._index, start, None))
+        elif table == "incident" and query.order[:1] == [("sys_updated_on", True)]:
+            candidates = (data[sys_id] for _, sys_id in reversed(self._index))
+        else:
+            candidates = iter(sorted(data.values(), key=lambda r: r["sys_id"]))
+            for name, descending in reversed(query.order):
+                candidates = iter(
+                    sorted(candidates, key=lambda r, n=name: get(r, n) or "", reverse=descending)
+                )
+        out: list[dict[str, str]] = []
+        skipped = 0
+        for row in candidates:
+            if row["sys_id"] in self.hidden or not query.matches(row, get):
+                continue
+            if skipped < offset:
+                skipped += 1
+                continue
+            if len(out) == limit:
+                return out, True
+            out.append(row)
+        return out, False
+
+    def _render(self, table: str, row: dict[str, str], params: dict[str, str]) -> dict[str, Any]:
+        fields_param = params.get("sysparm_fields", "")
+        names = [f for f in fields_param.split(",") if f] if fields_param else list(row)
+        display = params.get("sysparm_display_value", "false")
+        exclude_links = params.get("sysparm_exclude_reference_link") == "true"
+        get = self._get(table)
+        known = self._known_field(table)
+        out: dict[str, Any] = {}
+        for name in names:
+            if not known(name):
+                continue  # unknown fields are silently ignored, as the platform does
+            value = get(row, name) or ""
+            base = name.partition(".")[0]
+            label = self._display(table, name, value)
+            if display == "true":
+                out[name] = label
+            elif display == "all":
+                out[name] = {"display_value": label, "value": value}
+            elif table == "incident" and name in REFERENCES and not exclude_links and value:
+                out[name] = {
+                    "link": f"{self.url}/api/now/table/{REFERENCES[base]}/{value}",
+                    "value": value,
+                }
+            else:
+                out[name] = value
+        return out
+
+    def _display(self, table: str, name: str, value: str) -> str:
+        if table == "incident" and name in CHOICES:
+            return CHOICES[name].get(value, value)
+        if table == "incident" and name in REFERENCES:
+            target = self.tables.get(REFERENCES[name], {}).get(value) or {}
+            return target.get("name", "")
+        return value
+
+
+def stable_sys_id(seed: str) -> str:
+    """A deterministic 32-hex sys_id, for reproducible fixtures and benchmarks."""
+    return hashlib.md5(seed.encode(), usedforsecurity=False).hexdigest()

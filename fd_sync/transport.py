@@ -1,0 +1,274 @@
+"""HTTP plumbing both remotes share: sessions, bounded exchanges, the retry policy.
+
+Failures are sorted here, at the boundary, into two kinds (as singer-sdk does):
+:class:`RetriableAPIError` when asking again may work (network errors,
+timeouts, 429, 5xx, a garbled body) and :class:`FatalAPIError` when it will
+not (other 4xx). The ServiceNow and Flashduty clients decide what each status
+means for them; this module only guarantees that an exchange ends within its
+deadline, reads at most ``max_bytes``, and never puts a URL (which may carry a
+token) into an error message.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+import tenacity
+import urllib3
+
+from fd_sync import __version__
+
+USER_AGENT = f"fd-sync/{__version__} (+https://github.com/flashcatcloud)"
+RETRY_AFTER_CAP = 60.0  # seconds; a longer Retry-After ends the run instead of stalling it
+
+
+class APIError(Exception):
+    """A failed exchange, described without secrets."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        detail: str | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.request_id = request_id
+        self.retry_after = retry_after
+
+
+class RetriableAPIError(APIError):
+    """Asking again later may succeed. ``retry=False``: not within this run."""
+
+    def __init__(self, reason: str, *, retry: bool = True, **kwargs: Any) -> None:
+        super().__init__(reason, **kwargs)
+        self.retry = retry
+
+
+class FatalAPIError(APIError):
+    """The remote refused the request itself; repeating it cannot help."""
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """A completed HTTP exchange: status, headers and the whole body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    elapsed: float = 0.0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def server_time(self) -> datetime | None:
+        """The remote's clock from its ``Date`` header, if it sent one we can read."""
+        value = self.headers.get("Date")
+        if not value:
+            return None
+        try:
+            moment = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def make_session(*, ca_bundle: str | None = None, proxy: str | None = None) -> requests.Session:
+    """A keep-alive session; TLS verification is always on (a CA bundle may be added)."""
+    session = requests.Session()
+    session.headers["User-Agent"] = USER_AGENT
+    if ca_bundle:
+        session.verify = ca_bundle
+    if proxy:
+        session.proxies = {"http": proxy, "https": proxy}
+    return session
+
+
+def _network_reason(exc: Exception, timeout: float) -> tuple[str, bool]:
+    """A short, URL-free description of a transport failure, and whether to retry now."""
+    text = str(exc)
+    if isinstance(exc, requests.exceptions.SSLError):
+        if "CERTIFICATE_VERIFY_FAILED" in text or "certificate" in text.lower():
+            return "TLS certificate not trusted (self-signed or private CA?)", False
+        return "TLS handshake failed", True
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return "the proxy refused or failed the connection", True
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return f"no TCP connection within {timeout:g} s (firewall or wrong host?)", True
+    if isinstance(
+        exc, requests.exceptions.ReadTimeout | urllib3.exceptions.ReadTimeoutError | TimeoutError
+    ):
+        return f"no answer within {timeout:g} s", True
+    lowered = text.lower()
+    if any(
+        s in lowered
+        for s in (
+            "name or service not known",
+            "nodename nor servname",
+            "temporary failure in name resolution",
+            "no address associated",
+            "failed to resolve",
+            "getaddrinfo failed",
+        )
+    ):
+        return "DNS lookup failed (check the host name and the resolver)", True
+    if "connection refused" in lowered:
+        return "connection refused (nothing listens there, or a firewall rejects it)", True
+    if any(
+        s in lowered
+        for s in (
+            "remotedisconnected",
+            "connection aborted",
+            "connection reset",
+            "broken pipe",
+            "incompleteread",
+            "protocolerror",
+        )
+    ):
+        return "connection dropped before the answer was complete", True
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError | urllib3.exceptions.ProtocolError):
+        return "connection dropped before the answer was complete", True
+    return f"network error ({type(exc).__name__})", True
+
+
+def exchange(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    timeout: float,
+    max_bytes: int,
+    clock: Callable[[], float] = time.monotonic,
+    **kwargs: Any,
+) -> Exchange:
+    """One request whose total time, headers to last byte, is bounded by ``timeout``.
+
+    ``requests`` timeouts bound each socket read, so a remote that trickles a
+    byte a second would never trip them; this reads the body in chunks
+    against one deadline and a size cap.
+    """
+    started = clock()
+    deadline = started + timeout
+    try:
+        response = session.request(
+            method, url, timeout=(min(timeout, 10.0), timeout), stream=True, **kwargs
+        )
+    except requests.RequestException as exc:
+        reason, retry = _network_reason(exc, timeout)
+        raise RetriableAPIError(reason, retry=retry) from None
+    try:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            # read1 returns as soon as some bytes arrive; iter_content would wait
+            # for a whole chunk and let a trickling remote outlive the deadline.
+            chunk = response.raw.read1(65536, decode_content=True)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > max_bytes:
+                raise RetriableAPIError(
+                    f"answer larger than {max_bytes // 2**20} MiB",
+                    status=response.status_code,
+                    retry=False,
+                )
+            if clock() > deadline:
+                raise RetriableAPIError(f"answer not complete within {timeout:g} s")
+            chunks.append(chunk)
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        reason, retry = _network_reason(exc, timeout)
+        raise RetriableAPIError(reason, retry=retry) from None
+    finally:
+        response.close()
+    return Exchange(
+        status=response.status_code,
+        headers=response.headers,
+        body=b"".join(chunks),
+        elapsed=clock() - started,
+    )
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    now = now or datetime.now(UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - now).total_seconds())
+
+
+def looks_like_html(body: bytes) -> bool:
+    head = body[:512].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head", b"<body"))
+
+
+class BackoffWait:
+    """Exponential backoff with equal jitter, capped; a server's Retry-After wins."""
+
+    def __init__(
+        self,
+        *,
+        initial: float = 0.5,
+        cap: float = 30.0,
+        retry_after_cap: float = RETRY_AFTER_CAP,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.initial = initial
+        self.cap = cap
+        self.retry_after_cap = retry_after_cap
+        self.rng = rng
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        if isinstance(exc, APIError) and exc.retry_after is not None:
+            return min(exc.retry_after, self.retry_after_cap)
+        base = min(self.cap, self.initial * 2 ** (retry_state.attempt_number - 1))
+        return base / 2 + base / 2 * self.rng()
+
+
+def _should_retry(exc: BaseException) -> bool:
+    return isinstance(exc, RetriableAPIError) and exc.retry
+
+
+def retrying(
+    *,
+    max_attempts: int,
+    max_seconds: float,
+    wait: BackoffWait,
+    sleep: Callable[[float], None] = time.sleep,
+    before_sleep: Callable[[tenacity.RetryCallState], None] | None = None,
+) -> tenacity.Retrying:
+    """The one retry policy: retriable errors only, bounded in attempts and in time."""
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception(_should_retry),
+        stop=tenacity.stop_after_attempt(max_attempts) | tenacity.stop_before_delay(max_seconds),
+        wait=wait,
+        sleep=sleep,
+        reraise=True,
+        before_sleep=before_sleep,
+    )

@@ -1,0 +1,113 @@
+"""Both push formats, Flashduty's limits enforced by truncation, and the severity mapping."""
+
+from __future__ import annotations
+
+import pytest
+
+from fd_sync.incident import Incident
+from fd_sync.payloads import (
+    DESCRIPTION_LIMIT,
+    LABEL_VALUE_LIMIT,
+    MAX_LABELS,
+    TITLE_LIMIT,
+    labels,
+    servicenow_body,
+    severity,
+    standard_body,
+)
+from fd_sync.reconcile import Kind
+
+LINK = "https://acme.service-now.com/incident.do?sys_id=abc"
+
+
+def incident(**kw) -> Incident:
+    base = dict(
+        sys_id="a" * 32,
+        number="INC0010001",
+        updated_on="2026-11-01 08:00:00",
+        mod_count=1,
+        state="2",
+        short_description="Disk full on db-01",
+        description="The disk is full.",
+        impact="1",
+        urgency="2",
+        priority="2",
+        assignment_group="Database",
+        assignment_group_id="b" * 32,
+        assigned_to="Ann Lee",
+        assigned_to_id="c" * 32,
+    )
+    base.update(kw)
+    return Incident(**base)
+
+
+@pytest.mark.parametrize(
+    ("urgency", "expected"), [("1", "Critical"), ("2", "Warning"), ("3", "Info"), ("", "Warning")]
+)
+def test_severity_follows_urgency(urgency, expected):
+    assert severity(incident(urgency=urgency)) == expected
+
+
+def test_standard_create_and_resolve():
+    body = standard_body(Kind.CREATE, incident(), link=LINK)
+    assert body["event_status"] == "Warning"
+    assert body["alert_key"] == "a" * 32
+    assert body["title_rule"] == "INC0010001: Disk full on db-01"
+    assert body["description"] == "The disk is full."
+    assert body["labels"]["assignment_group"] == "Database"
+    assert body["labels"]["priority"] == "2 - High"
+    assert body["labels"]["link"] == LINK
+    resolved = standard_body(Kind.RESOLVE, incident(state="6"), link=LINK)
+    assert resolved["event_status"] == "Ok"
+    assert resolved["alert_key"] == "a" * 32
+    assert resolved["title_rule"]  # required even to recover
+
+
+def test_servicenow_format_matches_fd_servicenow():
+    body = servicenow_body(Kind.CREATE, incident())
+    assert body == {
+        "action_type": "insert",
+        "number": "INC0010001",
+        "sys_id": "a" * 32,
+        "short_description": "Disk full on db-01",
+        "description": "The disk is full.",
+        "impact": "High",
+        "urgency": "Medium",
+        "state": "In Progress",
+        "comments": "",
+        "personal_channels": "",
+        "assignment_group": "Database",
+        "assignment_group_id": "b" * 32,
+        "notify_members": [],
+        "rule_id": "",
+        "teams_id": "",
+    }
+    assert servicenow_body(Kind.UPDATE, incident())["action_type"] == "update"
+    assert servicenow_body(Kind.RESOLVE, incident(state="7")) == {
+        "action_type": "rule_update",
+        "number": "INC0010001",
+        "sys_id": "a" * 32,
+        "state": "Closed",
+    }
+
+
+def test_limits_are_enforced_by_truncation():
+    huge = incident(
+        short_description="t" * 5000, description="d" * 100_000, assignment_group="g" * 5000
+    )
+    body = standard_body(Kind.CREATE, huge, link=LINK)
+    assert len(body["title_rule"]) == TITLE_LIMIT
+    assert body["title_rule"].endswith("…")
+    assert len(body["description"]) == DESCRIPTION_LIMIT
+    assert len(body["labels"]["assignment_group"]) == LABEL_VALUE_LIMIT
+    sn = servicenow_body(Kind.CREATE, huge)
+    assert len(sn["short_description"]) == TITLE_LIMIT
+    assert len(sn["description"]) == DESCRIPTION_LIMIT
+
+
+def test_labels_keep_flashduty_rules():
+    extra = {f"k{i}": "v" for i in range(80)} | {"bad-key": "x", "9starts_with_digit": "y"}
+    out = labels(incident(), link=LINK, extra=extra)
+    assert len(out) == MAX_LABELS
+    assert "bad-key" not in out and "9starts_with_digit" not in out
+    assert "assigned_to" in out  # built-in labels come first
