@@ -11,12 +11,10 @@ import time
 from collections.abc import Callable
 
 from fd_sync.config import Config
-from fd_sync.delivery import Destination
+from fd_sync.delivery import DEFAULT_DESTINATION, Destination
 from fd_sync.flashduty import FlashdutyClient
 from fd_sync.ratelimit import flashduty_limiter
 from fd_sync.servicenow import ServiceNowClient
-
-DEFAULT_DESTINATION = "default"
 
 
 def servicenow_client(
@@ -34,7 +32,9 @@ def destinations(
         fd.push_url,
         timeout=fd.timeout_seconds,
         max_attempts=fd.max_attempts,
-        limiter=flashduty_limiter(fd.max_requests_per_minute, sleep=sleep),
+        # Real time for the limiter even when tests replace the retry sleep: its
+        # clock and its sleep must agree, or it would spin.
+        limiter=flashduty_limiter(fd.max_requests_per_minute),
         sleep=sleep,
     )
     return {DEFAULT_DESTINATION: Destination(DEFAULT_DESTINATION, client, fd.push_format)}

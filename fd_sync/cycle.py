@@ -29,7 +29,7 @@ import structlog
 
 from fd_sync import logs, payloads
 from fd_sync.config import Config
-from fd_sync.delivery import Deliverer, DeliveryReport, Destination
+from fd_sync.delivery import DEFAULT_DESTINATION, Deliverer, DeliveryReport, Destination
 from fd_sync.errors import (
     EX_OK,
     EX_PROTOCOL,
@@ -40,7 +40,7 @@ from fd_sync.errors import (
 from fd_sync.incident import BadRecord, Incident, parse_record
 from fd_sync.ledger import Ledger
 from fd_sync.reconcile import Decision, Kind, LedgerEntry, reconcile
-from fd_sync.servicenow import ServiceNowClient
+from fd_sync.servicenow import Page, ServiceNowClient
 from fd_sync.watermark import advance, format_sn_time, scan_start
 
 WATERMARK = "watermark"  # newest sys_updated_on handled
@@ -48,6 +48,15 @@ SCAN_FROM = "scan_from"  # set by --since: the next scan starts exactly here
 BASELINE_UNTIL = "baseline_until"  # rows last changed up to here predate the install
 
 _unknown_states_logged: set[str] = set()
+
+
+@dataclass(frozen=True)
+class PagePlan:
+    """One page, decided: parsed incidents, their decisions, and the rows that were bad."""
+
+    incidents: list[Incident]
+    decisions: list[Decision]
+    bad: list[tuple[str | None, str, str]]  # (sys_id, reason, sample) for the quarantine
 
 
 @dataclass(frozen=True)
@@ -248,44 +257,61 @@ class Cycle:
         overlay: dict[str, LedgerEntry] = {}  # dry run: decisions the ledger did not keep
         for page in self.servicenow.scan(low):
             report.pages += 1
-            incidents, bad = self._parse(page.records)
-            report.fetched += len(incidents)
-            entries = ledger.entries(i.sys_id for i in incidents)
-            entries.update({i.sys_id: overlay[i.sys_id] for i in incidents if i.sys_id in overlay})
-            decisions = reconcile(incidents, entries, baseline_until=baseline_until)
-            report.changed += len(decisions)
-            self._note_unknown_states(decisions)
-            new_watermark = advance(watermark, page.cursor[0], page.server_now)
+            plan = self._decide(page, overlay, baseline_until)
+            report.fetched += len(plan.incidents)
+            report.changed += len(plan.decisions)
+            report.quarantined += len(plan.bad)
+            watermark = advance(watermark, page.cursor[0], page.server_now)
             if dry_run:
-                overlay.update({d.incident.sys_id: d.entry for d in decisions})
-                report.planned.extend(self._plan(decisions))
-                for d in decisions:
-                    if d.event is not None:
-                        report.events[d.event.value] += 1
-                    if d.cancel_pending:
-                        report.events["cancelled"] += 1
-                report.quarantined += len(bad)
+                self._preview(plan, report, overlay)
             else:
-                with ledger.transaction("record a page"):
-                    counts = ledger.record(decisions, destination="default", run_id=report.run_id)
-                    for sys_id, reason, sample in bad:
-                        ledger.quarantine(sys_id, reason, sample)
-                    ledger.set_state(WATERMARK, new_watermark)
-                    ledger.set_state(SCAN_FROM, None)
-                for kind, n in counts.items():
-                    report.events[kind] += n
-                report.quarantined += len(bad)
-            watermark = new_watermark
+                self._commit(plan, report, watermark)
             self.log.debug(
                 "page_done",
                 page=report.pages,
                 rows=page.raw_count,
-                decisions=len(decisions),
+                decisions=len(plan.decisions),
                 watermark=watermark,
             )
             if self.should_stop():
                 self.log.info("scan_interrupted", reason="stop requested", watermark=watermark)
                 return
+
+    def _decide(
+        self, page: Page, overlay: Mapping[str, LedgerEntry], baseline_until: str | None
+    ) -> PagePlan:
+        """Parse a page and decide its events; reads the ledger, writes nothing."""
+        incidents, bad = self._parse(page.records)
+        entries = self.ledger.entries(i.sys_id for i in incidents)
+        entries.update({i.sys_id: overlay[i.sys_id] for i in incidents if i.sys_id in overlay})
+        decisions = reconcile(incidents, entries, baseline_until=baseline_until)
+        self._note_unknown_states(decisions)
+        return PagePlan(incidents, decisions, bad)
+
+    def _commit(self, plan: PagePlan, report: CycleReport, watermark: str) -> None:
+        """Rows, events and the watermark advance: one transaction, all or nothing."""
+        with self.ledger.transaction("record a page"):
+            counts = self.ledger.record(
+                plan.decisions, destination=DEFAULT_DESTINATION, run_id=report.run_id
+            )
+            for sys_id, reason, sample in plan.bad:
+                self.ledger.quarantine(sys_id, reason, sample)
+            self.ledger.set_state(WATERMARK, watermark)
+            self.ledger.set_state(SCAN_FROM, None)
+        for kind, n in counts.items():
+            report.events[kind] += n
+
+    def _preview(
+        self, plan: PagePlan, report: CycleReport, overlay: dict[str, LedgerEntry]
+    ) -> None:
+        """Dry run: remember the decisions in memory only, so later pages build on them."""
+        overlay.update({d.incident.sys_id: d.entry for d in plan.decisions})
+        report.planned.extend(self._plan(plan.decisions))
+        for d in plan.decisions:
+            if d.event is not None:
+                report.events[d.event.value] += 1
+            if d.cancel_pending:
+                report.events["cancelled"] += 1
 
     def _first_run_start(self, dry_run: bool) -> tuple[str, str | None]:
         """Start at the newest change in the table: nothing before the install is pushed.

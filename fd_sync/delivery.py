@@ -28,6 +28,7 @@ from fd_sync.ledger import Ledger, OutboxEvent
 from fd_sync.transport import FatalAPIError, RetriableAPIError
 
 BATCH = 500
+DEFAULT_DESTINATION = "default"  # the [flashduty] push_url
 
 
 @dataclass(frozen=True)
