@@ -300,6 +300,9 @@ class Cycle:
             self.ledger.set_state(SCAN_FROM, None)
         for kind, n in counts.items():
             report.events[kind] += n
+        for d in plan.decisions:
+            if d.cancel_pending:
+                self.log.info("events_cancelled", number=d.incident.number, reason=d.why)
 
     def _preview(
         self, plan: PagePlan, report: CycleReport, overlay: dict[str, LedgerEntry]

@@ -28,7 +28,14 @@ from fd_sync.simulators.flashduty import FlashdutySim
 from fd_sync.simulators.servicenow import ServiceNowSim, SimClock
 
 START = datetime(2026, 11, 1, 8, 0, 0, tzinfo=UTC)
-OUTPUTS: list[str] = []  # every byte fd-sync printed in this session, for the secrets test
+OUTPUTS: list[str] = []  # every byte fd-sync printed in this session
+# The simulators' credentials: no output of any fd-sync process may contain them.
+SIMULATOR_SECRETS = (
+    ServiceNowSim().password,
+    ServiceNowSim().client_secret,
+    FlashdutySim().token,
+    FlashdutySim().integration_key,
+)
 
 
 def toml_value(value: Any) -> str:
@@ -243,7 +250,10 @@ def run_fd_sync() -> Callable[..., Result]:
             env=child_env(env),
             timeout=timeout,
         )
-        OUTPUTS.append(done.stdout + done.stderr)
+        output = done.stdout + done.stderr
+        OUTPUTS.append(output)
+        for secret in SIMULATOR_SECRETS:
+            assert secret not in output, "a secret reached fd-sync's output"
         return Result(done.returncode, done.stdout, done.stderr)
 
     return run

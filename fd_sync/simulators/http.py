@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import sys
 import threading
 import time
 import urllib.parse
@@ -78,6 +79,17 @@ class Fault:
         )
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """Clients that vanish mid-request (killed, timed out) are expected here, not errors."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
+
 class SimServer:
     """Serves ``handle(request) -> Response`` on 127.0.0.1 in a background thread."""
 
@@ -113,7 +125,7 @@ class SimServer:
             def date_time_string(self, timestamp: float | None = None) -> str:
                 return sim.date_header()  # send_response() sends Date from here
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
+        self._server = _QuietServer(("127.0.0.1", self._port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever,
