@@ -10,17 +10,25 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import requests
+
 from fd_sync.config import Config
 from fd_sync.delivery import DEFAULT_DESTINATION, Destination
 from fd_sync.flashduty import FlashdutyClient
 from fd_sync.ratelimit import flashduty_limiter
 from fd_sync.servicenow import ServiceNowClient
+from fd_sync.transport import make_session
+
+
+def session(config: Config) -> requests.Session:
+    """A keep-alive session with the operator's CA bundle and proxy."""
+    return make_session(ca_bundle=config.http.ca_bundle, proxy=config.http.proxy)
 
 
 def servicenow_client(
     config: Config, *, sleep: Callable[[float], None] = time.sleep
 ) -> ServiceNowClient:
-    return ServiceNowClient(config.servicenow, sleep=sleep)
+    return ServiceNowClient(config.servicenow, session=session(config), sleep=sleep)
 
 
 def destinations(
@@ -35,6 +43,7 @@ def destinations(
         # Real time for the limiter even when tests replace the retry sleep: its
         # clock and its sleep must agree, or it would spin.
         limiter=flashduty_limiter(fd.max_requests_per_minute),
+        session=session(config),
         sleep=sleep,
     )
     return {DEFAULT_DESTINATION: Destination(DEFAULT_DESTINATION, client, fd.push_format)}

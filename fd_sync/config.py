@@ -65,17 +65,28 @@ class SyncConfig:
 
 
 @dataclass(frozen=True)
+class HttpConfig:
+    """Outbound HTTP for both remotes. TLS verification is always on."""
+
+    ca_bundle: Path | None = None  # a private CA or a TLS-inspecting proxy's CA
+    proxy: str | None = field(default=None, repr=False)  # may carry user:password
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     servicenow: ServiceNowConfig
     flashduty: FlashdutyConfig
     sync: SyncConfig
+    http: HttpConfig = field(default_factory=HttpConfig)
     warnings: tuple[str, ...] = ()
 
     def secrets(self) -> list[str]:
         """Every secret value this configuration holds, for redaction."""
         sn, fd = self.servicenow, self.flashduty
-        return [v for v in (sn.password, sn.client_secret, *push_url_secrets(fd.push_url)) if v]
+        values = [sn.password, sn.client_secret, *push_url_secrets(fd.push_url)]
+        values.extend(proxy_secrets(self.http.proxy))
+        return [v for v in values if v]
 
 
 # --- the schema -----------------------------------------------------------------------
@@ -164,6 +175,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "timeout_seconds": Key((int, float), 10.0, _positive_seconds(300)),
         "max_attempts": Key(int, 5, _int_range(1, 20)),
         "max_requests_per_minute": Key(int, 1000, _int_range(1, 1000)),
+    },
+    "http": {
+        "ca_bundle": Key(str, None),
+        "proxy": Key(str, None),
     },
     "sync": {
         "database": Key(str, None),
@@ -262,7 +277,10 @@ def parse(
     sn = _servicenow(values["servicenow"], path, warnings, secrets_required)
     fd = _flashduty(values["flashduty"], path, warnings, secrets_required)
     sync = _sync(values["sync"], path, env)
-    return Config(path=path, servicenow=sn, flashduty=fd, sync=sync, warnings=tuple(warnings))
+    http = _http(values["http"], path)
+    return Config(
+        path=path, servicenow=sn, flashduty=fd, sync=sync, http=http, warnings=tuple(warnings)
+    )
 
 
 def _problem(path: Path, section: str, key: str | None, message: str) -> ConfigError:
@@ -516,6 +534,37 @@ def _flashduty(
         max_attempts=v["max_attempts"],
         max_requests_per_minute=v["max_requests_per_minute"],
     )
+
+
+def proxy_secrets(proxy: str | None) -> list[str]:
+    """The password in a proxy URL such as http://user:pass@proxy:3128, and the URL itself."""
+    if not proxy:
+        return []
+    parsed = urllib.parse.urlsplit(proxy)
+    return [proxy, parsed.password] if parsed.password else []
+
+
+def _http(v: dict[str, Any], path: Path) -> HttpConfig:
+    ca_bundle = None
+    if v["ca_bundle"]:
+        ca_bundle = Path(v["ca_bundle"]).expanduser()
+        if not ca_bundle.is_absolute():
+            ca_bundle = path.parent / ca_bundle
+        try:
+            text = ca_bundle.read_text(encoding="ascii", errors="replace")
+        except OSError as exc:
+            raise _problem(
+                path, "http", "ca_bundle", f"cannot read {ca_bundle}: {exc.strerror}"
+            ) from None
+        if "-----BEGIN CERTIFICATE-----" not in text:
+            raise _problem(path, "http", "ca_bundle", f"{ca_bundle} holds no PEM certificate")
+    proxy = v["proxy"]
+    if proxy:
+        redaction.register(proxy_secrets(proxy))
+        parsed = urllib.parse.urlsplit(proxy)
+        if parsed.scheme not in ("http", "https", "socks5", "socks5h") or not parsed.hostname:
+            raise _problem(path, "http", "proxy", "must be a URL such as http://proxy:3128")
+    return HttpConfig(ca_bundle=ca_bundle, proxy=proxy)
 
 
 def default_database(env: Mapping[str, str]) -> Path:

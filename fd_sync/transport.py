@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import os
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -89,12 +90,15 @@ class Exchange:
         return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def make_session(*, ca_bundle: str | None = None, proxy: str | None = None) -> requests.Session:
-    """A keep-alive session; TLS verification is always on (a CA bundle may be added)."""
+def make_session(
+    *, ca_bundle: str | os.PathLike[str] | None = None, proxy: str | None = None
+) -> requests.Session:
+    """A keep-alive session. TLS verification is always on; ``ca_bundle`` replaces the
+    system CAs. Without ``proxy``, HTTPS_PROXY/NO_PROXY from the environment apply."""
     session = requests.Session()
     session.headers["User-Agent"] = USER_AGENT
     if ca_bundle:
-        session.verify = ca_bundle
+        session.verify = str(ca_bundle)
     if proxy:
         session.proxies = {"http": proxy, "https": proxy}
     return session
@@ -105,7 +109,11 @@ def _network_reason(exc: Exception, timeout: float) -> tuple[str, bool]:
     text = str(exc)
     if isinstance(exc, requests.exceptions.SSLError):
         if "CERTIFICATE_VERIFY_FAILED" in text or "certificate" in text.lower():
-            return "TLS certificate not trusted (self-signed or private CA?)", False
+            return (
+                "TLS certificate not trusted (self-signed, private CA or a TLS-inspecting "
+                "proxy? set [http] ca_bundle to its CA)",
+                False,
+            )
         return "TLS handshake failed", True
     if isinstance(exc, requests.exceptions.ProxyError):
         return "the proxy refused or failed the connection", True
@@ -166,8 +174,14 @@ def exchange(
     started = clock()
     deadline = started + timeout
     try:
+        # verify= per request: otherwise REQUESTS_CA_BUNDLE would override ca_bundle.
         response = session.request(
-            method, url, timeout=(min(timeout, 10.0), timeout), stream=True, **kwargs
+            method,
+            url,
+            timeout=(min(timeout, 10.0), timeout),
+            stream=True,
+            verify=session.verify,
+            **kwargs,
         )
     except requests.RequestException as exc:
         reason, retry = _network_reason(exc, timeout)

@@ -10,6 +10,7 @@ clock.
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -83,6 +84,26 @@ def sn_clock() -> SimClock:
 def servicenow(sn_clock: SimClock) -> Iterator[ServiceNowSim]:
     with ServiceNowSim(clock=sn_clock) as sim:
         yield sim  # type: ignore[misc]
+
+
+@dataclass
+class TlsPair:
+    """A test CA (its PEM file for [http] ca_bundle) and a server context it signed."""
+
+    ca_file: Path
+    server_context: ssl.SSLContext
+
+
+@pytest.fixture
+def tls(tmp_path: Path) -> TlsPair:
+    import trustme
+
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    ca_file = tmp_path / "test-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    return TlsPair(ca_file, context)
 
 
 @pytest.fixture

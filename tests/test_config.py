@@ -234,3 +234,22 @@ def test_cli_reads_fd_sync_config_from_the_environment(tmp_path, run_fd_sync):
     result = run_fd_sync("once", env={"FD_SYNC_CONFIG": str(tmp_path / "from-env.toml")})
     assert result.code == 78
     assert "from-env.toml" in result.stderr
+
+
+def test_ca_bundle_must_be_a_readable_pem(tmp_path):
+    doc = minimal(http={"ca_bundle": str(tmp_path / "missing.pem")})
+    with pytest.raises(ConfigError, match=r"\[http\] ca_bundle: cannot read"):
+        parse(doc, path=tmp_path / "c.toml", env={})
+    (tmp_path / "junk.pem").write_text("not a certificate")
+    doc = minimal(http={"ca_bundle": "junk.pem"})
+    with pytest.raises(ConfigError, match="holds no PEM certificate"):
+        parse(doc, path=tmp_path / "c.toml", env={})
+
+
+def test_proxy_credentials_are_secrets(tmp_path):
+    from fd_sync import redaction
+
+    doc = minimal(http={"proxy": "http://user:proxy-pass-77@proxy.corp:3128"})
+    cfg = parse(doc, path=tmp_path / "c.toml", env={})
+    assert "proxy-pass-77" in cfg.secrets()
+    assert "proxy-pass-77" not in redaction.redact("via http://user:proxy-pass-77@proxy.corp")

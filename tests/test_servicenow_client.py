@@ -286,3 +286,48 @@ def test_parse_error_config_for_client(tmp_path):
             path=tmp_path / "c.toml",
             env={},
         )
+
+
+def test_an_untrusted_certificate_names_the_fix_and_is_not_retried(
+    tls, sn_clock, make_config, sleeps
+):
+    from fd_sync.simulators.servicenow import ServiceNowSim
+
+    with ServiceNowSim(clock=sn_clock, tls=tls.server_context) as sim:
+        config = make_config(servicenow={"instance_url": sim.url})
+        client = ServiceNowClient(config.servicenow, sleep=sleeps)
+        with pytest.raises(TemporaryFailure) as info:
+            list(client.scan("2026-01-01 00:00:00"))
+        assert sim.url in str(info.value)
+        assert "TLS certificate not trusted" in str(info.value)
+        assert "[http] ca_bundle" in str(info.value)
+        assert sleeps.calls == []
+
+
+def test_ca_bundle_makes_a_private_ca_trusted(tls, sn_clock, make_config, sleeps):
+    from fd_sync import app
+    from fd_sync.simulators.servicenow import ServiceNowSim
+
+    with ServiceNowSim(clock=sn_clock, tls=tls.server_context) as sim:
+        open_incident(sim)
+        config = make_config(
+            servicenow={"instance_url": sim.url}, http={"ca_bundle": str(tls.ca_file)}
+        )
+        client = app.servicenow_client(config, sleep=sleeps)
+        assert len(list(client.scan("2026-01-01 00:00:00"))) == 1
+
+
+def test_ca_bundle_wins_over_requests_ca_bundle(
+    tls, sn_clock, make_config, sleeps, monkeypatch, tmp_path
+):
+    from fd_sync import app
+    from fd_sync.simulators.servicenow import ServiceNowSim
+
+    other = tmp_path / "other.pem"
+    other.write_text(__import__("trustme").CA().cert_pem.bytes().decode())
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(other))
+    with ServiceNowSim(clock=sn_clock, tls=tls.server_context) as sim:
+        config = make_config(
+            servicenow={"instance_url": sim.url}, http={"ca_bundle": str(tls.ca_file)}
+        )
+        assert list(app.servicenow_client(config, sleep=sleeps).scan("2026-01-01 00:00:00")) == []

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import ssl
 import threading
 import time
 from collections import deque
@@ -63,8 +64,9 @@ class FlashdutySim(SimServer):
         integration_key: str = "fdkey0123456789abcdef",
         rate_limit_per_minute: int | None = None,
         port: int = 0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
-        super().__init__(port=port)
+        super().__init__(port=port, tls=tls)
         self.token = token
         self.integration_key = integration_key
         self.rate_limit_per_minute = rate_limit_per_minute

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -95,7 +96,8 @@ class SimServer:
 
     name = "simulator"
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, *, tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls  # serve HTTPS with this server-side context
         self._lock = threading.RLock()
         self.requests: list[Request] = []
         self.faults: list[Fault] = []
@@ -126,6 +128,8 @@ class SimServer:
                 return sim.date_header()  # send_response() sends Date from here
 
         self._server = _QuietServer(("127.0.0.1", self._port), Handler)
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -157,7 +161,8 @@ class SimServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     # --- faults -------------------------------------------------------------------------
 

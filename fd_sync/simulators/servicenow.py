@@ -27,6 +27,7 @@ import email.utils
 import hashlib
 import itertools
 import secrets
+import ssl
 import threading
 import time
 import urllib.parse
@@ -139,8 +140,9 @@ class ServiceNowSim(SimServer):
         clock: SimClock | None = None,
         token_lifetime: int = 1800,
         port: int = 0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
-        super().__init__(port=port)
+        super().__init__(port=port, tls=tls)
         self.username = username
         self.password = password
         self.client_id = client_id
