@@ -9,6 +9,7 @@ clock.
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import ssl
@@ -71,9 +72,15 @@ def to_toml(document: dict[str, Any]) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _quiet_logs() -> Iterator[None]:
-    logs.configure("warning", json=True)
-    yield
+def _logs_without_secrets() -> Iterator[io.StringIO]:
+    """Every in-process log line, at every level, is kept and checked for secrets."""
+    buffer = io.StringIO()
+    logs.configure("debug", stream=buffer, json=True)
+    yield buffer
+    text = buffer.getvalue()
+    OUTPUTS.append(text)
+    for secret in SIMULATOR_SECRETS:
+        assert secret not in text, "a secret reached fd-sync's log"
 
 
 @pytest.fixture
@@ -255,7 +262,9 @@ def fd_sync_command(*args: str) -> list[str]:
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FD_SYNC_")}
-    env.update({"PYTHONUNBUFFERED": "1", "FD_SYNC_LOG_FORMAT": "json"})
+    # Debug level: the secrets check must hold at every level.
+    env.update({"PYTHONUNBUFFERED": "1", "FD_SYNC_LOG_FORMAT": "json",
+                "FD_SYNC_LOG_LEVEL": "debug"})
     env.update(extra or {})
     return env
 
