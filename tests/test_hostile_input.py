@@ -1,4 +1,4 @@
-"""Fuzzing the record-to-event path: any JSON shape in, a bounded valid event or a quarantine out."""
+"""Fuzzing the record-to-event path: any JSON in, a bounded event or a quarantine out."""
 
 from __future__ import annotations
 
