@@ -298,10 +298,14 @@ class Soak:
     # --- the run ------------------------------------------------------------------------
 
     def run(self, seconds: float) -> Figures:
+        # Install first: the first cycle records the present without paging (by design),
+        # so incidents created before it would rightly never be alerted.
+        self.start_daemon()
+        if not self.wait_for_clean_cycle(after=time.time() - 1, timeout=60):
+            raise RuntimeError("the daemon never completed its first cycle")
         started = time.monotonic()
         for _ in range(20):
             self.create()
-        self.start_daemon()
         actions: list[tuple[float, Callable[[], None]]] = [
             (8, self.create),
             (10, self.update),
