@@ -227,6 +227,11 @@ class Ledger:
                     exit_code=EX_CONFIG,
                 )
 
+    @property
+    def _routed(self) -> bool:
+        """Whether m002 is applied: a read-only open of an older ledger does not migrate it."""
+        return "destination" in self.db["incidents"].columns_dict
+
     @contextlib.contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
         """Translate SQLite's exceptions into one-line, actionable StorageErrors."""
@@ -324,9 +329,10 @@ class Ledger:
             for start in range(0, len(ids), _CHUNK):
                 chunk = ids[start : start + _CHUNK]
                 marks = ",".join("?" * len(chunk))
+                routes = "destination, pinned" if self._routed else "NULL, 0"
                 for row in self.db.execute(
-                    "SELECT sys_id, updated_on, mod_count, alert_open, fingerprint, destination,"
-                    f" pinned FROM incidents WHERE sys_id IN ({marks})",
+                    "SELECT sys_id, updated_on, mod_count, alert_open, fingerprint,"
+                    f" {routes} FROM incidents WHERE sys_id IN ({marks})",
                     chunk,
                 ):
                     sys_id, updated_on, mod_count, alert_open, fingerprint, where, pinned = row
@@ -357,6 +363,8 @@ class Ledger:
         """What the dispatch of each pinned incident chose; its updates carry the same."""
         ids = list(dict.fromkeys(sys_ids))
         out: dict[str, Extras] = {}
+        if not self._routed:
+            return out  # an older ledger, opened read-only: nothing was ever pinned
         with self._errors("read the ledger"):
             for start in range(0, len(ids), _CHUNK):
                 chunk = ids[start : start + _CHUNK]

@@ -25,7 +25,7 @@ import requests
 
 from fd_sync import logs
 from fd_sync.errors import AccessDenied, RemoteRejected, TemporaryFailure
-from fd_sync.flashduty import classify, describe
+from fd_sync.flashduty import classify, describe, flashduty_retrying
 from fd_sync.ratelimit import SlidingWindowLimiter
 from fd_sync.transport import (
     BackoffWait,
@@ -33,11 +33,9 @@ from fd_sync.transport import (
     RetriableAPIError,
     exchange,
     make_session,
-    retrying,
 )
 
 TIMEOUT_SECONDS = 30.0
-RETRY_BUDGET_SECONDS = 90.0
 LIMITS = ((40, 1.0), (900, 60.0))  # under the account's 50/s and 1000/min
 BATCH = 100  # ids per /person/infos, /team/infos, /schedule/infos request
 PAGE_LIMIT = 100  # the largest page /member/list and /channel/list serve
@@ -139,22 +137,13 @@ class OpenAPIClient:
     def call(self, path: str, body: dict[str, Any]) -> Any:
         """POST one OpenAPI request; its ``data``, or an FdSyncError naming what failed."""
 
-        def before_sleep(state: Any) -> None:
-            exc = state.outcome.exception()
-            self.log.warning(
-                "openapi_retry",
-                path=path,
-                attempt=state.attempt_number,
-                error=describe(exc) if isinstance(exc, RetriableAPIError) else str(exc),
-                wait_seconds=round(state.upcoming_sleep, 2),
-            )
-
-        policy = retrying(
+        policy = flashduty_retrying(
+            self.log,
+            "openapi_retry",
             max_attempts=self.max_attempts,
-            max_seconds=RETRY_BUDGET_SECONDS,
             wait=self.wait,
             sleep=self.sleep,
-            before_sleep=before_sleep,
+            path=path,
         )
         data = json.dumps(body).encode()
         try:

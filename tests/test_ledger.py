@@ -10,7 +10,7 @@ import pytest
 
 from fd_sync.errors import StorageError
 from fd_sync.incident import Incident
-from fd_sync.ledger import Ledger, known_migrations
+from fd_sync.ledger import Ledger, known_migrations, migrations
 from fd_sync.reconcile import reconcile
 
 
@@ -131,18 +131,15 @@ def test_quarantine_keeps_one_copy_of_a_row_seen_again(database):
         assert ledger.summary()["quarantined"] == 1
 
 
-def test_a_ledger_from_before_routing_upgrades_in_place(database):
-    """m001 ledgers: open alerts lived at the [flashduty] push_url, queued events had no
-    route extras; both must keep working after the upgrade."""
+def m001_ledger(database, inc):
+    """A ledger as fd-sync wrote it before routing: one open alert, its create queued."""
     from sqlite_utils import Database
 
     from fd_sync.ledger import migrations
-    from fd_sync.reconcile import Kind, decide
 
     database.parent.mkdir(parents=True)
     old = Database(database)
     migrations.apply(old, stop_before="m002_routing")
-    inc = incident(1)
     old.execute(
         "INSERT INTO incidents VALUES (?, ?, ?, 1, '1', 1, ?, ?, '2026-11-01T08:00:00+00:00')",
         [inc.sys_id, inc.number, inc.updated_on, inc.fingerprint(), json.dumps(inc.to_dict())],
@@ -154,6 +151,25 @@ def test_a_ledger_from_before_routing_upgrades_in_place(database):
     )
     old.conn.commit()
     old.close()
+
+
+def test_an_older_ledger_opened_read_only_is_read_without_migrating(database):
+    inc = incident(1)
+    m001_ledger(database, inc)
+    with Ledger(database, readonly=True) as ledger:  # what once --dry-run and explain open
+        entry = ledger.entries([inc.sys_id])[inc.sys_id]
+        assert entry.alert_at == "default" and not entry.pinned
+        assert ledger.pins([inc.sys_id]) == {}
+        assert "m002_routing" not in {m.name for m in migrations.applied(ledger.db)}
+
+
+def test_a_ledger_from_before_routing_upgrades_in_place(database):
+    """m001 ledgers: open alerts lived at the [flashduty] push_url, queued events had no
+    route extras; both must keep working after the upgrade."""
+    from fd_sync.reconcile import Kind, decide
+
+    inc = incident(1)
+    m001_ledger(database, inc)
     with Ledger(database) as ledger:
         assert [r[0] for r in ledger.db.execute("SELECT name FROM _sqlite_migrations")] == (
             known_migrations()

@@ -14,8 +14,10 @@ from fd_sync.incident import Incident
 from fd_sync.routing import Route, Routing, route
 
 from .conftest import change, open_incident, to_toml
+from .test_config import PUSH, minimal
+from .test_payloads import incident as payload_incident
 
-NET_ID, DB_ID = "a1" * 16, "b2" * 16
+NET_ID = "a1" * 16
 
 ROUTES = Routing(
     routes=(
@@ -34,19 +36,9 @@ ROUTES = Routing(
 
 
 def incident(**kw: str) -> Incident:
-    base = dict(
-        sys_id="c" * 32,
-        number="INC0010001",
-        updated_on="2026-11-01 08:00:00",
-        mod_count=1,
-        state="1",
-        urgency="3",
-        priority="3",
-        assignment_group="Database",
-        assignment_group_id=DB_ID,
-    )
+    """State In Progress, urgency and priority 3, group Database (see test_payloads)."""
     extra = {"u_service": kw.pop("u_service", "")}
-    return Incident(**{**base, **kw}, extra=extra)
+    return payload_incident(**{"urgency": "3", "priority": "3", "extra": extra, **kw})
 
 
 @pytest.mark.parametrize(
@@ -106,23 +98,12 @@ def test_a_route_without_match_keys_takes_everything():
 
 # --- configuration ------------------------------------------------------------------------
 
-PUSH = "https://api.flashcat.cloud/event/push/servicenow/tok3n-default"
 OTHER = "https://api.flashcat.cloud/event/push/alert/standard?integration_key=rOuTeSeCrEt99"
 
 
 def document(*routes: dict, **sections: dict) -> dict:
-    doc = {
-        "servicenow": {
-            "instance_url": "https://acme.service-now.com",
-            "username": "svc",
-            "password": "pw-secret-1",
-        },
-        "flashduty": {"push_url": PUSH},
-        "sync": {"database": "/tmp/x.db"},
-        "route": list(routes),
-    }
-    for name, values in sections.items():
-        doc.setdefault(name, {}).update(values)
+    doc = minimal(**sections)
+    doc["route"] = list(routes)
     return doc
 
 
@@ -171,7 +152,7 @@ def test_route_push_url_sources_and_shared_destinations(tmp_path):
     (tmp_path / "net.url").write_text(OTHER + "\n")
     cred = tmp_path / "creds"
     cred.mkdir()
-    (cred / "db_url").write_text(PUSH.replace("default", "db"))
+    (cred / "db_url").write_text(PUSH + "-db")
     cfg = parse(
         document(
             {"name": "net", "push_url_file": "net.url"},
