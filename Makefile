@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat setup.cfg setup.py | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint format bench soak clean
+.PHONY: demo test lint format soak clean
 
 $(STAMP): setup.cfg setup.py
 	rm -f $(VENV)/.installed-*
@@ -30,3 +30,8 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .ruff_cache
+
+## soak: the chaos soak against a real daemon (SOAK_MINUTES, default 10); prints the figures
+SOAK_MINUTES ?= 10
+soak: $(STAMP)
+	$(BIN)/python -m tests.chaos --minutes $(SOAK_MINUTES)
