@@ -284,14 +284,14 @@ class Cycle:
         self.log.info("scan_started", low=low, watermark=watermark)
 
         overlay: dict[str, LedgerEntry] = {}  # dry run: decisions the ledger did not keep
-        self.enricher = Enricher(
+        enricher = Enricher(
             Lookups(self.servicenow),  # a fresh cache per cycle: people and groups change
             sync_comments=self.config.servicenow.sync_comments,
             severity_by=self.config.routing.severity_by,
         )
         for page in self.servicenow.scan(low):
             report.pages += 1
-            plan = self._decide(page, overlay, baseline_until)
+            plan = self._decide(page, overlay, baseline_until, enricher)
             report.fetched += len(plan.incidents)
             report.changed += len(plan.decisions)
             report.quarantined += len(plan.bad)
@@ -313,7 +313,11 @@ class Cycle:
                 return
 
     def _decide(
-        self, page: Page, overlay: Mapping[str, LedgerEntry], baseline_until: str | None
+        self,
+        page: Page,
+        overlay: Mapping[str, LedgerEntry],
+        baseline_until: str | None,
+        enricher: Enricher,
     ) -> PagePlan:
         """Parse, route and decide a page, and render its events' extras; writes nothing."""
         incidents, bad = self._parse(page.records)
@@ -323,7 +327,7 @@ class Cycle:
         changed = {
             i.sys_id for i in incidents if i.sys_id not in entries or is_newer(i, entries[i.sys_id])
         }
-        incidents = self.enricher.with_comments(incidents, changed)
+        incidents = enricher.with_comments(incidents, changed)
         matches = {
             i.sys_id: routing.route(i, self.config.routing)
             for i in incidents
@@ -333,7 +337,7 @@ class Cycle:
         decisions = reconcile(incidents, entries, targets=targets, baseline_until=baseline_until)
         self._note_unknown_states(decisions)
         pins = self.ledger.pins(d.incident.sys_id for d in decisions if d.entry.pinned)
-        extras = self.enricher.extras(decisions, matches, pins)
+        extras = enricher.extras(decisions, matches, pins)
         return PagePlan(incidents, decisions, bad, extras)
 
     def _commit(self, plan: PagePlan, report: CycleReport, watermark: str) -> None:

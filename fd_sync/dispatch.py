@@ -25,10 +25,10 @@ from fd_sync.errors import (
     EX_OK,
     EX_PROTOCOL,
     EX_TEMPFAIL,
-    EX_USAGE,
     ConfigError,
     FdSyncError,
     RemoteRejected,
+    UsageRefused,
 )
 from fd_sync.incident import BadRecord, Incident, parse_record
 from fd_sync.ledger import DEAD, DELIVERED, Ledger, OutboxEvent
@@ -38,12 +38,6 @@ from fd_sync.reconcile import Decision, Kind
 from fd_sync.routing import Match, Route
 
 OpenAPIFactory = Callable[[], OpenAPIClient]
-
-
-class DispatchRefused(FdSyncError):
-    """The command asks for something that does not exist or needs --force."""
-
-    exit_code = EX_USAGE
 
 
 @dataclass(frozen=True)
@@ -92,7 +86,7 @@ def read_incident(config: Config, lookups: Lookups, number: str) -> Incident:
     """The incident as a cycle would read it, with its latest comment when synced."""
     raw = lookups.incident_by_number(number)
     if raw is None:
-        raise DispatchRefused(
+        raise UsageRefused(
             f"no incident {number} in ServiceNow table {config.servicenow.table!r} (check the "
             "number, and that the integration user may read it)"
         )
@@ -113,7 +107,7 @@ def rule_by_name(client: OpenAPIClient, channel_id: int, name: str) -> str:
         if str(rule.get("rule_name") or "").casefold() == name.casefold():
             return str(rule.get("rule_id") or "")
     names = ", ".join(repr(str(r.get("rule_name"))) for r in enabled) or "none"
-    raise DispatchRefused(
+    raise UsageRefused(
         f"no enabled escalation rule named {name!r} in channel {channel_id} (enabled: {names}); "
         "see fd-sync rules"
     )
@@ -141,14 +135,14 @@ class Dispatcher:
         """Read the incident, route it, apply the flags, decide the events. Writes nothing."""
         incident = read_incident(self.config, self.lookups, number)
         if not incident.is_open and not choices.force:
-            raise DispatchRefused(
+            raise UsageRefused(
                 f"{incident.number} is {incident.state_name} in ServiceNow: dispatching would "
                 "page people for a closed incident; add --force if you mean it"
             )
         if choices.group:
             found = self.lookups.group_by_name(choices.group)
             if found is None:
-                raise DispatchRefused(f"no ServiceNow assignment group named {choices.group!r}")
+                raise UsageRefused(f"no ServiceNow assignment group named {choices.group!r}")
             incident = replace(incident, assignment_group_id=found[0], assignment_group=found[1])
         match = routing.route(incident, self.config.routing)
         # A skip route sends nothing by itself; asked by hand, send as the default route.
@@ -187,14 +181,14 @@ class Dispatcher:
         named = self.lookups.users(named_keys)
         unknown = [k for k in named_keys if k not in named]
         if unknown and choices.members is not None:
-            raise DispatchRefused(f"no ServiceNow user with email or user_name {unknown[0]!r}")
+            raise UsageRefused(f"no ServiceNow user with email or user_name {unknown[0]!r}")
+        if choices.group_members and not incident.assignment_group_id:
+            # Asked for by hand: say so, rather than notify nobody.
+            raise UsageRefused(
+                f"{incident.number} has no assignment group: pass --group NAME with --group-members"
+            )
         group: tuple[payloads.Member, ...] = ()
-        if whole_group:
-            if not incident.assignment_group_id:
-                raise DispatchRefused(
-                    f"{incident.number} has no assignment group: pass --group NAME with "
-                    "--group-members"
-                )
+        if whole_group and incident.assignment_group_id:
             group = self.lookups.group_members([incident.assignment_group_id])[
                 incident.assignment_group_id
             ]

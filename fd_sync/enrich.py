@@ -22,7 +22,7 @@ from dataclasses import replace
 from typing import Any
 
 from fd_sync import logs, routing
-from fd_sync.errors import FdSyncError
+from fd_sync.errors import UsageRefused
 from fd_sync.incident import Incident
 from fd_sync.payloads import Extras, Member
 from fd_sync.reconcile import Decision, Kind
@@ -30,12 +30,6 @@ from fd_sync.routing import Match, Route
 from fd_sync.servicenow import ServiceNowClient
 
 JOURNAL_PAGE = 1000  # comments per request; one request per page unless a page has more
-
-
-class LookupRefused(FdSyncError):
-    """A name given on the command line does not exist in ServiceNow."""
-
-    exit_code = 64
 
 
 def _text(row: Mapping[str, Any], key: str) -> str:
@@ -46,7 +40,7 @@ def _text(row: Mapping[str, Any], key: str) -> str:
 def query_value(value: str, what: str) -> str:
     """A value safe inside an encoded query: '^' and ',' would change its meaning."""
     if not value or set(value) & set("^,"):
-        raise LookupRefused(f"{what} {value!r} cannot be looked up (it contains '^' or ',')")
+        raise UsageRefused(f"{what} {value!r} cannot be looked up (it contains '^' or ',')")
     return value
 
 

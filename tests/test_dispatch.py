@@ -259,3 +259,17 @@ def test_dry_run_prints_the_bodies_and_changes_nothing(
     assert body["action_type"] == "insert" and body["rule_id"] == "route-rule"
     assert flashduty.requests_to(PUSH) == []
     assert ledger_row(database, inc["sys_id"]) is None
+
+
+def test_dropping_a_refused_dispatch_unpins_the_incident(
+    servicenow, flashduty, config, run_fd_sync, database
+):
+    inc = open_incident(servicenow, priority="5")  # skipped by its route
+    flashduty.inject(status=400, path=PUSH, body='{"request_id": "r", "error": {"code": "X"}}')
+    assert run_fd_sync("--config", config, "dispatch", inc["number"]).code == 76
+    assert ledger_row(database, inc["sys_id"]) == (1, "default", 1)
+    conn = sqlite3.connect(database)
+    (event_id,) = conn.execute("SELECT id FROM outbox WHERE status = 'dead'").fetchone()
+    conn.close()
+    assert run_fd_sync("--config", config, "outbox", "drop", str(event_id)).code == 0
+    assert ledger_row(database, inc["sys_id"]) == (0, None, 0)  # no alert, and no pin left
