@@ -13,9 +13,12 @@ from collections.abc import Callable
 import requests
 
 from fd_sync.config import Config
-from fd_sync.delivery import DEFAULT_DESTINATION, Destination
+from fd_sync.delivery import Destination
+from fd_sync.errors import ConfigError
 from fd_sync.flashduty import FlashdutyClient
+from fd_sync.openapi import OpenAPIClient
 from fd_sync.ratelimit import flashduty_limiter
+from fd_sync.reconcile import DEFAULT_DESTINATION
 from fd_sync.servicenow import ServiceNowClient
 from fd_sync.transport import make_session
 
@@ -34,16 +37,50 @@ def servicenow_client(
 def destinations(
     config: Config, *, sleep: Callable[[float], None] = time.sleep
 ) -> dict[str, Destination]:
-    """Every Flashduty integration events may go to, keyed by the name the outbox stores."""
+    """Every Flashduty integration events may go to, keyed by the name the outbox stores.
+
+    Each push URL gets one client and one rate limiter, however many routes
+    use it; every route's own name is an alias of its destination.
+    """
     fd = config.flashduty
-    client = FlashdutyClient(
-        fd.push_url,
-        timeout=fd.timeout_seconds,
-        max_attempts=fd.max_attempts,
-        # Real time for the limiter even when tests replace the retry sleep: its
-        # clock and its sleep must agree, or it would spin.
-        limiter=flashduty_limiter(fd.max_requests_per_minute),
+
+    def destination(name: str, push_url: str, push_format: str) -> Destination:
+        client = FlashdutyClient(
+            push_url,
+            timeout=fd.timeout_seconds,
+            max_attempts=fd.max_attempts,
+            # Real time for the limiter even when tests replace the retry sleep: its
+            # clock and its sleep must agree, or it would spin.
+            limiter=flashduty_limiter(fd.max_requests_per_minute),
+            session=session(config),
+            sleep=sleep,
+        )
+        return Destination(name, client, push_format)  # type: ignore[arg-type]
+
+    out = {DEFAULT_DESTINATION: destination(DEFAULT_DESTINATION, fd.push_url, fd.push_format)}
+    for route_destination in config.routing.destinations:
+        out[route_destination.name] = destination(
+            route_destination.name, route_destination.push_url, route_destination.push_format
+        )
+    for alias, name in config.routing.aliases.items():
+        out.setdefault(alias, out[name])
+    return out
+
+
+def openapi_client(
+    config: Config, *, purpose: str, sleep: Callable[[float], None] = time.sleep
+) -> OpenAPIClient:
+    """The Flashduty OpenAPI client; ``purpose`` names the command in the error."""
+    fd = config.flashduty
+    if not fd.app_key:
+        raise ConfigError(
+            f"{config.path}: [flashduty] app_key is required for {purpose}: set app_key, "
+            "app_key_file, or FD_SYNC_FLASHDUTY_APP_KEY (Flashduty: Account > APP Key)"
+        )
+    return OpenAPIClient(
+        fd.api_url,
+        fd.app_key,
         session=session(config),
+        max_attempts=fd.max_attempts,
         sleep=sleep,
     )
-    return {DEFAULT_DESTINATION: Destination(DEFAULT_DESTINATION, client, fd.push_format)}

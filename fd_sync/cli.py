@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 import threading
 import traceback
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -412,6 +414,214 @@ def demo(cycles: int) -> int:
     from fd_sync.demo import run_demo
 
     return run_demo(cycles=cycles, echo=click.echo)
+
+
+def _echo(lines: Sequence[str]) -> None:
+    for line in lines:
+        click.echo(redact(line))
+
+
+def _number(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", value):
+        raise click.BadParameter("expected an incident number such as INC0010001")
+    return value
+
+
+def _channels(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    from fd_sync.routing import CHANNELS
+
+    chosen = tuple(dict.fromkeys(c.strip().lower() for c in value.split(",") if c.strip()))
+    unknown = [c for c in chosen if c not in CHANNELS]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown channel {unknown[0]!r}; choose from {','.join(CHANNELS)}"
+        )
+    return chosen
+
+
+@cli.command()
+@click.argument("number", callback=_number)
+@click.option(
+    "--group",
+    metavar="NAME",
+    help="Assignment group to send, by name (and whose members --group-members notifies).",
+)
+@click.option(
+    "--members",
+    metavar="LIST",
+    help="ServiceNow users to notify, by email or "
+    "user_name, comma-separated; replaces the route's.",
+)
+@click.option(
+    "--group-members",
+    is_flag=True,
+    help="Notify every active member of the assignment group (the dialog's select-all).",
+)
+@click.option(
+    "--channels",
+    metavar="LIST",
+    callback=_channels,
+    help="Personal channels, comma-separated: sms, voice, teams, email; replaces the route's.",
+)
+@click.option("--rule", "rule_id", metavar="RULE_ID", help="Escalation rule id.")
+@click.option(
+    "--rule-name",
+    metavar="NAME",
+    help="Escalation rule by name, looked up in the "
+    "channel through the OpenAPI (needs [flashduty] app_key and channel_id).",
+)
+@click.option(
+    "--severity",
+    type=click.Choice(["Critical", "Warning", "Info"], case_sensitive=False),
+    help="Severity; replaces the route's or the mapping's.",
+)
+@click.option(
+    "--force", is_flag=True, help="Dispatch even a resolved, closed or canceled incident."
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the route, the choices and the exact bodies; send and record nothing.",
+)
+@click.pass_obj
+def dispatch(
+    options: Options,
+    number: str,
+    group: str | None,
+    members: str | None,
+    group_members: bool,
+    channels: tuple[str, ...] | None,
+    rule_id: str | None,
+    rule_name: str | None,
+    severity: str | None,
+    force: bool,
+    dry_run: bool,
+) -> int:
+    """Send one incident to Flashduty now, like fd-servicenow's "Send to Flashduty" dialog.
+
+    Builds what the incident's route would send, with the flags overriding it,
+    delivers it at once (behind earlier events of the same incident) and
+    prints Flashduty's request id. The incident is then pinned: its updates
+    and its resolve follow it to where it was sent, whatever the routes say,
+    until it closes.
+    """
+    from fd_sync import app
+    from fd_sync.dispatch import Choices, Dispatcher, describe_plan, describe_sent, dumps, failure
+    from fd_sync.enrich import Lookups
+    from fd_sync.ledger import Ledger
+    from fd_sync.lock import RunLock
+
+    if rule_id and rule_name:
+        raise click.UsageError("--rule and --rule-name exclude each other")
+    choices = Choices(
+        group=group,
+        members=None
+        if members is None
+        else tuple(m.strip() for m in members.split(",") if m.strip()),
+        group_members=group_members,
+        channels=channels,
+        rule_id=rule_id,
+        rule_name=rule_name,
+        severity=severity.capitalize() if severity else None,
+        force=force,
+    )
+    cfg = _load_config(options)
+    lookups = Lookups(app.servicenow_client(cfg))
+    destinations = app.destinations(cfg)
+
+    def openapi() -> Any:
+        return app.openapi_client(cfg, purpose="--rule-name")
+
+    database = cfg.sync.database
+    if dry_run:
+        ledger = Ledger(database, readonly=True) if database.exists() else Ledger.scratch()
+        with ledger:
+            dispatcher = Dispatcher(cfg, ledger, lookups, destinations, openapi=openapi)
+            plan = dispatcher.plan(number, choices)
+            _echo(describe_plan(plan, destinations[plan.route.destination].push_format))
+            for kind, where, body in dispatcher.bodies(plan):
+                _echo([f"would send {kind} to {where}:", *dumps(body).splitlines()])
+        return 0
+    with RunLock(database), Ledger(database) as ledger:
+        dispatcher = Dispatcher(cfg, ledger, lookups, destinations, openapi=openapi)
+        plan = dispatcher.plan(number, choices)
+        sent = dispatcher.send(plan, run_id=uuid.uuid4().hex[:12])
+    push_format = destinations[plan.route.destination].push_format
+    _echo(describe_plan(plan, push_format) + describe_sent(sent))
+    error = failure(sent)
+    if error is not None:
+        _print_error(error)
+        return error.exit_code
+    return 0
+
+
+@cli.command()
+@click.option(
+    "--channel",
+    "channel_id",
+    type=click.IntRange(1),
+    metavar="ID",
+    help="Channel id [default: [flashduty] channel_id].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the rules as one JSON object.")
+@click.pass_obj
+def rules(options: Options, channel_id: int | None, as_json: bool) -> int:
+    """Show a channel's enabled escalation rules: each layer's persons, teams and schedules
+    by name, when it starts, and the channels used per severity."""
+    from fd_sync import app, escalation
+    from fd_sync.errors import ConfigError
+
+    cfg = _load_config(options, secrets_required=False)
+    channel_id = channel_id or cfg.flashduty.channel_id
+    if channel_id is None:
+        raise ConfigError(
+            f"{cfg.path}: [flashduty] channel_id is not set: set it, or pass --channel ID"
+        )
+    client = app.openapi_client(cfg, purpose="fd-sync rules")
+    found = escalation.load_rules(client, channel_id)
+    name = escalation.channel_name(client, channel_id)
+    if as_json:
+        click.echo(
+            json.dumps(escalation.as_json(found, channel_id=channel_id, name=name), indent=2)
+        )
+    else:
+        _echo(escalation.render(found, channel_id=channel_id, name=name).splitlines())
+    return 0
+
+
+@cli.command()
+@click.argument("number", callback=_number)
+@click.pass_obj
+def explain(options: Options, number: str) -> int:
+    """Show which route an incident matches and why, the exact payload its next change
+    would send, and the escalation path Flashduty would follow. Changes nothing."""
+    from fd_sync import app
+    from fd_sync.enrich import Lookups
+    from fd_sync.explain import explain as explain_incident
+    from fd_sync.ledger import Ledger
+
+    cfg = _load_config(options)
+    database = cfg.sync.database
+    ledger = Ledger(database, readonly=True) if database.exists() else Ledger.scratch()
+
+    def openapi() -> Any:
+        return app.openapi_client(cfg, purpose="fd-sync explain")
+
+    with ledger:
+        lines = explain_incident(
+            cfg,
+            ledger,
+            Lookups(app.servicenow_client(cfg)),
+            app.destinations(cfg),
+            number,
+            openapi=openapi if cfg.flashduty.app_key else None,
+        )
+    _echo(lines)
+    return 0
 
 
 def _dead_reason(reason: dict[str, Any]) -> str:

@@ -4,10 +4,12 @@ Everything is validated here, before any network call, and every problem is a
 :class:`ConfigError` that names the file, the ``[section] key`` and the fix.
 The rest of fd-sync receives frozen dataclasses and never sees raw TOML.
 
-Secrets (password, client secret, push URL) may come, in this order of
-precedence, from an environment variable, a systemd credential
+Secrets (password, client secret, push URL, app key) may come, in this order
+of precedence, from an environment variable, a systemd credential
 (``$CREDENTIALS_DIRECTORY/<name>``), a ``*_file`` key, or the key itself; the
 first that is set wins, so an operator can keep secrets out of the file.
+A ``[[route]]`` push URL comes from exactly one of ``push_url``,
+``push_url_env``, ``push_url_file`` or ``push_url_credential``.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from fd_sync import redaction
+from fd_sync import redaction, routing
 from fd_sync.errors import ConfigError
+from fd_sync.incident import FIELDS
+from fd_sync.reconcile import DEFAULT_DESTINATION
 
 DEFAULT_CONFIG_PATH = Path("/etc/fd-sync/config.toml")
 DEFAULT_DATABASE = Path("/var/lib/fd-sync/fd-sync.db")
@@ -46,6 +50,11 @@ class ServiceNowConfig:
     page_size: int = 500
     timeout_seconds: float = 30.0
     max_attempts: int = 5
+    extra_fields: tuple[str, ...] = ()  # more incident fields to fetch, for routes to match
+    sync_comments: bool = False  # send the latest additional comment with create/update
+
+
+DEFAULT_API_URL = "https://api.flashcat.cloud"
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,10 @@ class FlashdutyConfig:
     timeout_seconds: float = 10.0
     max_attempts: int = 5
     max_requests_per_minute: int = 1000
+    app_key: str | None = field(default=None, repr=False)  # OpenAPI: rules, explain, dispatch
+    api_url: str = DEFAULT_API_URL  # from api_domain, for private deployments
+    channel_id: int | None = None
+    teams_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -87,12 +100,16 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     warnings: tuple[str, ...] = ()
+    routing: routing.Routing = field(default_factory=routing.Routing)
 
     def secrets(self) -> list[str]:
         """Every secret value this configuration holds, for redaction."""
         sn, fd = self.servicenow, self.flashduty
         values = [sn.password, sn.client_secret, *push_url_secrets(fd.push_url)]
         values.extend(proxy_secrets(self.http.proxy))
+        values.append(fd.app_key)
+        for destination in self.routing.destinations:
+            values.extend(push_url_secrets(destination.push_url))
         return [v for v in values if v]
 
 
@@ -110,6 +127,7 @@ class Key:
     check: Callable[[Any], str | None] | None = None
     secret_env: str | None = None  # environment variable that overrides it
     credential: str | None = None  # systemd credential name that overrides it
+    secret: bool = False  # never echo its value (set implicitly by secret_env)
 
 
 def _int_range(low: int, high: int) -> Callable[[Any], str | None]:
@@ -151,6 +169,29 @@ def _extra_query(value: str) -> str | None:
     return None
 
 
+def _extra_fields(value: list[Any]) -> str | None:
+    for name in value:
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9_]+(\.[a-z0-9_]+)*", name):
+            return (
+                f"must be incident field names such as 'u_service' or 'u_service.name' ({name!r})"
+            )
+        if name in FIELDS:
+            return f"{name!r} is fetched already; remove it"
+    if len(set(value)) != len(value):
+        return "lists a field twice"
+    return None
+
+
+def _api_domain(value: str) -> str | None:
+    url = value if "://" in value else f"https://{value}"
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme not in ("https", "http") or not parsed.hostname:
+        return "must be a host name such as api.flashcat.cloud (or an https:// URL)"
+    if parsed.path not in ("", "/") or parsed.query:
+        return "must be a host name without a path, such as api.flashcat.cloud"
+    return None
+
+
 SCHEMA: dict[str, dict[str, Key]] = {
     "servicenow": {
         "instance_url": Key(str),
@@ -173,6 +214,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "page_size": Key(int, 500, _int_range(1, 10000)),
         "timeout_seconds": Key((int, float), 30.0, _positive_seconds(300)),
         "max_attempts": Key(int, 5, _int_range(1, 20)),
+        "extra_fields": Key(list, (), _extra_fields),
+        "sync_comments": Key(bool, False),
     },
     "flashduty": {
         "push_url": Key(
@@ -182,6 +225,35 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "timeout_seconds": Key((int, float), 10.0, _positive_seconds(300)),
         "max_attempts": Key(int, 5, _int_range(1, 20)),
         "max_requests_per_minute": Key(int, 1000, _int_range(1, 1000)),
+        "app_key": Key(
+            str, None, secret_env="FD_SYNC_FLASHDUTY_APP_KEY", credential="flashduty_app_key"
+        ),
+        "app_key_file": Key(str, None),
+        "api_domain": Key(str, "api.flashcat.cloud", _api_domain),
+        "channel_id": Key(int, None, _int_range(1, 2**63 - 1)),
+        "teams_id": Key(str, ""),
+    },
+    "routing": {
+        "default": Key(str, routing.SEND, _one_of(routing.SEND, routing.SKIP)),
+        "severity_by": Key(str, "urgency", _one_of("urgency", "priority")),
+    },
+    # The keys of each [[route]] table (an array of tables, checked by _routes).
+    "route": {
+        "name": Key(str),
+        "match": Key(dict, None),
+        "skip": Key(bool, False),
+        "push_url": Key(str, None, secret=True),
+        "push_url_env": Key(str, None),
+        "push_url_file": Key(str, None),
+        "push_url_credential": Key(str, None),
+        "rule_id": Key(str, ""),
+        "personal_channels": Key(list, ()),
+        "notify_members": Key(list, ()),
+        "notify_group_members": Key(bool, False),
+        "severity": Key(str, None, _one_of(*routing.SEVERITIES)),
+        "labels": Key(dict, None),
+        "teams_id": Key(str, None),
+        "channel_id": Key(int, None, _int_range(1, 2**63 - 1)),
     },
     "http": {
         "ca_bundle": Key(str, None),
@@ -203,7 +275,9 @@ _SECRET_FILES = {
     ("servicenow", "password"): "password_file",
     ("servicenow", "client_secret"): "client_secret_file",
     ("flashduty", "push_url"): "push_url_file",
+    ("flashduty", "app_key"): "app_key_file",
 }
+ARRAY_SECTIONS = {"route"}  # [[route]]: an array of tables, each checked against SCHEMA["route"]
 
 
 # --- loading --------------------------------------------------------------------------
@@ -277,6 +351,8 @@ def parse(
     sections = _check_sections(raw, path)
     values: dict[str, dict[str, Any]] = {}
     for name, keys in SCHEMA.items():
+        if name in ARRAY_SECTIONS:
+            continue
         values[name] = _check_section(name, sections.get(name, {}), keys, path)
     for (section, key), file_key in _SECRET_FILES.items():
         spec = SCHEMA[section][key]
@@ -290,6 +366,9 @@ def parse(
     sync = _sync(values["sync"], path, env)
     http = _http(values["http"], path)
     metrics = _metrics(values["metrics"], path)
+    routes = _routing(
+        values["routing"], raw.get("route", []), sn, fd, path, env, warnings, secrets_required
+    )
     return Config(
         path=path,
         servicenow=sn,
@@ -298,11 +377,14 @@ def parse(
         http=http,
         metrics=metrics,
         warnings=tuple(warnings),
+        routing=routes,
     )
 
 
 def _problem(path: Path, section: str, key: str | None, message: str) -> ConfigError:
-    where = f"[{section}] {key}" if key else f"[{section}]"
+    # "[[route]] #2 'name'" is already a whole label; other sections get brackets.
+    where = section if section.startswith("[[") else f"[{section}]"
+    where = f"{where} {key}" if key else where
     return ConfigError(f"{path}: {where}: {message}")
 
 
@@ -319,13 +401,24 @@ def _check_sections(raw: Mapping[str, Any], path: Path) -> dict[str, Mapping[str
                 f"{path}: unknown section [{name}]{_did_you_mean(name, known)}; "
                 f"known sections: {', '.join(known)}"
             )
+        if name in ARRAY_SECTIONS:
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                raise ConfigError(f"{path}: {name} must be written as [[{name}]] tables")
+            continue
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: {name} must be a [{name}] table, not a single value")
     return {name: raw[name] for name in raw}
 
 
 def _type_name(kind: type | tuple[type, ...]) -> str:
-    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+    names = {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        list: "a list",
+        dict: "a table",
+    }
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if float in kinds:
         return "a number"
@@ -345,7 +438,7 @@ def _check_section(
             raise _problem(path, section, key, f"expected {_type_name(spec.kind)}, got {value!r}")
         if not isinstance(value, spec.kind):
             shown = "a table" if isinstance(value, dict) else repr(value)
-            if spec.secret_env:
+            if spec.secret_env or spec.secret:
                 shown = "a non-string value"  # never echo what might be a secret
             raise _problem(path, section, key, f"expected {_type_name(spec.kind)}, got {shown}")
         if spec.check and (message := spec.check(value)):
@@ -406,6 +499,13 @@ def _warn_if_exposed(path: Path, raw: Mapping[str, Any], warnings: list[str]) ->
     inline = [
         f"[{s}] {k}" for (s, k) in _SECRET_FILES if isinstance(raw.get(s), dict) and k in raw[s]
     ]
+    routes = raw.get("route")
+    if isinstance(routes, list):
+        inline += [
+            f"[[route]] {r.get('name')!r} push_url"
+            for r in routes
+            if isinstance(r, dict) and "push_url" in r
+        ]
     try:
         mode = path.stat().st_mode
     except OSError:
@@ -488,6 +588,8 @@ def _servicenow(
         page_size=v["page_size"],
         timeout_seconds=float(v["timeout_seconds"]),
         max_attempts=v["max_attempts"],
+        extra_fields=tuple(v["extra_fields"]),
+        sync_comments=v["sync_comments"],
     )
 
 
@@ -524,8 +626,9 @@ def push_url_secrets(url: str) -> list[str]:
 def _flashduty(
     v: dict[str, Any], path: Path, warnings: list[str], secrets_required: bool = True
 ) -> FlashdutyConfig:
+    openapi = _openapi(v, warnings)
     if not v["push_url"] and not secrets_required:
-        return FlashdutyConfig(push_url="", push_format="standard")
+        return FlashdutyConfig(push_url="", push_format="standard", **openapi)
     if not v["push_url"]:
         raise _problem(
             path,
@@ -551,7 +654,243 @@ def _flashduty(
         timeout_seconds=float(v["timeout_seconds"]),
         max_attempts=v["max_attempts"],
         max_requests_per_minute=v["max_requests_per_minute"],
+        **openapi,
     )
+
+
+def _openapi(v: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
+    """The [flashduty] keys of the OpenAPI (escalation rules, names of people)."""
+    redaction.register([v["app_key"]])
+    domain = v["api_domain"].rstrip("/")
+    api_url = domain if "://" in domain else f"https://{domain}"
+    if api_url.startswith("http://"):
+        warnings.append(
+            "[flashduty] api_domain uses http://: the app_key travels unencrypted "
+            "(accepted for local testing only)"
+        )
+    return {
+        "app_key": v["app_key"],
+        "api_url": api_url,
+        "channel_id": v["channel_id"],
+        "teams_id": v["teams_id"],
+    }
+
+
+@dataclass
+class _Destinations:
+    """Push URLs seen so far, each under the one name the outbox will store."""
+
+    default_url: str
+    by_url: dict[str, str] = field(default_factory=dict)
+    found: list[routing.RouteDestination] = field(default_factory=list)
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    def name_for(self, route_name: str, url: str, fmt: str) -> str:
+        if url == self.default_url:
+            name = DEFAULT_DESTINATION
+        elif url in self.by_url:
+            name = self.by_url[url]  # routes sharing a push URL share one destination
+        else:
+            name = self.by_url[url] = routing.destination_name(route_name)
+            self.found.append(routing.RouteDestination(name, url, fmt))
+        self.aliases[routing.destination_name(route_name)] = name
+        return name
+
+
+# Keys that make no sense on a route that sends nothing.
+_SENDING_KEYS = (
+    "push_url",
+    "push_url_env",
+    "push_url_file",
+    "push_url_credential",
+    "rule_id",
+    "personal_channels",
+    "notify_members",
+    "notify_group_members",
+    "severity",
+    "labels",
+    "teams_id",
+    "channel_id",
+)
+_ROUTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def _routing(
+    v: dict[str, Any],
+    tables: list[dict[str, Any]],
+    sn: ServiceNowConfig,
+    fd: FlashdutyConfig,
+    path: Path,
+    env: Mapping[str, str],
+    warnings: list[str],
+    secrets_required: bool,
+) -> routing.Routing:
+    """[routing] and every [[route]], in file order; names unique, match keys known."""
+    destinations = _Destinations(fd.push_url)
+    routes: list[routing.Route] = []
+    seen: set[str] = set()
+    for index, table in enumerate(tables, start=1):
+        name = table.get("name")
+        where = f"[[route]] #{index}" + (f" {name!r}" if isinstance(name, str) else "")
+        values = _check_section(where, table, SCHEMA["route"], path)
+        if not name or not _ROUTE_NAME.fullmatch(name):
+            raise _problem(
+                path, where, "name", "is required: letters, digits, '_', '.', '-' (at most 64)"
+            )
+        if name in seen:
+            raise _problem(path, where, "name", "is used by an earlier route; names are unique")
+        seen.add(name)
+        routes.append(
+            _route(values, where, sn, fd, destinations, path, env, warnings, secrets_required)
+        )
+    default = routing.Route(
+        routing.DEFAULT_ROUTE,
+        skip=v["default"] == routing.SKIP,
+        teams_id=fd.teams_id,
+        channel_id=fd.channel_id,
+    )
+    return routing.Routing(
+        routes=tuple(routes),
+        default=default,
+        severity_by=v["severity_by"],
+        destinations=tuple(destinations.found),
+        aliases=destinations.aliases,
+    )
+
+
+def _route(
+    v: dict[str, Any],
+    where: str,
+    sn: ServiceNowConfig,
+    fd: FlashdutyConfig,
+    destinations: _Destinations,
+    path: Path,
+    env: Mapping[str, str],
+    warnings: list[str],
+    secrets_required: bool,
+) -> routing.Route:
+    name = v["name"]
+    match = _route_match(v["match"] or {}, where, sn, path)
+    if v["skip"]:
+        given = [k for k in _SENDING_KEYS if v[k] not in (None, "", (), False)]
+        if given:
+            raise _problem(
+                path, where, given[0], "a skip route sends nothing: remove it, or skip = false"
+            )
+        return routing.Route(name, match, skip=True)
+    destination = DEFAULT_DESTINATION
+    url = _route_push_url(v, where, path, env, secrets_required)
+    if url:
+        redaction.register(push_url_secrets(url))  # before any message can quote it
+        fmt = push_format(url)
+        if fmt is None or urllib.parse.urlsplit(url).scheme not in ("https", "http"):
+            raise _problem(path, where, "push_url", _PUSH_URL_HELP)
+        if url.startswith("http://"):
+            warnings.append(f"{where} push_url uses http:// (accepted for local testing only)")
+        destination = destinations.name_for(name, url, fmt)
+    channels = tuple(dict.fromkeys(v["personal_channels"]))
+    unknown = [c for c in channels if c not in routing.CHANNELS]
+    if unknown:
+        raise _problem(
+            path,
+            where,
+            "personal_channels",
+            f"unknown channel {unknown[0]!r}; choose from {', '.join(routing.CHANNELS)}",
+        )
+    members = tuple(v["notify_members"])
+    bad = [m for m in members if not isinstance(m, str) or not m.strip() or set(m) & set(",^")]
+    if bad:
+        raise _problem(
+            path, where, "notify_members", "must be ServiceNow emails or user names, e.g. 'bob'"
+        )
+    return routing.Route(
+        name,
+        match,
+        destination=destination,
+        rule_id=v["rule_id"].strip(),
+        personal_channels=channels,
+        notify_members=tuple(m.strip() for m in members),
+        notify_group_members=v["notify_group_members"],
+        severity=v["severity"],
+        labels=_route_labels(v["labels"] or {}, where, path),
+        teams_id=fd.teams_id if v["teams_id"] is None else v["teams_id"],
+        channel_id=v["channel_id"] or fd.channel_id,
+    )
+
+
+def _route_match(
+    match: dict[str, Any], where: str, sn: ServiceNowConfig, path: Path
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    known = [*routing.MATCH_KEYS, *sn.extra_fields]
+    out = []
+    for key, raw in match.items():
+        if key not in known:
+            raise _problem(
+                path,
+                where,
+                "match",
+                f"unknown key {key!r}{_did_you_mean(key, known)}; match keys are "
+                f"{', '.join(known)} (add other incident fields to [servicenow] extra_fields)",
+            )
+        values = raw if isinstance(raw, list) else [raw]
+        if not values or not all(
+            isinstance(x, str | int) and not isinstance(x, bool) for x in values
+        ):
+            raise _problem(
+                path, where, "match", f'{key} must be a list of values, e.g. {key} = ["1", "2"]'
+            )
+        out.append((key, tuple(str(x).strip() for x in values)))
+    return tuple(out)
+
+
+def _route_labels(labels: dict[str, Any], where: str, path: Path) -> tuple[tuple[str, str], ...]:
+    for key, value in labels.items():
+        if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]{0,127}", key):
+            raise _problem(
+                path,
+                where,
+                "labels",
+                f"{key!r} is not a Flashduty label name ([a-zA-Z_][a-zA-Z0-9_]*)",
+            )
+        if not isinstance(value, str):
+            raise _problem(path, where, "labels", f"{key} must be a string")
+    return tuple(labels.items())
+
+
+def _route_push_url(
+    v: dict[str, Any], where: str, path: Path, env: Mapping[str, str], secrets_required: bool
+) -> str | None:
+    """A route's own push URL from exactly one source, or None for [flashduty] push_url."""
+    sources = [
+        k for k in ("push_url", "push_url_env", "push_url_file", "push_url_credential") if v[k]
+    ]
+    if len(sources) > 1:
+        raise _problem(path, where, sources[1], f"give only one of {', '.join(sources)}")
+    if not sources:
+        return None
+    source = sources[0]
+    if source == "push_url":
+        return str(v["push_url"]).strip()
+    if source == "push_url_env":
+        value = env.get(v["push_url_env"], "").strip()
+        if not value and secrets_required:
+            raise _problem(
+                path, where, source, f"environment variable {v['push_url_env']} is not set"
+            )
+        return value or None
+    if source == "push_url_file":
+        secret_path = Path(v["push_url_file"]).expanduser()
+        if not secret_path.is_absolute():
+            secret_path = path.parent / secret_path
+        return _read_secret_file(secret_path, path, where, source)
+    cred_dir = env.get("CREDENTIALS_DIRECTORY")
+    if not cred_dir:
+        if secrets_required:
+            raise _problem(
+                path, where, source, "CREDENTIALS_DIRECTORY is not set (systemd LoadCredential=)"
+            )
+        return None
+    return _read_secret_file(Path(cred_dir) / v["push_url_credential"], path, where, source)
 
 
 def proxy_secrets(proxy: str | None) -> list[str]:

@@ -4,9 +4,12 @@ This is what ``fd-sync once`` runs and what ``fd-sync run`` repeats. The order
 of writes is the safety argument:
 
 1. a page is fetched; nothing is written yet;
-2. the page's decisions (ledger rows, outbox rows) and the watermark advance
-   are committed together, so the watermark never passes a change whose event
-   is not safely queued (the singer "bookmark after hand-off" rule);
+2. the page's changed incidents are routed (:mod:`fd_sync.routing`) and
+   decided; the extras their routes add (members to notify, comments) are
+   looked up in batches and rendered into the events (:mod:`fd_sync.enrich`);
+   the decisions (ledger rows, outbox rows) and the watermark advance are
+   committed together, so the watermark never passes a change whose event is
+   not safely queued (the singer "bookmark after hand-off" rule);
 3. the outbox is drained, even when the fetch failed part-way: what was
    queued is owed to Flashduty either way.
 
@@ -27,9 +30,10 @@ from typing import Any
 
 import structlog
 
-from fd_sync import logs, payloads
+from fd_sync import logs, routing
 from fd_sync.config import Config
-from fd_sync.delivery import DEFAULT_DESTINATION, Deliverer, DeliveryReport, Destination
+from fd_sync.delivery import Deliverer, DeliveryReport, Destination, canonical
+from fd_sync.enrich import Enricher, Lookups
 from fd_sync.errors import (
     EX_OK,
     EX_PROTOCOL,
@@ -40,7 +44,15 @@ from fd_sync.errors import (
 )
 from fd_sync.incident import BadRecord, Incident, parse_record
 from fd_sync.ledger import Ledger
-from fd_sync.reconcile import Decision, Kind, LedgerEntry, reconcile
+from fd_sync.payloads import Extras
+from fd_sync.reconcile import (
+    DEFAULT_DESTINATION,
+    Decision,
+    Kind,
+    LedgerEntry,
+    is_newer,
+    reconcile,
+)
 from fd_sync.servicenow import Page, ServiceNowClient
 from fd_sync.watermark import advance, format_sn_time, scan_start
 
@@ -58,6 +70,7 @@ class PagePlan:
     incidents: list[Incident]
     decisions: list[Decision]
     bad: list[tuple[str | None, str, str]]  # (sys_id, reason, sample) for the quarantine
+    extras: dict[str, Extras] = field(default_factory=dict)  # by sys_id: what routes add
 
 
 @dataclass(frozen=True)
@@ -67,9 +80,11 @@ class PlannedEvent:
     number: str
     kind: Kind
     severity: str
+    destination: str = DEFAULT_DESTINATION
 
     def line(self) -> str:
-        return f"{self.number} {self.kind.value} {self.severity}"
+        where = "" if self.destination == DEFAULT_DESTINATION else f" -> {self.destination}"
+        return f"{self.number} {self.kind.value} {self.severity}{where}"
 
 
 @dataclass
@@ -269,9 +284,14 @@ class Cycle:
         self.log.info("scan_started", low=low, watermark=watermark)
 
         overlay: dict[str, LedgerEntry] = {}  # dry run: decisions the ledger did not keep
+        enricher = Enricher(
+            Lookups(self.servicenow),  # a fresh cache per cycle: people and groups change
+            sync_comments=self.config.servicenow.sync_comments,
+            severity_by=self.config.routing.severity_by,
+        )
         for page in self.servicenow.scan(low):
             report.pages += 1
-            plan = self._decide(page, overlay, baseline_until)
+            plan = self._decide(page, overlay, baseline_until, enricher)
             report.fetched += len(plan.incidents)
             report.changed += len(plan.decisions)
             report.quarantined += len(plan.bad)
@@ -293,22 +313,37 @@ class Cycle:
                 return
 
     def _decide(
-        self, page: Page, overlay: Mapping[str, LedgerEntry], baseline_until: str | None
+        self,
+        page: Page,
+        overlay: Mapping[str, LedgerEntry],
+        baseline_until: str | None,
+        enricher: Enricher,
     ) -> PagePlan:
-        """Parse a page and decide its events; reads the ledger, writes nothing."""
+        """Parse, route and decide a page, and render its events' extras; writes nothing."""
         incidents, bad = self._parse(page.records)
         entries = self.ledger.entries(i.sys_id for i in incidents)
         entries.update({i.sys_id: overlay[i.sys_id] for i in incidents if i.sys_id in overlay})
-        decisions = reconcile(incidents, entries, baseline_until=baseline_until)
+        entries = {k: canonical(e, self.destinations) for k, e in entries.items()}
+        changed = {
+            i.sys_id for i in incidents if i.sys_id not in entries or is_newer(i, entries[i.sys_id])
+        }
+        incidents = enricher.with_comments(incidents, changed)
+        matches = {
+            i.sys_id: routing.route(i, self.config.routing)
+            for i in incidents
+            if i.sys_id in changed
+        }
+        targets = {sys_id: m.target for sys_id, m in matches.items()}
+        decisions = reconcile(incidents, entries, targets=targets, baseline_until=baseline_until)
         self._note_unknown_states(decisions)
-        return PagePlan(incidents, decisions, bad)
+        pins = self.ledger.pins(d.incident.sys_id for d in decisions if d.entry.pinned)
+        extras = enricher.extras(decisions, matches, pins)
+        return PagePlan(incidents, decisions, bad, extras)
 
     def _commit(self, plan: PagePlan, report: CycleReport, watermark: str) -> None:
         """Rows, events and the watermark advance: one transaction, all or nothing."""
         with self.ledger.transaction("record a page"):
-            counts = self.ledger.record(
-                plan.decisions, destination=DEFAULT_DESTINATION, run_id=report.run_id
-            )
+            counts = self.ledger.record(plan.decisions, run_id=report.run_id, extras=plan.extras)
             for sys_id, reason, sample in plan.bad:
                 self.ledger.quarantine(sys_id, reason, sample)
             self.ledger.set_state(WATERMARK, watermark)
@@ -324,10 +359,10 @@ class Cycle:
     ) -> None:
         """Dry run: remember the decisions in memory only, so later pages build on them."""
         overlay.update({d.incident.sys_id: d.entry for d in plan.decisions})
-        report.planned.extend(self._plan(plan.decisions))
+        report.planned.extend(self._plan(plan.decisions, plan.extras))
         for d in plan.decisions:
-            if d.event is not None:
-                report.events[d.event.value] += 1
+            for event in d.events:
+                report.events[event.kind.value] += 1
             if d.cancel_pending:
                 report.events["cancelled"] += 1
 
@@ -359,7 +394,7 @@ class Cycle:
         bad: list[tuple[str | None, str, str]] = []
         for raw in records:
             try:
-                incidents.append(parse_record(raw))
+                incidents.append(parse_record(raw, self.config.servicenow.extra_fields))
             except BadRecord as exc:
                 sys_id = raw.get("sys_id") if isinstance(raw, dict) else None
                 sys_id = sys_id if isinstance(sys_id, str) else None
@@ -377,13 +412,13 @@ class Cycle:
                     "unknown_state_treated_as_open", state=state, number=d.incident.number
                 )
 
-    def _plan(self, decisions: list[Decision]) -> list[PlannedEvent]:
-        return [
-            PlannedEvent(
-                d.incident.number,
-                d.event,
-                "Ok" if d.event is Kind.RESOLVE else payloads.severity(d.incident),
-            )
-            for d in decisions
-            if d.event is not None
-        ]
+    def _plan(self, decisions: list[Decision], extras: dict[str, Extras]) -> list[PlannedEvent]:
+        planned = []
+        for d in decisions:
+            severity = extras.get(d.incident.sys_id, Extras()).severity
+            for event in d.events:
+                shown = "Ok" if event.kind is Kind.RESOLVE else severity or "Warning"
+                planned.append(
+                    PlannedEvent(d.incident.number, event.kind, shown, event.destination)
+                )
+        return planned

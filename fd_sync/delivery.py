@@ -5,11 +5,12 @@ lock (:mod:`fd_sync.lock`). The drain is sequential over one keep-alive
 connection per destination, which keeps per-incident order trivially true.
 
 Ordering contract: one incident's events leave strictly in the order they were
-queued. When one of them cannot be delivered (Flashduty refused it for good, or
-its retries ran out) the incident's later events wait behind it, so a resolve
-never overtakes its create. Other incidents go on past a refused event; but
-when retries run out the endpoint itself is down, and the drain stops for that
-destination: the next run continues where this one stopped.
+queued, whatever their destinations (a route move resolves at one integration
+and creates at another). When one of them cannot be delivered (Flashduty
+refused it for good, or its retries ran out) the incident's later events wait
+behind it, so a resolve never overtakes its create. Other incidents go on past
+a refused event; but when retries run out the endpoint itself is down, and the
+drain stops for that destination: the next run continues where this one stopped.
 
 Crash contract: an event is marked attempted before it is sent and delivered
 after Flashduty acknowledged it (see :mod:`fd_sync.ledger`): a crash between
@@ -19,17 +20,17 @@ the two sends that one event again on the next run, and nothing is lost.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from fd_sync import logs, payloads
 from fd_sync.config import PushFormat
 from fd_sync.errors import Interrupted
 from fd_sync.flashduty import FlashdutyClient, describe
 from fd_sync.ledger import Ledger, OutboxEvent
+from fd_sync.reconcile import LedgerEntry
 from fd_sync.transport import FatalAPIError, RetriableAPIError
 
 BATCH = 500
-DEFAULT_DESTINATION = "default"  # the [flashduty] push_url
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,14 @@ class Destination:
     name: str
     client: FlashdutyClient
     push_format: PushFormat
+
+
+def canonical(entry: LedgerEntry, destinations: Mapping[str, Destination]) -> LedgerEntry:
+    """The entry with its stored destination name through the current aliases, so that
+    renaming or reordering routes that share a push URL does not look like a move."""
+    name = entry.destination
+    shared = destinations[name].name if name in destinations else name
+    return entry if shared == name else replace(entry, destination=shared)
 
 
 @dataclass
@@ -69,12 +78,13 @@ class Deliverer:
         self.progress = progress
         self.log = logs.get("delivery")
 
-    def drain(self) -> DeliveryReport:
+    def drain(self, *, only: str | None = None) -> DeliveryReport:
+        """Deliver pending events in order; with ``only`` (a sys_id), that incident's alone."""
         report = DeliveryReport()
         held = self.ledger.dead_incidents()  # earlier refusals still hold their incidents
         after_id = 0
         while True:
-            batch = self.ledger.pending(after_id=after_id, limit=BATCH)
+            batch = self.ledger.pending(after_id=after_id, limit=BATCH, sys_id=only)
             if not batch:
                 return report
             for event in batch:
@@ -98,6 +108,7 @@ class Deliverer:
                     report.held += 1
                     continue
                 if destination.name in report.down:
+                    held.add(event.sys_id)  # its later events may go elsewhere: keep the order
                     continue
                 try:
                     self._deliver(event, destination, report, held)
@@ -120,6 +131,7 @@ class Deliverer:
             event.incident,
             instance_url=self.instance_url,
             table=self.table,
+            extras=event.extras,
         )
         self.ledger.mark_attempt(event.id)
         try:

@@ -65,3 +65,10 @@ class StorageError(FdSyncError):
     """The ledger file cannot be used: full disk and locks are temporary, corruption is not."""
 
     exit_code = EX_TEMPFAIL
+
+
+class UsageRefused(FdSyncError):
+    """The command names something that does not exist (an incident, group, user or rule),
+    or asks for something that needs an explicit flag (dispatching a closed incident)."""
+
+    exit_code = EX_USAGE

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+import tenacity
 
 from fd_sync import logs, redaction
 from fd_sync.ratelimit import SlidingWindowLimiter
@@ -71,6 +72,37 @@ def _envelope(response: Exchange) -> tuple[dict[str, Any] | None, str | None]:
     return payload, (str(rid) if rid else request_id)
 
 
+def flashduty_retrying(
+    log: Any,
+    event: str,
+    *,
+    max_attempts: int,
+    wait: BackoffWait,
+    sleep: Callable[[float], None],
+    **context: Any,
+) -> tenacity.Retrying:
+    """The retry policy of every Flashduty call (pushes, OpenAPI), each retry logged as
+    ``event`` with Flashduty's description of what failed."""
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning(
+            event,
+            **context,
+            attempt=state.attempt_number,
+            error=describe(exc) if isinstance(exc, RetriableAPIError) else str(exc),
+            wait_seconds=round(state.upcoming_sleep, 2),
+        )
+
+    return retrying(
+        max_attempts=max_attempts,
+        max_seconds=RETRY_BUDGET_SECONDS,
+        wait=wait,
+        sleep=sleep,
+        before_sleep=before_sleep,
+    )
+
+
 class FlashdutyClient:
     """One push URL. Collaborators (session, limiter, sleep, clock) are injectable."""
 
@@ -99,22 +131,12 @@ class FlashdutyClient:
 
     def push(self, body: dict[str, Any]) -> Receipt:
         """Deliver, retrying transient failures; RetriableAPIError when they run out."""
-
-        def before_sleep(state: Any) -> None:
-            exc = state.outcome.exception()
-            self.log.warning(
-                "flashduty_retry",
-                attempt=state.attempt_number,
-                error=describe(exc) if isinstance(exc, RetriableAPIError) else str(exc),
-                wait_seconds=round(state.upcoming_sleep, 2),
-            )
-
-        policy = retrying(
+        policy = flashduty_retrying(
+            self.log,
+            "flashduty_retry",
             max_attempts=self.max_attempts,
-            max_seconds=RETRY_BUDGET_SECONDS,
             wait=self.wait,
             sleep=self.sleep,
-            before_sleep=before_sleep,
         )
         data = json.dumps(body, ensure_ascii=False).encode("utf-8")
         return policy(lambda: self._attempt(data))

@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fd_sync.watermark import parse_sn_time
@@ -42,6 +42,12 @@ FIELDS = (
     "assigned_to.name",
     "sys_updated_on",
     "sys_mod_count",
+    # Classification that routes match on (issue 4).
+    "category",
+    "cmdb_ci",
+    "cmdb_ci.name",
+    "company",
+    "company.name",
 )
 
 _SYS_ID = re.compile(r"[0-9A-Za-z]{1,64}")
@@ -69,6 +75,13 @@ class Incident:
     assignment_group_id: str = ""
     assigned_to: str = ""
     assigned_to_id: str = ""
+    category: str = ""
+    cmdb_ci: str = ""
+    cmdb_ci_id: str = ""
+    company: str = ""
+    company_id: str = ""
+    comment: str = ""  # the latest additional comment, with [servicenow] sync_comments
+    extra: dict[str, str] = field(default_factory=dict)  # [servicenow] extra_fields
 
     @property
     def is_open(self) -> bool:
@@ -79,9 +92,9 @@ class Incident:
     def state_name(self) -> str:
         return STATE_NAMES.get(self.state, self.state or "Unknown")
 
-    def shown(self) -> dict[str, str]:
+    def shown(self) -> dict[str, Any]:
         """What Flashduty displays; a change here is worth an update event."""
-        return {
+        shown: dict[str, Any] = {
             "short_description": self.short_description,
             "description": self.description,
             "state": self.state,
@@ -91,6 +104,19 @@ class Incident:
             "assignment_group": self.assignment_group,
             "assigned_to": self.assigned_to,
         }
+        # Fields added after the first release count only when set, so that the
+        # fingerprints ledgers recorded before them still match.
+        later = {
+            "category": self.category,
+            "cmdb_ci": self.cmdb_ci,
+            "company": self.company,
+            "comment": self.comment,
+        }
+        shown.update({k: v for k, v in later.items() if v})
+        extra = {k: v for k, v in sorted(self.extra.items()) if v}
+        if extra:
+            shown["extra"] = extra
+        return shown
 
     def fingerprint(self) -> str:
         text = json.dumps(self.shown(), sort_keys=True, ensure_ascii=True)
@@ -133,7 +159,8 @@ def _code(value: Any) -> str:
     return _text(value, 40).strip()
 
 
-def parse_record(raw: Any) -> Incident:
+def parse_record(raw: Any, extra_fields: Sequence[str] = ()) -> Incident:
+    """An Incident from one Table API row; ``extra_fields`` are kept as text in ``extra``."""
     if not isinstance(raw, Mapping):
         raise BadRecord(f"row is {type(raw).__name__}, not an object")
     sys_id = raw.get("sys_id")
@@ -166,4 +193,10 @@ def parse_record(raw: Any) -> Incident:
         assignment_group_id=_code(raw.get("assignment_group")),
         assigned_to=_text(raw.get("assigned_to.name"), 200).strip(),
         assigned_to_id=_code(raw.get("assigned_to")),
+        category=_text(raw.get("category"), 200).strip(),
+        cmdb_ci=_text(raw.get("cmdb_ci.name"), 200).strip(),
+        cmdb_ci_id=_code(raw.get("cmdb_ci")),
+        company=_text(raw.get("company.name"), 200).strip(),
+        company_id=_code(raw.get("company")),
+        extra={name: _text(raw.get(name), 2000).strip() for name in extra_fields},
     )

@@ -24,8 +24,8 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from sqlite_utils import Database, Migrations
 
 from fd_sync.errors import EX_CONFIG, EX_TEMPFAIL, StorageError
 from fd_sync.incident import Incident
+from fd_sync.payloads import Extras
 from fd_sync.reconcile import Decision, Kind, LedgerEntry
 
 PENDING, DELIVERED, DEAD, CANCELLED = "pending", "delivered", "dead", "cancelled"
@@ -104,6 +105,19 @@ def m001_initial(db: Database) -> None:
     )
 
 
+@migrations()
+def m002_routing(db: Database) -> None:
+    """Where each open alert lives (routes), and whether a dispatch pinned it there."""
+    for statement in (
+        "ALTER TABLE incidents ADD COLUMN destination TEXT",
+        "ALTER TABLE incidents ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE incidents ADD COLUMN pin_extras TEXT",
+        # Before routing every alert lived at the [flashduty] push_url.
+        "UPDATE incidents SET destination = 'default' WHERE alert_open = 1",
+    ):
+        db.execute(statement)
+
+
 def known_migrations() -> list[str]:
     return [m.name for m in migrations._migrations]
 
@@ -123,6 +137,7 @@ class OutboxEvent:
     error_code: str | None = None
     error_message: str | None = None
     request_id: str | None = None
+    extras: Extras = field(default_factory=Extras)  # the route's or dispatch's, as queued
 
 
 def utc_now() -> datetime:
@@ -214,6 +229,11 @@ class Ledger:
                     f"{self.path}: not an fd-sync ledger (no outbox table); check [sync] database",
                     exit_code=EX_CONFIG,
                 )
+
+    @property
+    def _routed(self) -> bool:
+        """Whether m002 is applied: a read-only open of an older ledger does not migrate it."""
+        return "destination" in self.db["incidents"].columns_dict
 
     @contextlib.contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
@@ -312,13 +332,21 @@ class Ledger:
             for start in range(0, len(ids), _CHUNK):
                 chunk = ids[start : start + _CHUNK]
                 marks = ",".join("?" * len(chunk))
-                for sys_id, updated_on, mod_count, alert_open, fingerprint in self.db.execute(
-                    "SELECT sys_id, updated_on, mod_count, alert_open, fingerprint "
-                    f"FROM incidents WHERE sys_id IN ({marks})",
+                routes = "destination, pinned" if self._routed else "NULL, 0"
+                for row in self.db.execute(
+                    "SELECT sys_id, updated_on, mod_count, alert_open, fingerprint,"
+                    f" {routes} FROM incidents WHERE sys_id IN ({marks})",
                     chunk,
                 ):
+                    sys_id, updated_on, mod_count, alert_open, fingerprint, where, pinned = row
                     rows[sys_id] = LedgerEntry(
-                        sys_id, updated_on, mod_count, bool(alert_open), fingerprint
+                        sys_id,
+                        updated_on,
+                        mod_count,
+                        bool(alert_open),
+                        fingerprint,
+                        destination=where,
+                        pinned=bool(pinned),
                     )
                 # Events of one incident leave in order, so an untried create means
                 # nothing of the current alert has reached Flashduty yet.
@@ -331,21 +359,40 @@ class Ledger:
                     )
                 )
         for sys_id in unsent & rows.keys():
-            entry = rows[sys_id]
-            rows[sys_id] = LedgerEntry(
-                entry.sys_id,
-                entry.updated_on,
-                entry.mod_count,
-                entry.alert_open,
-                entry.fingerprint,
-                alert_reached=False,
-            )
+            rows[sys_id] = replace(rows[sys_id], alert_reached=False)
         return rows
 
+    def pins(self, sys_ids: Iterable[str]) -> dict[str, Extras]:
+        """What the dispatch of each pinned incident chose; its updates carry the same."""
+        ids = list(dict.fromkeys(sys_ids))
+        out: dict[str, Extras] = {}
+        if not self._routed:
+            return out  # an older ledger, opened read-only: nothing was ever pinned
+        with self._errors("read the ledger"):
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start : start + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                for sys_id, text in self.db.execute(
+                    "SELECT sys_id, pin_extras FROM incidents WHERE pinned = 1 "
+                    f"AND sys_id IN ({marks})",
+                    chunk,
+                ):
+                    out[sys_id] = Extras.from_dict(json.loads(text) if text else None)
+        return out
+
     def record(
-        self, decisions: Sequence[Decision], *, destination: str, run_id: str
+        self,
+        decisions: Sequence[Decision],
+        *,
+        run_id: str,
+        extras: Mapping[str, Extras] | None = None,
+        pins: Mapping[str, Extras] | None = None,
     ) -> dict[str, int]:
-        """Write decisions: ledger rows, queued events, cancellations. Call inside a transaction."""
+        """Write decisions: ledger rows, queued events, cancellations. Call inside a transaction.
+
+        ``extras`` (by sys_id) go with each incident's create and update events;
+        ``pins`` are the choices of a dispatch, kept while the incident stays pinned.
+        """
         now = _iso(self.clock())
         counts = {"create": 0, "update": 0, "resolve": 0, "cancelled": 0}
         incident_rows = []
@@ -353,6 +400,8 @@ class Ledger:
         cancels = []
         for d in decisions:
             inc = d.incident
+            snapshot = json.dumps(inc.to_dict(), ensure_ascii=False)
+            pin = (pins or {}).get(inc.sys_id)
             incident_rows.append(
                 (
                     inc.sys_id,
@@ -362,21 +411,28 @@ class Ledger:
                     inc.state,
                     int(d.entry.alert_open),
                     d.entry.fingerprint,
-                    json.dumps(inc.to_dict(), ensure_ascii=False),
+                    snapshot,
                     now,
+                    d.entry.destination,
+                    int(d.entry.pinned),
+                    json.dumps(pin.to_dict(), ensure_ascii=False) if pin else None,
                 )
             )
             if d.cancel_pending:
-                cancels.append((now, inc.sys_id))
-            if d.event is not None:
-                counts[d.event.value] += 1
+                cancels.append((now, inc.sys_id, inc.sys_id))
+            added = (extras or {}).get(inc.sys_id, Extras())
+            for event in d.events:
+                counts[event.kind.value] += 1
+                body = inc.to_dict()
+                if event.kind is not Kind.RESOLVE:
+                    body["extras"] = added.to_dict()
                 events.append(
                     (
                         inc.sys_id,
                         inc.number,
-                        d.event.value,
-                        destination,
-                        json.dumps(inc.to_dict(), ensure_ascii=False),
+                        event.kind.value,
+                        event.destination,
+                        json.dumps(body, ensure_ascii=False),
                         PENDING,
                         run_id,
                         now,
@@ -385,19 +441,26 @@ class Ledger:
         with self._errors("write the ledger"):
             self.db.conn.executemany(
                 "INSERT INTO incidents (sys_id, number, updated_on, mod_count, state, alert_open,"
-                " fingerprint, snapshot, changed_at) VALUES (?,?,?,?,?,?,?,?,?)"
+                " fingerprint, snapshot, changed_at, destination, pinned, pin_extras)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
                 " ON CONFLICT(sys_id) DO UPDATE SET number=excluded.number,"
                 " updated_on=excluded.updated_on, mod_count=excluded.mod_count,"
                 " state=excluded.state, alert_open=excluded.alert_open,"
                 " fingerprint=excluded.fingerprint, snapshot=excluded.snapshot,"
-                " changed_at=excluded.changed_at",
+                " changed_at=excluded.changed_at, destination=excluded.destination,"
+                " pinned=excluded.pinned, pin_extras=CASE WHEN excluded.pinned = 0 THEN NULL"
+                " ELSE COALESCE(excluded.pin_extras, incidents.pin_extras) END",
                 incident_rows,
             )
-            for at, sys_id in cancels:
+            for at, sys_id, same in cancels:
+                # Only the open alert's events, from its untried create on: the
+                # resolve of an earlier alert (maybe elsewhere) must still leave.
                 cursor = self.db.conn.execute(
                     "UPDATE outbox SET status = 'cancelled', finished_at = ? "
-                    "WHERE sys_id = ? AND status = 'pending'",
-                    [at, sys_id],
+                    "WHERE sys_id = ? AND status = 'pending' AND attempts = 0 AND id >= "
+                    "(SELECT MIN(id) FROM outbox WHERE sys_id = ? AND status = 'pending' "
+                    "AND kind = 'create' AND attempts = 0)",
+                    [at, sys_id, same],
                 )
                 counts["cancelled"] += cursor.rowcount
             self.db.conn.executemany(
@@ -418,17 +481,26 @@ class Ledger:
 
     # --- outbox -----------------------------------------------------------------------
 
-    def pending(self, *, after_id: int = 0, limit: int = 500) -> list[OutboxEvent]:
+    def pending(
+        self, *, after_id: int = 0, limit: int = 500, sys_id: str | None = None
+    ) -> list[OutboxEvent]:
+        """Pending events in queue order; only one incident's with ``sys_id``."""
+        only, params = ("AND sys_id = ? ", [sys_id]) if sys_id else ("", [])
         with self._errors("read the outbox"):
             cursor = self.db.execute(
                 f"SELECT {_EVENT_COLUMNS} FROM outbox WHERE status = 'pending' AND id > ? "
-                "ORDER BY id LIMIT ?",
-                [after_id, limit],
+                f"{only}ORDER BY id LIMIT ?",
+                [after_id, *params, limit],
             )
             return [_event(row) for row in cursor]
 
-    def events(self, *, status: str | None = None, limit: int = 100) -> list[OutboxEvent]:
-        where, params = ("WHERE status = ?", [status]) if status else ("", [])
+    def events(
+        self, *, status: str | None = None, limit: int = 100, sys_id: str | None = None
+    ) -> list[OutboxEvent]:
+        """Events of any status, newest first."""
+        conditions = [(c, v) for c, v in (("status = ?", status), ("sys_id = ?", sys_id)) if v]
+        where = ("WHERE " + " AND ".join(c for c, _ in conditions)) if conditions else ""
+        params = [v for _, v in conditions]
         with self._errors("read the outbox"):
             cursor = self.db.execute(
                 f"SELECT {_EVENT_COLUMNS} FROM outbox {where} ORDER BY id DESC LIMIT ?",
@@ -529,7 +601,9 @@ class Ledger:
                     [now, event.sys_id, event.id],
                 )
                 self.db.conn.execute(
-                    "UPDATE incidents SET alert_open = 0 WHERE sys_id = ?", [event.sys_id]
+                    "UPDATE incidents SET alert_open = 0, destination = NULL, pinned = 0,"
+                    " pin_extras = NULL WHERE sys_id = ?",
+                    [event.sys_id],
                 )
             else:
                 cursor = self.db.conn.execute(
@@ -640,13 +714,14 @@ def _event(row: Sequence[Any]) -> OutboxEvent:
         error_message,
         request_id,
     ) = row
+    data = json.loads(event)
     return OutboxEvent(
         id=id_,
         sys_id=sys_id,
         number=number,
         kind=Kind(kind),
         destination=destination,
-        incident=Incident.from_dict(json.loads(event)),
+        incident=Incident.from_dict(data),
         attempts=attempts,
         status=status,
         created_at=created_at,
@@ -654,4 +729,5 @@ def _event(row: Sequence[Any]) -> OutboxEvent:
         error_code=error_code,
         error_message=error_message,
         request_id=request_id,
+        extras=Extras.from_dict(data.get("extras")),
     )

@@ -5,14 +5,22 @@ body the ServiceNow-side integration (fd-servicenow) sent;
 ``/event/push/alert/standard`` takes a standard alert event keyed by the
 incident's ``sys_id``. Flashduty's documented limits are enforced here by
 truncation, never by rejecting the event: a long description must not cost a page.
+
+What a route adds (severity, labels, escalation rule, channels, members to
+notify) is rendered once, when the event is queued, into :class:`Extras`,
+which the outbox stores with the event: a later configuration change or a
+ServiceNow outage can neither change nor block an event already queued.
 """
 
 from __future__ import annotations
 
 import re
 import urllib.parse
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
 
+from fd_sync import routing
 from fd_sync.config import PushFormat
 from fd_sync.incident import LEVEL_NAMES, PRIORITY_NAMES, Incident
 from fd_sync.reconcile import Kind
@@ -25,11 +33,49 @@ LABEL_KEY_LIMIT = 128
 LABEL_VALUE_LIMIT = 2048
 ELLIPSIS = "…"
 
-# Flashduty's documented mapping for this integration: urgency High/Medium/Low.
-SEVERITY_BY_URGENCY = {"1": "Critical", "2": "Warning", "3": "Info"}
-DEFAULT_SEVERITY = "Warning"  # urgency missing or unknown: page, but not as Critical
-SEVERITIES = ("Critical", "Warning", "Info")
+# The ServiceNow format has no severity: Flashduty derives it from urgency, so a
+# route's severity travels as the urgency that maps to it.
+URGENCY_FOR_SEVERITY = {"Critical": "High", "Warning": "Medium", "Info": "Low"}
 _LABEL_KEY = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+@dataclass(frozen=True)
+class Member:
+    """A ServiceNow user to notify, as fd-servicenow sent them."""
+
+    sys_id: str
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What a route or a dispatch adds to an incident's body; empty for older events."""
+
+    route: str = ""
+    severity: str | None = None  # None: from urgency, as before routing existed
+    labels: tuple[tuple[str, str], ...] = ()
+    rule_id: str = ""
+    personal_channels: tuple[str, ...] = ()
+    notify_members: tuple[Member, ...] = ()
+    teams_id: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Extras:
+        if not data:
+            return cls()
+        return cls(
+            route=str(data.get("route") or ""),
+            severity=data.get("severity") or None,
+            labels=tuple((str(k), str(v)) for k, v in data.get("labels") or ()),
+            rule_id=str(data.get("rule_id") or ""),
+            personal_channels=tuple(data.get("personal_channels") or ()),
+            notify_members=tuple(Member(**m) for m in data.get("notify_members") or ()),
+            teams_id=str(data.get("teams_id") or ""),
+        )
 
 
 def truncate(text: str, limit: int) -> str:
@@ -37,7 +83,8 @@ def truncate(text: str, limit: int) -> str:
 
 
 def severity(incident: Incident) -> str:
-    return SEVERITY_BY_URGENCY.get(incident.urgency, DEFAULT_SEVERITY)
+    """Flashduty's documented mapping for this integration: urgency High/Medium/Low."""
+    return routing.severity(incident, None, "urgency")
 
 
 def incident_link(instance_url: str, table: str, sys_id: str) -> str:
@@ -69,8 +116,12 @@ def labels(incident: Incident, *, link: str, extra: dict[str, str] | None = None
         "impact": _coded(LEVEL_NAMES, incident.impact),
         "assignment_group": incident.assignment_group,
         "assigned_to": incident.assigned_to,
+        "category": incident.category,
+        "cmdb_ci": incident.cmdb_ci,
+        "company": incident.company,
         "sys_id": incident.sys_id,
         "link": link,
+        **{name.replace(".", "_"): value for name, value in incident.extra.items()},
         **(extra or {}),
     }
     out: dict[str, str] = {}
@@ -83,25 +134,41 @@ def labels(incident: Incident, *, link: str, extra: dict[str, str] | None = None
     return out
 
 
-def standard_body(kind: Kind, incident: Incident, *, link: str) -> dict[str, Any]:
+def standard_body(
+    kind: Kind, incident: Incident, *, link: str, extras: Extras = Extras()
+) -> dict[str, Any]:
+    route_labels = dict(extras.labels)
+    if extras.route:
+        route_labels.setdefault("route", extras.route)
+    if incident.comment:
+        route_labels.setdefault("last_comment", incident.comment)
     body: dict[str, Any] = {
-        "event_status": "Ok" if kind is Kind.RESOLVE else severity(incident),
+        "event_status": "Ok" if kind is Kind.RESOLVE else extras.severity or severity(incident),
         "alert_key": incident.sys_id[:ALERT_KEY_LIMIT],
         "title_rule": title(incident),
         "description": truncate(incident.description, DESCRIPTION_LIMIT),
-        "labels": labels(incident, link=link),
+        "labels": labels(incident, link=link, extra=route_labels),
     }
     return body
 
 
-def servicenow_body(kind: Kind, incident: Incident) -> dict[str, Any]:
+def _urgency(incident: Incident, extras: Extras) -> str:
+    """The urgency display value, or the one that carries the route's severity."""
+    if extras.severity and extras.severity != severity(incident):
+        return URGENCY_FOR_SEVERITY[extras.severity]
+    return LEVEL_NAMES.get(incident.urgency, incident.urgency)
+
+
+def servicenow_body(kind: Kind, incident: Incident, extras: Extras = Extras()) -> dict[str, Any]:
     """The body fd-servicenow posted; resolve is ``rule_update`` with the state's name."""
     if kind is Kind.RESOLVE:
         return {
             "action_type": "rule_update",
             "number": incident.number,
             "sys_id": incident.sys_id,
-            "state": incident.state_name,
+            # An incident moved away from this integration (another route, a skip
+            # route) is still open: only a closed state closes its alert here.
+            "state": incident.state_name if not incident.is_open else "Resolved",
         }
     return {
         "action_type": "insert" if kind is Kind.CREATE else "update",
@@ -111,23 +178,28 @@ def servicenow_body(kind: Kind, incident: Incident) -> dict[str, Any]:
         "description": truncate(incident.description, DESCRIPTION_LIMIT),
         # Display values, as Flashduty's documentation of this integration shows.
         "impact": LEVEL_NAMES.get(incident.impact, incident.impact),
-        "urgency": LEVEL_NAMES.get(incident.urgency, incident.urgency),
+        "urgency": _urgency(incident, extras),
         "state": incident.state_name,
-        "comments": "",
-        "personal_channels": "",
+        "comments": truncate(incident.comment, DESCRIPTION_LIMIT),
+        "personal_channels": ",".join(extras.personal_channels),
         "assignment_group": incident.assignment_group,
         "assignment_group_id": incident.assignment_group_id,
-        "notify_members": [],
-        "rule_id": "",
-        "teams_id": "",
+        "notify_members": [asdict(m) for m in extras.notify_members],
+        "rule_id": extras.rule_id,
+        "teams_id": extras.teams_id,
     }
 
 
 def build(
-    fmt: PushFormat, kind: Kind, incident: Incident, *, instance_url: str, table: str
+    fmt: PushFormat,
+    kind: Kind,
+    incident: Incident,
+    *,
+    instance_url: str,
+    table: str,
+    extras: Extras = Extras(),
 ) -> dict[str, Any]:
     if fmt == "standard":
-        return standard_body(
-            kind, incident, link=incident_link(instance_url, table, incident.sys_id)
-        )
-    return servicenow_body(kind, incident)
+        link = incident_link(instance_url, table, incident.sys_id)
+        return standard_body(kind, incident, link=link, extras=extras)
+    return servicenow_body(kind, incident, extras)

@@ -1,9 +1,15 @@
 """Decide which events a batch of changed incidents needs. Pure: no I/O, no clock.
 
 The rule is that Flashduty's open alerts mirror ServiceNow's open incidents.
-The ledger remembers, per incident, the last version we acted on and whether
-its alert is open; comparing a fetched incident with that entry gives at most
-one event. The caller executes the decisions (ledger rows, outbox rows,
+The ledger remembers, per incident, the last version we acted on, whether its
+alert is open, and at which destination (Flashduty integration) it lives;
+comparing a fetched incident with that entry gives its events. The caller
+routes each incident first (:mod:`fd_sync.routing`) and passes the
+destination it should be at, or None when a skip route matched: an open
+alert that must move yields two events, a resolve where it was and a create
+where it now belongs, in that order, so the outbox's per-incident order keeps
+them right. An incident dispatched by hand is pinned: routes are ignored until
+it closes. The caller executes the decisions (ledger rows, outbox rows,
 watermark) in one transaction, so a crash leaves the ledger as it was after
 the last good page, and re-reading a page decides nothing twice.
 """
@@ -15,6 +21,8 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from fd_sync.incident import STATE_NAMES, Incident
+
+DEFAULT_DESTINATION = "default"  # the [flashduty] push_url
 
 
 class Kind(StrEnum):
@@ -35,16 +43,34 @@ class LedgerEntry:
     # False while every event of the open alert is still queued and untried:
     # then Flashduty cannot have it, and a resolve can simply cancel them.
     alert_reached: bool = True
+    destination: str | None = None  # where the open alert lives (ledgers before routing: default)
+    pinned: bool = False  # dispatched by hand: stays at its destination until it closes
+
+    @property
+    def alert_at(self) -> str | None:
+        """The destination of the open alert, or None when no alert is open."""
+        return (self.destination or DEFAULT_DESTINATION) if self.alert_open else None
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: Kind
+    destination: str
 
 
 @dataclass(frozen=True)
 class Decision:
     incident: Incident
     entry: LedgerEntry  # the ledger row after this decision
-    event: Kind | None  # what to queue for Flashduty, if anything
-    cancel_pending: bool  # drop this incident's queued, never-tried events
+    events: tuple[Event, ...]  # what to queue for Flashduty, in order
+    cancel_pending: bool  # drop the queued, never-tried events of the open alert
     why: str
     unknown_state: bool = False
+
+    @property
+    def event(self) -> Kind | None:
+        """The last event's kind: the one that leaves the alert in its new state."""
+        return self.events[-1].kind if self.events else None
 
 
 def is_newer(incident: Incident, entry: LedgerEntry) -> bool:
@@ -52,60 +78,127 @@ def is_newer(incident: Incident, entry: LedgerEntry) -> bool:
 
 
 def decide(
-    incident: Incident, entry: LedgerEntry | None, *, baseline_until: str | None = None
+    incident: Incident,
+    entry: LedgerEntry | None,
+    *,
+    target: str | None = DEFAULT_DESTINATION,
+    baseline_until: str | None = None,
 ) -> Decision | None:
-    """The one decision for one incident, or None when nothing changed."""
+    """The decision for one incident routed to ``target`` (None: skip), or None when
+    nothing changed."""
     if entry is not None and not is_newer(incident, entry):
         # Look-back re-read or a duplicated row: this version was handled already.
         return None
+    where = entry.alert_at if entry is not None else None
+    pinned = where is not None and entry is not None and entry.pinned
+    if pinned:
+        target = where  # a dispatched alert stays where it was sent until it closes
 
-    def make(event: Kind | None, alert_open: bool, why: str, cancel: bool = False) -> Decision:
-        reached = False if event is Kind.CREATE or cancel else bool(entry and entry.alert_reached)
+    def make(events: tuple[Event, ...], at: str | None, why: str, cancel: bool = False) -> Decision:
+        created = any(e.kind is Kind.CREATE for e in events)
+        reached = False if created or cancel else bool(entry and entry.alert_reached)
         new_entry = LedgerEntry(
             sys_id=incident.sys_id,
             updated_on=max(incident.updated_on, entry.updated_on if entry else ""),
             mod_count=max(incident.mod_count, entry.mod_count if entry else 0),
-            alert_open=alert_open,
+            alert_open=at is not None,
             fingerprint=incident.fingerprint(),
             alert_reached=reached,
+            destination=at,
+            pinned=pinned and at is not None,
         )
         unknown = incident.state not in STATE_NAMES
-        return Decision(incident, new_entry, event, cancel, why, unknown)
+        return Decision(incident, new_entry, events, cancel, why, unknown)
 
-    was_open = entry is not None and entry.alert_open
     if entry is None and baseline_until is not None and incident.updated_on <= baseline_until:
         # Changed before fd-sync was installed: remember it, page nobody.
-        return make(None, False, "baseline: last changed before the first run")
-    if incident.is_open:
-        if not was_open:
-            # New in ServiceNow, reopened, or first seen open: Flashduty needs an alert.
-            return make(Kind.CREATE, True, "open in ServiceNow, no open alert")
+        return make((), None, "baseline: last changed before the first run")
+    if incident.is_open and target is not None:
+        create = Event(Kind.CREATE, target)
+        if where is None:
+            # New in ServiceNow, reopened, first seen open, or routed away from a skip route.
+            return make((create,), target, "open in ServiceNow, no open alert")
+        if where != target and entry is not None and not entry.alert_reached:
+            # Moved before its alert ever left the outbox: drop it, create it where it belongs.
+            return make((create,), target, f"moved from {where} before it was sent", cancel=True)
+        if where != target:
+            # Reassigned to another route: resolve where it was, then create where it belongs.
+            return make((Event(Kind.RESOLVE, where), create), target, f"moved from {where}")
         if entry is not None and incident.fingerprint() != entry.fingerprint:
             # Something Flashduty displays changed.
-            return make(Kind.UPDATE, True, "open in both, displayed fields changed")
+            return make(
+                (Event(Kind.UPDATE, where),), where, "open in both, displayed fields changed"
+            )
         # Changed only in fields Flashduty does not show (work notes, counters).
-        return make(None, True, "open in both, nothing displayed changed")
-    if was_open and entry is not None and not entry.alert_reached:
-        # Closed before its alert ever left the outbox: page nobody for a closed incident.
-        return make(None, False, "closed before its alert was sent: cancelled", cancel=True)
-    if was_open:
-        # Closed in ServiceNow, open in Flashduty.
-        return make(Kind.RESOLVE, False, "closed in ServiceNow, alert open")
-    # Closed, and no alert open: first seen closed, or closed again.
-    return make(None, False, "closed in ServiceNow, no alert open")
+        return make((), where, "open in both, nothing displayed changed")
+    # Closed in ServiceNow, or open but now matching a skip route.
+    reason = "closed in ServiceNow" if not incident.is_open else "matches a skip route"
+    if where is not None and entry is not None and not entry.alert_reached:
+        # Its alert never left the outbox: page nobody for an incident we no longer send.
+        return make((), None, f"{reason} before its alert was sent: cancelled", cancel=True)
+    if where is not None:
+        # An alert is open in Flashduty that should not be: resolve it where it lives.
+        return make((Event(Kind.RESOLVE, where),), None, f"{reason}, alert open")
+    # No alert open, and none wanted.
+    return make((), None, f"{reason}, no alert open")
+
+
+def dispatch(incident: Incident, entry: LedgerEntry | None, destination: str) -> Decision:
+    """``fd-sync dispatch``: send the incident to ``destination`` now and pin it there.
+
+    Unlike :func:`decide`, a version already handled is sent again: the operator asked.
+    """
+    where = entry.alert_at if entry is not None else None
+    reached = entry is not None and entry.alert_reached
+    create = Event(Kind.CREATE, destination)
+    if where == destination:
+        # Already open there: update it with what the operator chose.
+        events, why, cancel = (Event(Kind.UPDATE, destination),), "dispatched: update", False
+    elif where is not None and not reached:
+        # Open elsewhere but never sent: drop it, create it here.
+        events, why, cancel = (create,), f"dispatched from {where} before it was sent", True
+    elif where is not None:
+        # Open elsewhere: resolve it there, then create it here.
+        events, why, cancel = (
+            (Event(Kind.RESOLVE, where), create),
+            f"dispatched from {where}",
+            False,
+        )
+    else:
+        # No alert open: create one.
+        events, why, cancel = (create,), "dispatched", False
+    new_entry = LedgerEntry(
+        sys_id=incident.sys_id,
+        updated_on=max(incident.updated_on, entry.updated_on if entry else ""),
+        mod_count=max(incident.mod_count, entry.mod_count if entry else 0),
+        alert_open=True,
+        fingerprint=incident.fingerprint(),
+        alert_reached=reached and where == destination,
+        destination=destination,
+        pinned=True,
+    )
+    return Decision(incident, new_entry, events, cancel, why, incident.state not in STATE_NAMES)
 
 
 def reconcile(
     incidents: Iterable[Incident],
     entries: Mapping[str, LedgerEntry],
     *,
+    targets: Mapping[str, str | None] | None = None,
     baseline_until: str | None = None,
 ) -> list[Decision]:
-    """Decisions for a batch, in order; a sys_id seen twice is judged against the first."""
+    """Decisions for a batch, in order; a sys_id seen twice is judged against the first.
+
+    ``targets`` maps sys_id to the destination its route chose (None: skip);
+    incidents without one go to the default destination.
+    """
     view = dict(entries)
     decisions: list[Decision] = []
     for incident in incidents:
-        decision = decide(incident, view.get(incident.sys_id), baseline_until=baseline_until)
+        target = (targets or {}).get(incident.sys_id, DEFAULT_DESTINATION)
+        decision = decide(
+            incident, view.get(incident.sys_id), target=target, baseline_until=baseline_until
+        )
         if decision is None:
             continue
         view[incident.sys_id] = decision.entry

@@ -125,6 +125,11 @@ class ServiceNowClient:
     def base(self) -> str:
         return self.config.instance_url
 
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """What an incident row is read with: fd-sync's fields and [servicenow] extra_fields."""
+        return (*FIELDS, *self.config.extra_fields)
+
     # --- public ---------------------------------------------------------------------
 
     def newest(self) -> tuple[str | None, datetime]:
@@ -149,7 +154,7 @@ class ServiceNowClient:
                     "sysparm_query": keyset_query(
                         low, None if first else cursor, self.config.query
                     ),
-                    "sysparm_fields": ",".join(FIELDS),
+                    "sysparm_fields": ",".join(self.fields),
                     "sysparm_limit": str(page_size or self.config.page_size),
                 }
             )
@@ -187,9 +192,13 @@ class ServiceNowClient:
 
     # --- requests -------------------------------------------------------------------
 
-    def table_get(self, params: dict[str, str]) -> tuple[list[Any], datetime]:
-        """GET the table with fd-sync's fixed parameters; rows and ServiceNow's clock."""
-        url = f"{self.base}/api/now/table/{self.config.table}"
+    def table_get(
+        self, params: dict[str, str], *, table: str | None = None
+    ) -> tuple[list[Any], datetime]:
+        """GET a table (default: the incident table) with fd-sync's fixed parameters;
+        rows and ServiceNow's clock."""
+        table = table or self.config.table
+        url = f"{self.base}/api/now/table/{table}"
         query = {
             "sysparm_display_value": "false",
             "sysparm_exclude_reference_link": "true",
@@ -202,9 +211,9 @@ class ServiceNowClient:
             # Without a Date header the local clock stands in; it only caps the watermark.
             return self._decode(response), response.server_time() or datetime.now(UTC)
 
-        return self._with_retries(attempt)
+        return self._with_retries(attempt, table)
 
-    def _with_retries(self, attempt: Callable[[], T]) -> T:
+    def _with_retries(self, attempt: Callable[[], T], table: str) -> T:
         def before_sleep(state: Any) -> None:
             exc = state.outcome.exception()
             self.log.warning(
@@ -240,9 +249,9 @@ class ServiceNowClient:
                 "the next run continues"
             ) from None
         except FatalAPIError as exc:
-            raise self._fatal(exc) from None
+            raise self._fatal(exc, table) from None
 
-    def _fatal(self, exc: FatalAPIError) -> FdSyncError:
+    def _fatal(self, exc: FatalAPIError, table: str) -> FdSyncError:
         detail = f": {exc.detail}" if exc.detail else ""
         who = (
             f"user {self.config.username!r}"
@@ -258,7 +267,7 @@ class ServiceNowClient:
         if exc.status == 403:
             return AccessDenied(
                 f"ServiceNow {self.base} denied {who} read access to table "
-                f"{self.config.table!r} (HTTP 403{detail}); grant the itil role or a read ACL"
+                f"{table!r} (HTTP 403{detail}); grant the itil role or a read ACL"
             )
         if exc.status == 400:
             return RemoteRejected(
@@ -267,7 +276,7 @@ class ServiceNowClient:
             )
         if exc.status == 404:
             return RemoteRejected(
-                f"ServiceNow {self.base} has no table API for {self.config.table!r} "
+                f"ServiceNow {self.base} has no table API for {table!r} "
                 f"(HTTP 404{detail}); check [servicenow] instance_url and table"
             )
         status = f"HTTP {exc.status}" if exc.status else "refused"

@@ -38,6 +38,7 @@ SIMULATOR_SECRETS = (
     ServiceNowSim().client_secret,
     FlashdutySim().token,
     FlashdutySim().integration_key,
+    FlashdutySim().app_key,
 )
 
 

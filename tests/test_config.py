@@ -89,6 +89,14 @@ def test_push_format_follows_the_path(url, fmt):
         ('[servicenow]\nquery = "ORDERBYnumber"', "may not contain ORDERBY"),
         ('[servicenow]\ntable = "Incident; drop"', "[servicenow] table"),
         ('[servicenow]\nauth = "kerberos"', "must be one of 'basic', 'oauth'"),
+        ('[servicenow]\nextra_fields = ["u-svc"]', "[servicenow] extra_fields: must be incident"),
+        ('[servicenow]\nextra_fields = ["priority"]', "'priority' is fetched already"),
+        ("[servicenow]\nsync_comments = 1", "[servicenow] sync_comments: expected true or false"),
+        ('[flashduty]\napi_domain = "api.x.com/v1"', "[flashduty] api_domain: must be a host"),
+        ("[flashduty]\nchannel_id = 0", "[flashduty] channel_id: must be between 1 and"),
+        ('[routing]\ndefault = "drop"', "[routing] default: must be one of 'send', 'skip'"),
+        ('[routing]\nseverity_by = "impact"', "must be one of 'urgency', 'priority'"),
+        ("[route]\nname = 'x'", "route must be written as [[route]] tables"),
     ],
 )
 def test_mistakes_name_file_and_key(tmp_path, text, expected):

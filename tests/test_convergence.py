@@ -1,6 +1,12 @@
 """Convergence under any history: a hypothesis state machine drives ServiceNow, injects
 faults on both sides, runs cycles, and checks that after the faults clear one clean cycle
-makes Flashduty mirror ServiceNow, with every incident's events alternating."""
+makes Flashduty mirror ServiceNow, with every incident's events alternating.
+
+Routes are part of the history: incidents of the Network group go to a second Flashduty
+integration, urgency Low is skipped, incidents are reassigned between groups (moving their
+alerts) and dispatched by hand (pinning them). An incident's alert must be open in exactly
+one integration, the right one, or none; never in two at once.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +15,21 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    multiple,
+    rule,
+)
 
 from fd_sync import app
 from fd_sync.config import parse
 from fd_sync.cycle import Cycle
+from fd_sync.dispatch import Choices, Dispatcher
+from fd_sync.enrich import Lookups
+from fd_sync.errors import FdSyncError
 from fd_sync.ledger import Ledger
 from fd_sync.simulators.flashduty import FlashdutySim
 from fd_sync.simulators.http import Fault
@@ -66,17 +82,32 @@ class Convergence(RuleBasedStateMachine):
         super().__init__()
         self.tmp = tempfile.TemporaryDirectory()
         self.sn = ServiceNowSim(clock=SimClock(START, ticking=False)).start()
-        self.fd = FlashdutySim().start()
+        self.fd = FlashdutySim().start()  # the [flashduty] push_url
+        self.fd2 = FlashdutySim().start()  # the Network route's integration
+        self.groups = {name: self.sn.add_group(name) for name in ("Network", "Database")}
         fmt = "standard" if hash(self.tmp.name) % 2 else "servicenow"
+        other = self.fd2.push_url_servicenow if fmt == "standard" else self.fd2.push_url_standard
         database = Path(self.tmp.name) / "fd-sync.db"
         document = merge(
             base_document(self.sn, self.fd, database, fmt),
-            {"servicenow": {"page_size": 3}, "sync": {"lookback_seconds": LOOKBACK}},
+            {
+                "servicenow": {"page_size": 3},
+                "sync": {"lookback_seconds": LOOKBACK},
+                "route": [
+                    {"name": "skip-low", "match": {"urgency": ["3"]}, "skip": True},
+                    {
+                        "name": "network",
+                        "match": {"assignment_group": ["Network"]},
+                        "push_url": other,
+                    },
+                ],
+            },
         )
         self.config = parse(document, path=database.parent / "c.toml", env={})
         self.ledger = Ledger(database)
         self.sleeps = Sleeps()
         self.hidden: set[str] = set()
+        self.dispatched: dict[str, set[str]] = {}  # sys_id -> destinations it was sent to
         self.cycle()  # install: the empty table is the baseline
 
     def cycle(self) -> None:
@@ -91,6 +122,7 @@ class Convergence(RuleBasedStateMachine):
         self.ledger.close()
         self.sn.stop()
         self.fd.stop()
+        self.fd2.stop()
         self.tmp.cleanup()
 
     def tick(self, seconds: int = 1) -> None:
@@ -102,10 +134,62 @@ class Convergence(RuleBasedStateMachine):
                 self.hidden.discard(sys_id)
         self.sn.clock.advance(seconds)
 
-    @rule(target=incidents, urgency=st.sampled_from(["1", "2", "3"]))
-    def open_incident(self, urgency):
+    @initialize(target=incidents)
+    def two_open_incidents(self):
+        """One per integration from the start, so that moves are common."""
+        rows = [
+            self.sn.create(short_description="seed", urgency="1", assignment_group=group)
+            for group in self.groups.values()
+        ]
+        return multiple(*(row["sys_id"] for row in rows))
+
+    @rule(
+        target=incidents,
+        urgency=st.sampled_from(["1", "2", "3"]),
+        group=st.sampled_from(["Network", "Database"]),
+    )
+    def open_incident(self, urgency, group):
         self.tick()
-        return self.sn.create(short_description="disk", urgency=urgency)["sys_id"]
+        row = self.sn.create(
+            short_description="disk", urgency=urgency, assignment_group=self.groups[group]
+        )
+        return row["sys_id"]
+
+    @rule(sys_id=incidents, synced_first=st.booleans())
+    def reassign(self, sys_id, synced_first):
+        """To the other group: moves the alert between integrations (none for urgency Low).
+        Often after a cycle, so that an alert is open where the incident leaves."""
+        if synced_first:
+            self.cycle()
+        self.tick()
+        current = self.sn.incident(sys_id)["assignment_group"]
+        other = next(g for g in self.groups.values() if g != current)
+        self.sn.update(sys_id, assignment_group=other)
+
+    @rule(sys_id=incidents, urgency=st.sampled_from(["1", "2", "3"]))
+    def set_urgency(self, sys_id, urgency):
+        self.tick()
+        self.sn.update(sys_id, urgency=urgency)
+
+    @rule(sys_id=incidents, group=st.sampled_from(["Network", "Database"]), urgency=st.booleans())
+    def dispatch(self, sys_id, group, urgency):
+        """An operator sends it by hand: pinned wherever --group routes it."""
+        config = self.config
+        dispatcher = Dispatcher(
+            config,
+            self.ledger,
+            Lookups(app.servicenow_client(config, sleep=self.sleeps)),
+            app.destinations(config, sleep=self.sleeps),
+        )
+        if urgency:  # a skipped incident is the one most worth sending by hand
+            self.tick()
+            self.sn.update(sys_id, urgency="3")
+        try:
+            plan = dispatcher.plan(self.sn.incident(sys_id)["number"], Choices(group=group))
+        except FdSyncError:
+            return  # closed (no --force), hidden, or ServiceNow failing: nothing recorded
+        self.dispatched.setdefault(sys_id, set()).add(plan.route.destination)
+        dispatcher.send(plan, run_id="dispatch")
 
     @rule(sys_id=incidents, title=st.sampled_from(["disk", "disk full", "db down"]))
     def retitle(self, sys_id, title):
@@ -148,6 +232,10 @@ class Convergence(RuleBasedStateMachine):
     def flashduty_misbehaves(self, fault):
         self.fd.inject(copy(fault))
 
+    @rule(fault=flashduty_faults)
+    def second_integration_misbehaves(self, fault):
+        self.fd2.inject(copy(fault))
+
     @rule(n=st.integers(min_value=1, max_value=3))
     def duplicate_rows(self, n):
         self.sn.duplicate_rows += n
@@ -161,8 +249,12 @@ class Convergence(RuleBasedStateMachine):
         self.cycle()
 
     @invariant()
+    def never_open_in_two_integrations(self):
+        assert not self.fd.open_keys() & self.fd2.open_keys()
+
+    @invariant()
     def events_always_alternate(self):
-        for key, kinds in self.fd.history().items():
+        for key, kinds in [*self.fd.history().items(), *self.fd2.history().items()]:
             is_open = False
             for kind in kinds:
                 if kind == "create":
@@ -177,18 +269,37 @@ class Convergence(RuleBasedStateMachine):
     def check_converged(self) -> None:
         self.sn.clear_faults()
         self.fd.clear_faults()
+        self.fd2.clear_faults()
         self.sn.duplicate_rows = 0
         self.late_rows_become_visible()
         self.tick(5)
         self.cycle()
-        assert self.fd.open_keys() == self.sn.open_sys_ids()
+        # Where each open incident's alert must be: pinned by a dispatch, else its route.
+        pinned = dict(
+            self.ledger.db.execute("SELECT sys_id, destination FROM incidents WHERE pinned = 1")
+        )
+        for sys_id, where in pinned.items():
+            assert where in self.dispatched.get(sys_id, set()), "pinned but never dispatched"
+        expected: dict[str, set[str]] = {"default": set(), "route:network": set()}
+        for sys_id in self.sn.open_sys_ids():
+            row = self.sn.incident(sys_id)
+            if sys_id in pinned:
+                expected[pinned[sys_id]].add(sys_id)
+            elif row["urgency"] == "3":
+                continue  # skip-low
+            elif row["assignment_group"] == self.groups["Network"]:
+                expected["route:network"].add(sys_id)
+            else:
+                expected["default"].add(sys_id)
+        assert self.fd.open_keys() == expected["default"]
+        assert self.fd2.open_keys() == expected["route:network"]
         # Stronger than the open sets: the ledger saw every incident's latest version.
         seen = {
             r[0]: r[1] for r in self.ledger.db.execute("SELECT sys_id, mod_count FROM incidents")
         }
         latest = {r["sys_id"]: int(r["sys_mod_count"]) for r in self.sn.incidents()}
         assert seen == latest
-        assert self.fd.violations == []
+        assert self.fd.violations == [] and self.fd2.violations == []
         assert self.ledger.summary()["outbox"]["pending"] == 0
 
 

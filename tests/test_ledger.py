@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
@@ -9,7 +10,7 @@ import pytest
 
 from fd_sync.errors import StorageError
 from fd_sync.incident import Incident
-from fd_sync.ledger import Ledger, known_migrations
+from fd_sync.ledger import Ledger, known_migrations, migrations
 from fd_sync.reconcile import reconcile
 
 
@@ -38,7 +39,7 @@ def test_a_page_is_all_or_nothing(database):
     with Ledger(database) as ledger:
         decisions = reconcile([incident(1), incident(2)], {})
         with pytest.raises(RuntimeError), ledger.transaction():
-            ledger.record(decisions, destination="default", run_id="r1")
+            ledger.record(decisions, run_id="r1")
             ledger.set_state("watermark", "2026-11-01 08:00:00")
             raise RuntimeError("crash between the rows and the commit")
         summary = ledger.summary()
@@ -50,9 +51,7 @@ def test_a_page_is_all_or_nothing(database):
 def test_entries_know_whether_an_alert_was_sent(database):
     with Ledger(database) as ledger:
         with ledger.transaction():
-            ledger.record(
-                reconcile([incident(1), incident(2)], {}), destination="default", run_id="r"
-            )
+            ledger.record(reconcile([incident(1), incident(2)], {}), run_id="r")
         first, _ = ledger.pending()
         ledger.mark_attempt(first.id)
         entries = ledger.entries([incident(1).sys_id, incident(2).sys_id])
@@ -109,9 +108,7 @@ def test_finished_events_are_purged_after_retention_but_dead_ones_stay(database)
     now = [datetime(2026, 11, 1, tzinfo=UTC)]
     with Ledger(database, clock=lambda: now[0]) as ledger:
         with ledger.transaction():
-            ledger.record(
-                reconcile([incident(1), incident(2)], {}), destination="default", run_id="r"
-            )
+            ledger.record(reconcile([incident(1), incident(2)], {}), run_id="r")
         delivered, dead = ledger.pending()
         ledger.mark_delivered(delivered.id, http_status=200, request_id="x")
         ledger.mark_failed(
@@ -132,3 +129,62 @@ def test_quarantine_keeps_one_copy_of_a_row_seen_again(database):
         for _ in range(3):
             ledger.quarantine("abc", "sys_updated_on missing", '{"sys_id": "abc"}')
         assert ledger.summary()["quarantined"] == 1
+
+
+def m001_ledger(database, inc):
+    """A ledger as fd-sync wrote it before routing: one open alert, its create queued."""
+    from sqlite_utils import Database
+
+    from fd_sync.ledger import migrations
+
+    database.parent.mkdir(parents=True)
+    old = Database(database)
+    migrations.apply(old, stop_before="m002_routing")
+    old.execute(
+        "INSERT INTO incidents VALUES (?, ?, ?, 1, '1', 1, ?, ?, '2026-11-01T08:00:00+00:00')",
+        [inc.sys_id, inc.number, inc.updated_on, inc.fingerprint(), json.dumps(inc.to_dict())],
+    )
+    old.execute(
+        "INSERT INTO outbox (sys_id, number, kind, destination, event, status, created_at)"
+        " VALUES (?, ?, 'create', 'default', ?, 'pending', '2026-11-01T08:00:00+00:00')",
+        [inc.sys_id, inc.number, json.dumps(inc.to_dict())],
+    )
+    old.conn.commit()
+    old.close()
+
+
+def test_an_older_ledger_opened_read_only_is_read_without_migrating(database):
+    inc = incident(1)
+    m001_ledger(database, inc)
+    with Ledger(database, readonly=True) as ledger:  # what once --dry-run and explain open
+        entry = ledger.entries([inc.sys_id])[inc.sys_id]
+        assert entry.alert_at == "default" and not entry.pinned
+        assert ledger.pins([inc.sys_id]) == {}
+        assert "m002_routing" not in {m.name for m in migrations.applied(ledger.db)}
+
+
+def test_a_ledger_from_before_routing_upgrades_in_place(database):
+    """m001 ledgers: open alerts lived at the [flashduty] push_url, queued events had no
+    route extras; both must keep working after the upgrade."""
+    from fd_sync.reconcile import Kind, decide
+
+    inc = incident(1)
+    m001_ledger(database, inc)
+    with Ledger(database) as ledger:
+        assert [r[0] for r in ledger.db.execute("SELECT name FROM _sqlite_migrations")] == (
+            known_migrations()
+        )
+        entry = ledger.entries([inc.sys_id])[inc.sys_id]
+        assert entry.alert_at == "default" and entry.pinned is False
+        (queued,) = ledger.pending()
+        assert queued.extras.severity is None and queued.incident == inc
+        ledger.mark_delivered(queued.id, http_status=200, request_id="r")
+        entry = ledger.entries([inc.sys_id])[inc.sys_id]
+        # A reassignment after the upgrade moves the alert from where it was.
+        later = Incident(**{**inc.to_dict(), "updated_on": "2026-11-01 08:00:05", "mod_count": 2})
+        moved = decide(later, entry, target="route:network")
+        assert moved is not None
+        assert [(e.kind, e.destination) for e in moved.events] == [
+            (Kind.RESOLVE, "default"),
+            (Kind.CREATE, "route:network"),
+        ]

@@ -10,6 +10,8 @@ from fd_sync.payloads import (
     LABEL_VALUE_LIMIT,
     MAX_LABELS,
     TITLE_LIMIT,
+    Extras,
+    Member,
     labels,
     servicenow_body,
     severity,
@@ -111,3 +113,55 @@ def test_labels_keep_flashduty_rules():
     assert len(out) == MAX_LABELS
     assert "bad-key" not in out and "9starts_with_digit" not in out
     assert "assigned_to" in out  # built-in labels come first
+
+
+# --- what routes add ---------------------------------------------------------------------
+
+EXTRAS = Extras(
+    route="network-p1",
+    severity="Critical",
+    labels=(("service", "network"), ("state", "overridden")),
+    rule_id="6532aa",
+    personal_channels=("sms", "voice"),
+    notify_members=(Member("u" * 32, "Ann Lee", "ann@example.com"),),
+    teams_id="teams-1",
+)
+
+
+def test_servicenow_body_carries_the_route_extras():
+    body = servicenow_body(Kind.CREATE, incident(urgency="3", comment="on it"), EXTRAS)
+    assert body["personal_channels"] == "sms,voice"
+    assert body["notify_members"] == [
+        {"sys_id": "u" * 32, "name": "Ann Lee", "email": "ann@example.com"}
+    ]
+    assert body["rule_id"] == "6532aa" and body["teams_id"] == "teams-1"
+    assert body["comments"] == "on it"
+    # No severity field in this format: the route's Critical travels as urgency High.
+    assert body["urgency"] == "High"
+    assert servicenow_body(Kind.CREATE, incident(urgency="1"), EXTRAS)["urgency"] == "High"
+    assert servicenow_body(Kind.CREATE, incident(urgency="3"))["urgency"] == "Low"
+
+
+def test_a_resolve_for_an_incident_still_open_closes_the_alert():
+    # Moved to another route, or to a skip route: its state is open, its alert here must close.
+    assert servicenow_body(Kind.RESOLVE, incident(state="2"))["state"] == "Resolved"
+    assert servicenow_body(Kind.RESOLVE, incident(state="8"))["state"] == "Canceled"
+    assert standard_body(Kind.RESOLVE, incident(state="2"), link=LINK)["event_status"] == "Ok"
+
+
+def test_standard_body_takes_severity_and_labels_from_the_route():
+    body = standard_body(
+        Kind.CREATE, incident(urgency="3", category="network"), link=LINK, extras=EXTRAS
+    )
+    assert body["event_status"] == "Critical"
+    assert body["labels"]["service"] == "network"
+    assert body["labels"]["route"] == "network-p1"
+    assert body["labels"]["category"] == "network"
+    assert body["labels"]["state"] == "overridden"  # a route label replaces a built-in one
+
+
+def test_extras_round_trip_through_the_outbox_json():
+    import json
+
+    assert Extras.from_dict(json.loads(json.dumps(EXTRAS.to_dict()))) == EXTRAS
+    assert Extras.from_dict(None) == Extras()

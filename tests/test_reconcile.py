@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fd_sync.incident import Incident
-from fd_sync.reconcile import Kind, LedgerEntry, decide, reconcile
+from fd_sync.reconcile import Kind, LedgerEntry, decide, dispatch, reconcile
 
 T0 = "2026-11-01 08:00:00"
 T1 = "2026-11-01 08:00:01"
@@ -182,3 +182,157 @@ def test_rereading_any_version_decides_nothing(history):
         seen.append(inc)
     for inc in seen:
         assert decide(inc, ledger) is None
+
+
+# --- routes: moves, skips, pins ----------------------------------------------------------
+
+A, B = "default", "route:network"
+
+
+def at(where: str | None, *, pinned: bool = False, reached: bool = True, **kw) -> LedgerEntry:
+    """A ledger entry whose alert is open at ``where`` (None: no alert open)."""
+    base = entry(where is not None, reached=reached, **kw)
+    return replace(base, destination=where, pinned=pinned)
+
+
+def events(decision) -> list[tuple[str, str]]:
+    return [(e.kind.value, e.destination) for e in decision.events]
+
+
+@pytest.mark.parametrize(
+    ("case", "inc", "ledger", "target", "expected", "now_at"),
+    [
+        ("new incident, routed to B", incident("1"), None, B, [("create", B)], B),
+        ("new incident, skip route", incident("1"), None, None, [], None),
+        ("open at A, still routed to A", incident("2"), at(A), A, [("update", A)], A),
+        ("open at A, now routed to B", incident("1"), at(A), B, [("resolve", A), ("create", B)], B),
+        ("open at A, now a skip route", incident("1"), at(A), None, [("resolve", A)], None),
+        ("skipped, now routed to B", incident("1"), at(None), B, [("create", B)], B),
+        ("skipped, still skipped", incident("2"), at(None), None, [], None),
+        ("closed, open at B", incident("6"), at(B), A, [("resolve", B)], None),
+        ("closed while skipped", incident("7"), at(None), None, [], None),
+        ("legacy row: open, no destination", incident("2"), entry(True), A, [("update", A)], A),
+        ("legacy row: moved", incident("1"), entry(True), B, [("resolve", A), ("create", B)], B),
+    ],
+)
+def test_route_table(case, inc, ledger, target, expected, now_at):
+    decision = decide(inc, ledger, target=target)
+    assert decision is not None, case
+    assert events(decision) == expected, case
+    assert decision.entry.alert_at == now_at, case
+    assert decision.cancel_pending is False, case
+
+
+def test_a_move_before_the_create_was_sent_cancels_and_creates_there():
+    decision = decide(incident("1"), at(A, reached=False), target=B)
+    assert decision is not None
+    assert events(decision) == [("create", B)]
+    assert decision.cancel_pending and decision.entry.alert_at == B
+
+
+def test_a_skip_before_the_create_was_sent_cancels():
+    decision = decide(incident("1"), at(A, reached=False), target=None)
+    assert decision is not None
+    assert events(decision) == [] and decision.cancel_pending
+    assert decision.entry.alert_open is False
+
+
+@pytest.mark.parametrize("target", [A, None, "route:other"])
+def test_a_pinned_alert_ignores_routes_until_it_closes(target):
+    updated = decide(incident("2"), at(B, pinned=True), target=target)
+    assert updated is not None
+    assert events(updated) == [("update", B)]
+    assert updated.entry.pinned and updated.entry.alert_at == B
+    closed = decide(incident("6", T2, 2), updated.entry, target=target)
+    assert closed is not None
+    assert events(closed) == [("resolve", B)]
+    assert not closed.entry.pinned and not closed.entry.alert_open
+    # Reopened later: routes apply again.
+    reopened = decide(incident("2", "2026-11-01 08:00:03", 3), closed.entry, target=target)
+    assert reopened is not None
+    assert events(reopened) == ([("create", target)] if target else [])
+
+
+@pytest.mark.parametrize(
+    ("case", "ledger", "expected", "cancel"),
+    [
+        ("no alert", None, [("create", B)], False),
+        ("open at B already", at(B), [("update", B)], False),
+        ("open at A", at(A), [("resolve", A), ("create", B)], False),
+        ("open at A, never sent", at(A, reached=False), [("create", B)], True),
+        ("skipped by a route", at(None), [("create", B)], False),
+    ],
+)
+def test_dispatch_table(case, ledger, expected, cancel):
+    decision = dispatch(incident("1"), ledger, B)
+    assert events(decision) == expected, case
+    assert decision.cancel_pending is cancel, case
+    assert decision.entry.pinned and decision.entry.alert_at == B, case
+
+
+def test_dispatch_resends_a_version_already_handled():
+    handled = at(A, updated_on=T1, mod_count=1)
+    assert decide(incident("1", T1, 1), handled, target=A) is None
+    assert events(dispatch(incident("1", T1, 1), handled, A)) == [("update", A)]
+
+
+destinations = st.sampled_from([A, B, None])
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("change"), states, titles, destinations, st.booleans()),
+        st.tuples(st.just("dispatch"), st.sampled_from([A, B]), st.booleans()),
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps)
+def test_alternation_holds_per_incident_and_destination(history):
+    """For any mix of changes routed to A, B or skip, and dispatches: at each destination
+    the events alternate create/resolve with updates only while open; at most one alert is
+    open anywhere; and at the end it is open exactly where the incident should be."""
+    ledger: LedgerEntry | None = None
+    queued: list[tuple[Kind, str]] = []
+    sent_upto = 0  # queued[:sent_upto] reached Flashduty
+    pinned_to: str | None = None
+    for step, item in enumerate(history, start=1):
+        stamp = f"2026-11-01 10:{step // 60:02d}:{step % 60:02d}"
+        if item[0] == "change":
+            _, state, title, target, sent = item
+            decision = decide(incident(state, stamp, step, title=title), ledger, target=target)
+        else:
+            _, target, sent = item
+            decision = dispatch(incident("2", stamp, step), ledger, target)
+        assert decision is not None
+        if decision.cancel_pending:
+            # The open alert's untried events, from its create on, never leave.
+            first = next(i for i in range(sent_upto, len(queued)) if queued[i][0] is Kind.CREATE)
+            del queued[first:]
+        queued.extend((e.kind, e.destination) for e in decision.events)
+        ledger = decision.entry
+        pinned_to = ledger.alert_at if ledger.pinned else None
+        if sent:
+            sent_upto = len(queued)
+            ledger = replace(ledger, alert_reached=True)
+    open_at: set[str] = set()
+    for kind, where in queued:
+        if kind is Kind.CREATE:
+            assert where not in open_at and not open_at, f"second alert: {queued}"
+            open_at.add(where)
+        elif kind is Kind.RESOLVE:
+            assert where in open_at, f"resolve where nothing is open: {queued}"
+            open_at.discard(where)
+        else:
+            assert where in open_at, f"update where nothing is open: {queued}"
+    assert ledger is not None
+    assert open_at == ({ledger.alert_at} if ledger.alert_at else set())
+    last = history[-1]
+    if last[0] == "change":
+        wanted = pinned_to or (last[3] if last[1] not in ("6", "7", "8") else None)
+        if last[1] in ("6", "7", "8"):
+            wanted = None
+        assert ledger.alert_at == wanted
+    else:
+        assert ledger.alert_at == last[1] and ledger.pinned

@@ -10,10 +10,19 @@ The simulator keeps what Flashduty would show: which alerts are open, and the
 ordered events of each incident, so tests can compare the open set with
 ServiceNow's and check that events alternate create/resolve. It also records
 every limit a body exceeds (:attr:`violations`): fd-sync must never send one.
+
+The OpenAPI that ``rules``, ``explain`` and ``dispatch --rule-name`` read is
+served too (``POST /channel/escalate/rule/list``, ``/person/infos``,
+``/team/infos``, ``/schedule/infos``, paged ``/channel/list`` and
+``/member/list``), with the documented field names: a wrong ``app_key`` gets
+the 401 envelope, a missing channel or id ``ResourceNotFound`` (HTTP 400).
+Tests seed it with :meth:`add_person`, :meth:`add_team`, :meth:`add_schedule`,
+:meth:`add_channel` and :meth:`add_rule`.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import secrets
@@ -30,6 +39,14 @@ SEVERITIES = ("Critical", "Warning", "Info")
 CLOSED_STATES = ("Resolved", "Closed", "Canceled")
 _LABEL_KEY = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 MAX_BODY = 1 << 20
+OPENAPI_PATHS = (
+    "/channel/escalate/rule/list",
+    "/person/infos",
+    "/team/infos",
+    "/schedule/infos",
+    "/channel/list",
+    "/member/list",
+)
 
 
 @dataclass(frozen=True)
@@ -55,6 +72,36 @@ def _envelope_error(code: str, message: str, status: int) -> Response:
     )
 
 
+def _envelope_data(data: Any) -> Response:
+    rid = secrets.token_hex(12)
+    return Response.json({"request_id": rid, "data": data}, **{"Flashcat-Request-Id": rid})
+
+
+def layer(
+    *,
+    person_ids: tuple[int, ...] = (),
+    team_ids: tuple[int, ...] = (),
+    schedule_ids: tuple[int, ...] = (),
+    escalate_window: int = 30,
+    force_escalate: bool = False,
+    critical: tuple[str, ...] = ("sms", "voice"),
+    warning: tuple[str, ...] = ("email",),
+    info: tuple[str, ...] = ("email",),
+) -> dict[str, Any]:
+    """One escalation layer with the field names of /channel/escalate/rule/list."""
+    return {
+        "escalate_window": escalate_window,
+        "force_escalate": force_escalate,
+        "target": {
+            "person_ids": [*person_ids],
+            "team_ids": [*team_ids],
+            "schedule_to_role_ids": {str(s): [0] for s in schedule_ids},
+            "by": {"critical": [*critical], "warning": [*warning], "info": [*info]},
+            "webhooks": [],
+        },
+    }
+
+
 class FlashdutySim(SimServer):
     name = "flashduty"
 
@@ -63,6 +110,7 @@ class FlashdutySim(SimServer):
         *,
         token: str = "fdtoken0123456789abcdef",
         integration_key: str = "fdkey0123456789abcdef",
+        app_key: str = "fdappkey0123456789abcdef",
         rate_limit_per_minute: int | None = None,
         port: int = 0,
         tls: ssl.SSLContext | None = None,
@@ -70,6 +118,13 @@ class FlashdutySim(SimServer):
         super().__init__(port=port, tls=tls)
         self.token = token
         self.integration_key = integration_key
+        self.app_key = app_key
+        self.persons: dict[int, dict[str, Any]] = {}
+        self.teams: dict[int, dict[str, Any]] = {}
+        self.schedules: dict[int, dict[str, Any]] = {}
+        self.channels: dict[int, dict[str, Any]] = {}
+        self.rules: dict[int, list[dict[str, Any]]] = {}  # channel id -> its escalation rules
+        self._ids = itertools.count(4000001)
         self.rate_limit_per_minute = rate_limit_per_minute
         self.received: list[Received] = []
         self.open: dict[str, dict[str, Any]] = {}  # key -> last body of the open alert
@@ -135,11 +190,63 @@ class FlashdutySim(SimServer):
                 self.arrived.wait(remaining)
         return True
 
+    # --- OpenAPI data ---------------------------------------------------------------------
+
+    @property
+    def api_domain(self) -> str:
+        """What [flashduty] api_domain is set to for this simulator."""
+        return self.url
+
+    def add_person(self, name: str, email: str = "") -> int:
+        person_id = next(self._ids)
+        self.persons[person_id] = {"person_id": person_id, "person_name": name, "email": email}
+        return person_id
+
+    def add_team(self, name: str, person_ids: tuple[int, ...] = ()) -> int:
+        team_id = next(self._ids)
+        self.teams[team_id] = {"team_id": team_id, "team_name": name, "person_ids": [*person_ids]}
+        return team_id
+
+    def add_schedule(self, name: str) -> int:
+        schedule_id = next(self._ids)
+        self.schedules[schedule_id] = {"schedule_id": schedule_id, "schedule_name": name}
+        return schedule_id
+
+    def add_channel(self, name: str, channel_id: int | None = None) -> int:
+        channel_id = channel_id or next(self._ids)
+        self.channels[channel_id] = {"channel_id": channel_id, "channel_name": name}
+        self.rules.setdefault(channel_id, [])
+        return channel_id
+
+    def add_rule(
+        self,
+        channel_id: int,
+        name: str,
+        layers: list[dict[str, Any]],
+        *,
+        status: str = "enabled",
+        rule_id: str | None = None,
+    ) -> str:
+        """An escalation rule; build its layers with :func:`layer`."""
+        rule_id = rule_id or secrets.token_hex(12)
+        self.rules[channel_id].append(
+            {
+                "rule_id": rule_id,
+                "rule_name": name,
+                "channel_id": channel_id,
+                "status": status,
+                "layers": layers,
+            }
+        )
+        return rule_id
+
     # --- HTTP ---------------------------------------------------------------------------
 
     def handle(self, request: Request) -> Response:
         if request.method != "POST":
             return _envelope_error("RouteNotFound", "route not found", 404)
+        if request.path in OPENAPI_PATHS:
+            return self._openapi(request)
         if request.path.startswith("/event/push/servicenow/"):
             token = request.path[len("/event/push/servicenow/") :].strip("/")
             if not secrets.compare_digest(token, self.token):
@@ -169,6 +276,40 @@ class FlashdutySim(SimServer):
         if problem:
             return _envelope_error("InvalidParameter", problem, 400)
         return self._accept(fmt, body)
+
+    def _openapi(self, request: Request) -> Response:
+        if not secrets.compare_digest(request.query.get("app_key", ""), self.app_key):
+            return _envelope_error("Unauthorized", "invalid app_key", 401)
+        try:
+            body = json.loads(request.body or b"{}")
+        except ValueError:
+            return _envelope_error("InvalidParameter", "body is not valid JSON", 400)
+        if not isinstance(body, dict):
+            return _envelope_error("InvalidParameter", "body must be an object", 400)
+        path = request.path
+        if path == "/channel/escalate/rule/list":
+            channel = body.get("channel_id")
+            if not isinstance(channel, int):
+                return _envelope_error("InvalidParameter", "channel_id must be an integer", 400)
+            if channel not in self.rules:
+                return _envelope_error("ResourceNotFound", f"channel {channel} not found", 400)
+            return _envelope_data({"items": self.rules[channel]})
+        if path in ("/channel/list", "/member/list"):
+            page, limit = body.get("p", 1), body.get("limit", 20)
+            if not isinstance(page, int) or not isinstance(limit, int) or not 0 < limit <= 100:
+                return _envelope_error("InvalidParameter", "p and limit (1-100) are integers", 400)
+            rows = list((self.channels if path == "/channel/list" else self.persons).values())
+            items = rows[(page - 1) * limit : page * limit]
+            return _envelope_data({"items": items, "total": len(rows), "p": page, "limit": limit})
+        kind = path.split("/")[1]  # person, team, schedule
+        table = {"person": self.persons, "team": self.teams, "schedule": self.schedules}[kind]
+        ids = body.get(f"{kind}_ids")
+        if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+            return _envelope_error("InvalidParameter", f"{kind}_ids must be integers", 400)
+        missing = [i for i in ids if i not in table]
+        if missing:
+            return _envelope_error("ResourceNotFound", f"{kind} {missing[0]} not found", 400)
+        return _envelope_data({"items": [table[i] for i in ids]})
 
     def _over_rate_limit(self) -> bool:
         if not self.rate_limit_per_minute:

@@ -13,7 +13,11 @@ What it reproduces, because pollers have been bitten by each of these:
 - rows committed late: :meth:`hide` keeps a row out of every answer until
   :meth:`reveal`, although its ``sys_updated_on`` is already in the past;
 - duplicated rows in one answer (:attr:`duplicate_rows`);
-- a ``Date`` header from the simulated clock, which tests may move.
+- a ``Date`` header from the simulated clock, which tests may move;
+- the tables routes and dispatch read: ``sys_user``, ``sys_user_group``,
+  ``sys_user_grmember`` (dot-walk ``user.name``), ``sys_journal_field``
+  (comments, written by :meth:`comment`), ``cmdb_ci``, ``core_company``, and
+  custom incident columns (:meth:`add_column`) for ``extra_fields``.
 
 Writes go through :meth:`create`, :meth:`update`, :meth:`delete`: they stamp
 ``sys_updated_on`` from :attr:`clock` and bump ``sys_mod_count`` as the platform does.
@@ -70,6 +74,11 @@ REFERENCES = {
     "caller_id": "sys_user",
     "cmdb_ci": "cmdb_ci",
     "company": "core_company",
+}
+# Reference columns of the other tables, for dot-walked fields and conditions.
+TABLE_REFERENCES = {
+    "incident": REFERENCES,
+    "sys_user_grmember": {"user": "sys_user", "group": "sys_user_group"},
 }
 CHOICES = {
     "state": {
@@ -156,7 +165,10 @@ class ServiceNowSim(SimServer):
             "cmdb_ci": {},
             "core_company": {},
             "sys_audit_delete": {},
+            "sys_user_grmember": {},
+            "sys_journal_field": {},
         }
+        self.custom_columns: set[str] = set()  # u_ fields an instance adds to incident
         self._index: list[tuple[str, str]] = []  # incident (sys_updated_on, sys_id), sorted
         self.hidden: set[str] = set()  # committed late: invisible to every query for now
         self.acl_hidden: set[str] = set()  # the integration user may not read these
@@ -176,7 +188,13 @@ class ServiceNowSim(SimServer):
         return sys_id
 
     def add_user(
-        self, name: str, *, user_name: str = "", email: str = "", sys_id: str | None = None
+        self,
+        name: str,
+        *,
+        user_name: str = "",
+        email: str = "",
+        sys_id: str | None = None,
+        active: bool = True,
     ) -> str:
         sys_id = sys_id or new_sys_id()
         with self._lock:
@@ -185,7 +203,42 @@ class ServiceNowSim(SimServer):
                 "name": name,
                 "user_name": user_name or name.lower(),
                 "email": email,
+                "active": "true" if active else "false",
             }
+        return sys_id
+
+    def add_member(self, group_id: str, user_id: str) -> str:
+        """Put a user in a group (a sys_user_grmember row)."""
+        return self._add("sys_user_grmember", group=group_id, user=user_id)
+
+    def add_ci(self, name: str) -> str:
+        return self._add("cmdb_ci", name=name)
+
+    def add_company(self, name: str) -> str:
+        return self._add("core_company", name=name)
+
+    def add_column(self, name: str) -> None:
+        """A custom incident column (``u_service``), readable and queryable from now on."""
+        with self._lock:
+            self.custom_columns.add(name)
+
+    def comment(self, sys_id: str, text: str, *, by: str = "admin") -> dict[str, str]:
+        """An additional comment, as the form saves it: a journal row and an incident update."""
+        self._add(
+            "sys_journal_field",
+            name="incident",
+            element="comments",
+            element_id=sys_id,
+            value=text,
+            sys_created_on=self.clock.text(),
+            sys_created_by=by,
+        )
+        return self.update(sys_id)
+
+    def _add(self, table: str, **fields: str) -> str:
+        sys_id = new_sys_id()
+        with self._lock:
+            self.tables[table][sys_id] = {"sys_id": sys_id, **fields}
         return sys_id
 
     def create(self, *, updated_on: str | None = None, **fields: Any) -> dict[str, str]:
@@ -347,7 +400,7 @@ class ServiceNowSim(SimServer):
         def known(name: str) -> bool:
             base, _, rest = name.partition(".")
             if table == "incident":
-                if base not in INCIDENT_COLUMNS:
+                if base not in INCIDENT_COLUMNS and base not in self.custom_columns:
                     return False
                 return not rest or base in REFERENCES
             rows = self.tables[table]
@@ -361,7 +414,7 @@ class ServiceNowSim(SimServer):
             base, _, rest = name.partition(".")
             if not rest:
                 return row.get(base)
-            target_table = REFERENCES.get(base) if table == "incident" else None
+            target_table = TABLE_REFERENCES.get(table, {}).get(base)
             target = self.tables.get(target_table or "", {}).get(row.get(base, ""))
             return (target or {}).get(rest, "")
 

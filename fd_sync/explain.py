@@ -1,0 +1,148 @@
+"""``fd-sync explain``: which route an incident takes and why, what would be sent, and
+the escalation path Flashduty would follow. Reads only: ServiceNow, the ledger, the OpenAPI.
+
+The events shown are those its next change would queue, built by the same
+code a cycle runs (:func:`fd_sync.reconcile.decide`, :class:`fd_sync.enrich.Enricher`,
+:func:`fd_sync.payloads.build`), so the payload is byte for byte what Flashduty
+would receive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+from fd_sync import escalation, payloads, routing
+from fd_sync.config import Config
+from fd_sync.delivery import Destination, canonical
+from fd_sync.dispatch import OpenAPIFactory, dumps, read_incident
+from fd_sync.enrich import Enricher, Lookups
+from fd_sync.errors import ConfigError, FdSyncError
+from fd_sync.incident import LEVEL_NAMES, PRIORITY_NAMES, Incident
+from fd_sync.ledger import Ledger
+from fd_sync.payloads import Extras
+from fd_sync.reconcile import Decision, Kind, LedgerEntry, decide
+from fd_sync.routing import Match
+
+
+def _summary(incident: Incident) -> list[str]:
+    def coded(names: Mapping[str, str], value: str) -> str:
+        return f"{value} - {names[value]}" if value in names else value or "none"
+
+    return [
+        f"{incident.number}: {incident.short_description or '(no short description)'}",
+        f"  state {incident.state_name}, urgency {coded(LEVEL_NAMES, incident.urgency)}, "
+        f"priority {coded(PRIORITY_NAMES, incident.priority)}, "
+        f"assignment group {incident.assignment_group or 'none'}",
+    ]
+
+
+def _route_lines(match: Match, entry: LedgerEntry | None, decision: Decision) -> list[str]:
+    lines = ["", "route"]
+    for name, why in match.passed_over:
+        lines.append(f"  passed over {name!r}: {why}")
+    chosen = match.route
+    lines.append(f"  matches {chosen.name!r}: {', '.join(match.reasons)}")
+    if chosen.skip:
+        lines.append("  skip: this route sends nothing")
+    else:
+        lines.append(f"  sends to {chosen.destination}")
+    where = entry.alert_at if entry is not None else None
+    if where is not None and entry is not None and entry.pinned:
+        lines.append(
+            f"  pinned by fd-sync dispatch at {where}: routes do not apply until it closes"
+        )
+    lines.append(f"  ledger: {'alert open at ' + where if where else 'no alert open'}")
+    return lines
+
+
+def _escalation(
+    config: Config, extras: Extras, channel_id: int | None, openapi: OpenAPIFactory | None
+) -> list[str]:
+    lines = ["", "escalation path"]
+    if openapi is None:
+        return [*lines, "  not shown: set [flashduty] app_key to preview it"]
+    if channel_id is None:
+        return [*lines, "  not shown: set [flashduty] channel_id (or the route's channel_id)"]
+    client = openapi()
+    rules = escalation.load_rules(client, channel_id)
+    if extras.notify_members:
+        known = {str(m.get("email") or "").casefold() for m in client.members()}
+        missing = [
+            m.email or m.name for m in extras.notify_members if m.email.casefold() not in known
+        ]
+        if missing:
+            lines.append(
+                f"  notify_members without a Flashduty member of that email: {', '.join(missing)}"
+            )
+    chosen = [r for r in rules if r.rule_id == extras.rule_id]
+    if chosen:
+        lines.append(f"  rule_id {extras.rule_id} of channel {channel_id}:")
+        return lines + ["  " + line for line in escalation.render_rule(chosen[0])]
+    if extras.rule_id:
+        lines.append(
+            f"  rule_id {extras.rule_id} is not an enabled rule of channel {channel_id}; "
+            "Flashduty chooses among its enabled rules:"
+        )
+    else:
+        lines.append(
+            f"  no rule_id: Flashduty chooses among the enabled rules of channel {channel_id} "
+            "by their filters:"
+        )
+    for rule in rules:
+        lines += ["  " + line for line in escalation.render_rule(rule)]
+    return lines if rules else [*lines, "  (none enabled)"]
+
+
+def explain(
+    config: Config,
+    ledger: Ledger,
+    lookups: Lookups,
+    destinations: Mapping[str, Destination],
+    number: str,
+    *,
+    openapi: OpenAPIFactory | None = None,
+) -> list[str]:
+    incident = read_incident(config, lookups, number)
+    match = routing.route(incident, config.routing)
+    entry = ledger.entries([incident.sys_id]).get(incident.sys_id)
+    entry = canonical(entry, destinations) if entry is not None else None
+    # Decide as if this version were a new change that Flashduty displays.
+    probe = replace(entry, updated_on="", mod_count=-1, fingerprint="") if entry else None
+    decision = decide(incident, probe, target=match.target)
+    if decision is None:  # pragma: no cover - the probe is always older
+        raise FdSyncError("internal error: no decision for explain")
+    pins = ledger.pins([incident.sys_id]) if decision.entry.pinned else {}
+    enricher = Enricher(
+        lookups, sync_comments=False, severity_by=config.routing.severity_by
+    )  # the comment is on the incident already
+    extras = enricher.extras([decision], {incident.sys_id: match}, pins).get(
+        incident.sys_id, Extras()
+    )
+    lines = _summary(incident) + _route_lines(match, entry, decision)
+    lines += ["", "next change would send"]
+    if not decision.events:
+        lines.append(f"  nothing ({decision.why})")
+    for event in decision.events:
+        destination = destinations.get(event.destination)
+        if destination is None:
+            raise ConfigError(
+                f"{config.path}: destination {event.destination!r} is not configured any more "
+                "(a route or its push URL was removed)"
+            )
+        body = payloads.build(
+            destination.push_format,  # type: ignore[arg-type]
+            event.kind,
+            incident,
+            instance_url=config.servicenow.instance_url,
+            table=config.servicenow.table,
+            extras=Extras() if event.kind is Kind.RESOLVE else extras,
+        )
+        lines.append(
+            f"  {event.kind.value} at {event.destination} ({destination.push_format} format):"
+        )
+        lines += ["  " + line for line in dumps(body).splitlines()]
+    if any(e.kind is not Kind.RESOLVE for e in decision.events):
+        channel_id = match.route.channel_id if not match.route.skip else None
+        lines += _escalation(config, extras, channel_id or config.flashduty.channel_id, openapi)
+    return lines
