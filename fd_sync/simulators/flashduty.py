@@ -21,6 +21,7 @@ import ssl
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,10 +64,12 @@ class FlashdutySim(SimServer):
         token: str = "fdtoken0123456789abcdef",
         integration_key: str = "fdkey0123456789abcdef",
         rate_limit_per_minute: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
         port: int = 0,
         tls: ssl.SSLContext | None = None,
     ) -> None:
         super().__init__(port=port, tls=tls)
+        self.clock = clock  # for the rate limit and arrival times; tests may fake it
         self.token = token
         self.integration_key = integration_key
         self.rate_limit_per_minute = rate_limit_per_minute
@@ -160,7 +163,7 @@ class FlashdutySim(SimServer):
     def _over_rate_limit(self) -> bool:
         if not self.rate_limit_per_minute:
             return False
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             while self._window and self._window[0] <= now - 60:
                 self._window.popleft()
@@ -243,7 +246,7 @@ class FlashdutySim(SimServer):
                 kind = "update" if key in self.open else "create"
                 self.open[key] = body
             self._last_kind[key] = kind
-            self.received.append(Received(key, kind, fmt, body, rid, duplicate))
+            self.received.append(Received(key, kind, fmt, body, rid, duplicate, self.clock()))
             self.arrived.notify_all()
         return Response.json(
             {"request_id": rid, "data": {"alert_key": key}}, **{"Flashcat-Request-Id": rid}
