@@ -350,6 +350,7 @@ class Ledger:
         cancels = []
         for d in decisions:
             inc = d.incident
+            snapshot = json.dumps(inc.to_dict(), ensure_ascii=False)  # the row's and the event's
             incident_rows.append(
                 (
                     inc.sys_id,
@@ -359,7 +360,7 @@ class Ledger:
                     inc.state,
                     int(d.entry.alert_open),
                     d.entry.fingerprint,
-                    json.dumps(inc.to_dict(), ensure_ascii=False),
+                    snapshot,
                     now,
                 )
             )
@@ -373,7 +374,7 @@ class Ledger:
                         inc.number,
                         d.event.value,
                         destination,
-                        json.dumps(inc.to_dict(), ensure_ascii=False),
+                        snapshot,
                         PENDING,
                         run_id,
                         now,
