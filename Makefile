@@ -38,3 +38,8 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .ruff_cache
+
+## soak: the chaos soak against a real daemon (SOAK_MINUTES, default 10); prints the figures
+SOAK_MINUTES ?= 10
+soak: $(STAMP)
+	$(BIN)/python -m tests.chaos --minutes $(SOAK_MINUTES)

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import click
 
 from fd_sync import __version__, logs
-from fd_sync.errors import EX_SOFTWARE, EX_USAGE, FdSyncError
+from fd_sync.errors import EX_SOFTWARE, EX_TEMPFAIL, EX_USAGE, FdSyncError
 from fd_sync.redaction import redact
 
 
@@ -92,6 +95,7 @@ def once(options: Options, since: str | None, dry_run: bool) -> int:
     from fd_sync.cycle import Cycle
     from fd_sync.ledger import Ledger
     from fd_sync.lock import RunLock
+    from fd_sync.transport import interruptible_sleep
     from fd_sync.watermark import parse_since
 
     try:
@@ -100,22 +104,34 @@ def once(options: Options, since: str | None, dry_run: bool) -> int:
         raise click.BadParameter(str(exc), param_hint="--since") from None
     cfg = _load_config(options)
     database = cfg.sync.database
+    stop = _stop_on_signals()
+    sleep = interruptible_sleep(stop)
+
+    def cycle_for(ledger: Ledger) -> Cycle:
+        return Cycle(
+            cfg,
+            ledger,
+            app.servicenow_client(cfg, sleep=sleep),
+            app.destinations(cfg, sleep=sleep),
+            should_stop=stop.is_set,
+        )
+
     if dry_run:
         ledger = Ledger(database, readonly=True) if database.exists() else Ledger.scratch()
         with ledger:
-            cycle = Cycle(cfg, ledger, app.servicenow_client(cfg), app.destinations(cfg))
-            report = cycle.run(since=since_at, dry_run=True)
+            report = cycle_for(ledger).run(since=since_at, dry_run=True)
         for planned in report.planned:
             click.echo(planned.line())
     else:
         with RunLock(database), Ledger(database) as ledger:
-            cycle = Cycle(cfg, ledger, app.servicenow_client(cfg), app.destinations(cfg))
-            report = cycle.run(since=since_at, command="once")
+            report = cycle_for(ledger).run(since=since_at, command="once")
     click.echo(report.summary())
     if report.error is not None:
         _print_error(report.error)
     elif report.exit_code:
         reasons = [f"Flashduty ({n}) unavailable: {why}" for n, why in report.delivery.down.items()]
+        if report.delivery.stopped:
+            reasons.append("stopped by a signal; the next run delivers what is left")
         if report.dead or report.held:
             reasons.append(
                 f"{report.dead} dead event(s) refused by Flashduty and {report.held} held "
@@ -126,23 +142,212 @@ def once(options: Options, since: str | None, dry_run: bool) -> int:
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
 @click.pass_obj
-def status(options: Options, as_json: bool) -> int:
+def run(options: Options) -> int:
+    """Run as a service: a cycle every [sync] poll_interval_seconds until SIGTERM.
+
+    Speaks systemd's notify protocol (READY=1, STATUS=, WATCHDOG=1) when started by
+    systemd. SIGHUP reloads the configuration (a broken file is reported and the old
+    one keeps running); SIGTERM or SIGINT finish the work in progress and exit 0.
+    """
+    from fd_sync import daemon
+
+    cfg = _load_config(options)
+    return daemon.run(cfg, config_path=options.config_path)
+
+
+@cli.command()
+@click.option(
+    "--send-test",
+    is_flag=True,
+    help="Also push one clearly labelled test alert to Flashduty and resolve it.",
+)
+@click.pass_obj
+def check(options: Options, send_test: bool) -> int:
+    """Check the configuration and every hop to ServiceNow and Flashduty, with hints.
+
+    Reports DNS, TCP, TLS, credentials, read access, a one-row query and the clocks
+    for ServiceNow, then the Flashduty push endpoint, one line each. Creates nothing
+    in Flashduty unless --send-test is given. Exits 0 only if everything passed.
+    """
+    from fd_sync.check import run_check
+
+    cfg = _load_config(options)
+    return run_check(cfg, send_test=send_test, echo=click.echo)
+
+
+@cli.group()
+def outbox() -> None:
+    """See and act on events waiting for Flashduty: list, retry dead ones, drop."""
+
+
+@outbox.command("list")
+@click.option("--dead", is_flag=True, help="Only events Flashduty refused for good.")
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="Include delivered, cancelled and dropped events (most recent first).",
+)
+@click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(1, 100000),
+    help="At most this many events.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_obj
+def outbox_list(options: Options, dead: bool, show_all: bool, limit: int, as_json: bool) -> int:
+    """List pending (and with --dead, dead) events with their last error and request id."""
+    from fd_sync.ledger import DEAD, PENDING, Ledger
+
+    cfg = _load_config(options, secrets_required=False)
+    with Ledger(cfg.sync.database, readonly=True) as ledger:
+        if show_all:
+            events = ledger.events(limit=limit)
+        else:
+            statuses = [DEAD] if dead else [PENDING, DEAD]
+            events = [e for s in statuses for e in ledger.events(status=s, limit=limit)]
+            events.sort(key=lambda e: e.id)
+    for e in events[:limit]:
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "id": e.id,
+                        "number": e.number,
+                        "sys_id": e.sys_id,
+                        "kind": e.kind.value,
+                        "destination": e.destination,
+                        "status": e.status,
+                        "attempts": e.attempts,
+                        "created_at": e.created_at,
+                        "http_status": e.http_status,
+                        "error_code": e.error_code,
+                        "error": e.error_message,
+                        "request_id": e.request_id,
+                    }
+                )
+            )
+        else:
+            error = f"  {e.error_message}" if e.error_message else ""
+            click.echo(
+                f"{e.id:>7}  {e.number:<12} {e.kind.value:<8} {e.status:<9} "
+                f"tries {e.attempts:<3} {e.created_at}{error}"
+            )
+    if not events and not as_json:
+        click.echo("no events" + (" that are dead" if dead else " waiting"))
+    return 0
+
+
+@outbox.command("retry")
+@click.argument("event_id", type=int, required=False)
+@click.option("--all", "retry_all", is_flag=True, help="Requeue every dead event.")
+@click.pass_obj
+def outbox_retry(options: Options, event_id: int | None, retry_all: bool) -> int:
+    """Requeue a dead event (or --all of them); the next cycle sends them, in order."""
+    from fd_sync.ledger import Ledger
+    from fd_sync.lock import RunLock
+
+    if (event_id is None) == (not retry_all):
+        raise click.UsageError("give an event ID or --all")
+    cfg = _load_config(options, secrets_required=False)
+    with RunLock(cfg.sync.database), Ledger(cfg.sync.database) as ledger:
+        if event_id is not None:
+            event = ledger.event(event_id)
+            if event is None or event.status != "dead":
+                state = event.status if event else "unknown"
+                raise FdSyncError(
+                    f"event {event_id} is {state}, not dead; nothing requeued", exit_code=EX_USAGE
+                )
+        count = ledger.retry_dead(event_id)
+    click.echo(f"requeued {count} event(s); the next cycle delivers them")
+    return 0
+
+
+@outbox.command("drop")
+@click.argument("event_id", type=int)
+@click.pass_obj
+def outbox_drop(options: Options, event_id: int) -> int:
+    """Give up on one pending or dead event. Dropping a create drops its whole alert.
+
+    Its queued events go too and the incident counts as having no alert: its next
+    change in ServiceNow opens a new one. Dropping a resolve leaves the alert open in
+    Flashduty: resolve it there.
+    """
+    from fd_sync.ledger import Ledger
+    from fd_sync.lock import RunLock
+
+    cfg = _load_config(options, secrets_required=False)
+    with RunLock(cfg.sync.database), Ledger(cfg.sync.database) as ledger:
+        event = ledger.event(event_id)
+        if event is None or event.status not in ("pending", "dead"):
+            state = event.status if event else "unknown"
+            raise FdSyncError(
+                f"event {event_id} is {state}: only pending or dead events can be dropped",
+                exit_code=EX_USAGE,
+            )
+        count = ledger.drop(event)
+    click.echo(f"dropped {count} event(s) of {event.number}")
+    if event.kind.value == "resolve":
+        click.echo(f"note: the alert of {event.number} stays open in Flashduty; resolve it there")
+    return 0
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
+@click.option(
+    "--check",
+    "health_check",
+    is_flag=True,
+    help="Exit 75 when the last successful cycle is older than 3 poll intervals (for monitoring).",
+)
+@click.pass_obj
+def status(options: Options, as_json: bool, health_check: bool) -> int:
     """Show the watermark, tracked incidents, open alerts, the outbox and the last run."""
     from fd_sync.ledger import Ledger
 
     cfg = _load_config(options, secrets_required=False)
     with Ledger(cfg.sync.database, readonly=True) as ledger:
         summary = ledger.summary()
+        daemon = json.loads(ledger.get_state("daemon") or "null")
+    summary["daemon"] = daemon
+    healthy, why = _health(summary, cfg.sync.poll_interval_seconds)
+    summary["healthy"], summary["health"] = healthy, why
     if as_json:
         click.echo(json.dumps(summary, indent=2))
-        return 0
+    else:
+        _print_status(summary)
+    if health_check and not healthy:
+        _print_error(FdSyncError(f"unhealthy: {why}"))
+        return EX_TEMPFAIL
+    return 0
+
+
+def _health(summary: dict[str, Any], interval: int) -> tuple[bool, str]:
+    """Healthy while a cycle succeeded within the last 3 poll intervals."""
+    last_ok = summary["last_success_at"]
+    if not last_ok:
+        return False, "no successful cycle yet"
+    age = (datetime.now(UTC) - datetime.fromisoformat(last_ok)).total_seconds()
+    if age > 3 * interval:
+        return False, f"last successful cycle {age:.0f} s ago (more than 3 x {interval} s)"
+    return True, f"last successful cycle {age:.0f} s ago"
+
+
+def _print_status(summary: dict[str, Any]) -> None:
     outbox = summary["outbox"]
     last = summary["last_run"]
+    daemon = summary.get("daemon") or {}
+    watermark = summary["watermark"]
+    lag = ""
+    if watermark:
+        behind = datetime.now(UTC) - datetime.fromisoformat(watermark + "+00:00")
+        lag = f" ({behind.total_seconds():.0f} s behind this host's clock)"
     lines = [
         ("ledger", summary["database"]),
-        ("watermark", f"{summary['watermark']} UTC" if summary["watermark"] else "none yet"),
+        ("watermark", f"{watermark} UTC{lag}" if watermark else "none yet"),
         (
             "incidents",
             f"{summary['incidents_tracked']} tracked, {summary['open_alerts']} with an open alert",
@@ -166,10 +371,25 @@ def status(options: Options, as_json: bool) -> int:
     if last and last.get("message") and last["exit_code"]:
         lines.append(("last error", last["message"]))
     lines.append(("last success", summary["last_success_at"] or "never"))
+    if daemon:
+        state = f"pid {daemon['pid']}" if daemon.get("running") else "stopped"
+        lines.append(
+            (
+                "daemon",
+                f"{state}, every {daemon['poll_interval_seconds']} s; {daemon.get('status', '')}",
+            )
+        )
+        if daemon.get("fetch_paused_until"):
+            lines.append(
+                (
+                    "fetch paused",
+                    f"until {daemon['fetch_paused_until']}: {daemon['fetch_paused_because']}",
+                )
+            )
+    lines.append(("health", ("ok: " if summary["healthy"] else "UNHEALTHY: ") + summary["health"]))
     width = max(len(k) for k, _ in lines)
     for key, value in lines:
         click.echo(f"{key:<{width}}  {value}")
-    return 0
 
 
 @cli.command()
@@ -190,6 +410,21 @@ def demo(cycles: int) -> int:
     from fd_sync.demo import run_demo
 
     return run_demo(cycles=cycles, echo=click.echo)
+
+
+def _stop_on_signals() -> threading.Event:
+    """SIGTERM and SIGINT ask the run to stop at the next safe point instead of dying."""
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt  # a second signal: stop now (the ledger is still safe)
+        logs.get("cli").info("stopping", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop
 
 
 def _print_error(exc: BaseException) -> None:

@@ -62,6 +62,12 @@ class SyncConfig:
     database: Path
     lookback_seconds: int = 300
     poll_interval_seconds: int = 60
+    stall_seconds: int = 300
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    listen: tuple[str, int] | None = None  # (host, port) of the Prometheus endpoint
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,7 @@ class Config:
     flashduty: FlashdutyConfig
     sync: SyncConfig
     http: HttpConfig = field(default_factory=HttpConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     warnings: tuple[str, ...] = ()
 
     def secrets(self) -> list[str]:
@@ -184,6 +191,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "database": Key(str, None),
         "lookback_seconds": Key(int, 300, _int_range(0, 86400)),
         "poll_interval_seconds": Key(int, 60, _int_range(1, 86400)),
+        "stall_seconds": Key(int, 300, _int_range(1, 86400)),
+    },
+    "metrics": {
+        "listen": Key(str, None),
     },
 }
 
@@ -278,8 +289,15 @@ def parse(
     fd = _flashduty(values["flashduty"], path, warnings, secrets_required)
     sync = _sync(values["sync"], path, env)
     http = _http(values["http"], path)
+    metrics = _metrics(values["metrics"], path)
     return Config(
-        path=path, servicenow=sn, flashduty=fd, sync=sync, http=http, warnings=tuple(warnings)
+        path=path,
+        servicenow=sn,
+        flashduty=fd,
+        sync=sync,
+        http=http,
+        metrics=metrics,
+        warnings=tuple(warnings),
     )
 
 
@@ -586,4 +604,24 @@ def _sync(v: dict[str, Any], path: Path, env: Mapping[str, str]) -> SyncConfig:
         database=database,
         lookback_seconds=v["lookback_seconds"],
         poll_interval_seconds=v["poll_interval_seconds"],
+        stall_seconds=v["stall_seconds"],
     )
+
+
+def _metrics(v: dict[str, Any], path: Path) -> MetricsConfig:
+    if not v["listen"]:
+        return MetricsConfig()
+    host, sep, port = v["listen"].rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise _problem(path, "metrics", "listen", 'must be "host:port", e.g. "127.0.0.1:9464"')
+    try:
+        import prometheus_client  # noqa: F401 - only needed when metrics are on
+    except ImportError:
+        raise _problem(
+            path,
+            "metrics",
+            "listen",
+            "needs the prometheus-client package: pip install 'fd-sync[metrics]'",
+        ) from None
+    return MetricsConfig(listen=(host, int(port)))

@@ -35,6 +35,7 @@ from fd_sync.errors import (
     EX_PROTOCOL,
     EX_TEMPFAIL,
     FdSyncError,
+    Interrupted,
     StorageError,
 )
 from fd_sync.incident import BadRecord, Incident, parse_record
@@ -104,6 +105,8 @@ class CycleReport:
 
     @property
     def outcome(self) -> str:
+        if isinstance(self.error, Interrupted) or self.delivery.stopped:
+            return "interrupted"
         return {
             0: "ok",
             75: "temporary failure",
@@ -155,6 +158,7 @@ class Cycle:
         destinations: Mapping[str, Destination],
         *,
         should_stop: Callable[[], bool] = lambda: False,
+        progress: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
@@ -162,12 +166,20 @@ class Cycle:
         self.servicenow = servicenow
         self.destinations = destinations
         self.should_stop = should_stop
+        self.progress = progress  # called after each page and each event: the daemon's pulse
         self.clock = clock
         self.log = logs.get("cycle")
 
     def run(
-        self, *, since: datetime | None = None, dry_run: bool = False, command: str = "once"
+        self,
+        *,
+        since: datetime | None = None,
+        dry_run: bool = False,
+        command: str = "once",
+        fetch: bool = True,
     ) -> CycleReport:
+        """One cycle. ``fetch=False`` only drains the outbox (the daemon does that while it
+        waits out a ServiceNow credential problem)."""
         report = CycleReport(run_id=_new_run_id(), dry_run=dry_run)
         started = self.clock()
         with structlog.contextvars.bound_contextvars(run_id=report.run_id):
@@ -179,7 +191,8 @@ class Cycle:
             )
             run_row = None if dry_run else self.ledger.start_run(report.run_id, command)
             try:
-                self._fetch(report, since=since, dry_run=dry_run)
+                if fetch:
+                    self._fetch(report, since=since, dry_run=dry_run)
             except StorageError:
                 raise  # the ledger itself failed: delivering from it is not safe
             except FdSyncError as exc:
@@ -192,6 +205,7 @@ class Cycle:
                     instance_url=self.config.servicenow.instance_url,
                     table=self.config.servicenow.table,
                     should_stop=self.should_stop,
+                    progress=self.progress,
                 )
                 report.delivery = deliverer.drain()
                 self._count_outbox(report)
@@ -266,6 +280,7 @@ class Cycle:
                 self._preview(plan, report, overlay)
             else:
                 self._commit(plan, report, watermark)
+            self.progress()
             self.log.debug(
                 "page_done",
                 page=report.pages,

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from fd_sync import logs, payloads
 from fd_sync.config import PushFormat
+from fd_sync.errors import Interrupted
 from fd_sync.flashduty import FlashdutyClient, describe
 from fd_sync.ledger import Ledger, OutboxEvent
 from fd_sync.transport import FatalAPIError, RetriableAPIError
@@ -58,12 +59,14 @@ class Deliverer:
         instance_url: str,
         table: str,
         should_stop: Callable[[], bool] = lambda: False,
+        progress: Callable[[], None] = lambda: None,
     ) -> None:
         self.ledger = ledger
         self.destinations = destinations
         self.instance_url = instance_url
         self.table = table
         self.should_stop = should_stop
+        self.progress = progress
         self.log = logs.get("delivery")
 
     def drain(self) -> DeliveryReport:
@@ -96,7 +99,13 @@ class Deliverer:
                     continue
                 if destination.name in report.down:
                     continue
-                self._deliver(event, destination, report, held)
+                try:
+                    self._deliver(event, destination, report, held)
+                except Interrupted:
+                    # Stopping mid-retry: the event stays pending (marked attempted).
+                    report.stopped = True
+                    return report
+                self.progress()
 
     def _deliver(
         self,

@@ -45,6 +45,10 @@ class LockBusy(TemporaryFailure):
     """Another fd-sync process holds the ledger."""
 
 
+class Interrupted(TemporaryFailure):
+    """A stop was requested (SIGTERM, SIGINT); the work left is safe for the next cycle."""
+
+
 class RemoteRejected(FdSyncError):
     """A remote answered that the request itself is wrong (a 4xx other than auth)."""
 

@@ -1,9 +1,11 @@
 """The SQLite ledger: incidents as last acted on, the outbox, the watermark, run history.
 
-Concurrency contract: one process writes at a time. Callers take the run lock
-(:mod:`fd_sync.lock`) before opening a ledger for writing; readers such as
-``fd-sync status`` may open it at any moment (WAL mode lets them read while a
-run writes). A :class:`Ledger` object belongs to one thread.
+Concurrency contract: one process changes incidents and the outbox at a time.
+Callers take the run lock (:mod:`fd_sync.lock`) before doing so; readers such
+as ``fd-sync status`` may open the ledger at any moment (WAL mode lets them
+read while a run writes), and small state writes (the daemon's status) rely on
+SQLite's own locking. A :class:`Ledger` object belongs to the thread that
+opened it (a sqlite3 rule).
 
 Durability contract: a page's incident rows, its outbox rows and the watermark
 advance are written in one transaction (:meth:`Ledger.transaction`), so a crash
@@ -35,6 +37,7 @@ from fd_sync.incident import Incident
 from fd_sync.reconcile import Decision, Kind, LedgerEntry
 
 PENDING, DELIVERED, DEAD, CANCELLED = "pending", "delivered", "dead", "cancelled"
+DROPPED = "dropped"  # an operator gave up on it (fd-sync outbox drop)
 RETENTION = timedelta(days=30)  # delivered and cancelled events; dead ones are kept
 MEMORY = ":memory:"
 _CHUNK = 500  # sys_ids per IN (...) query, far below SQLite's variable limit
@@ -484,13 +487,57 @@ class Ledger:
             )
 
     def purge_finished(self) -> int:
-        """Forget delivered and cancelled events after RETENTION; dead ones are kept."""
+        """Forget delivered, cancelled and dropped events after RETENTION; dead ones stay."""
         cutoff = _iso(self.clock() - RETENTION)
         with self.transaction("purge old events"):
             cursor = self.db.conn.execute(
-                "DELETE FROM outbox WHERE status IN ('delivered', 'cancelled') AND finished_at < ?",
+                "DELETE FROM outbox WHERE status IN ('delivered', 'cancelled', 'dropped') "
+                "AND finished_at < ?",
                 [cutoff],
             )
+        return cursor.rowcount
+
+    # --- operator actions (fd-sync outbox ...) -------------------------------------------
+
+    def event(self, event_id: int) -> OutboxEvent | None:
+        with self._errors("read the outbox"):
+            row = self.db.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM outbox WHERE id = ?", [event_id]
+            ).fetchone()
+        return _event(row) if row else None
+
+    def retry_dead(self, event_id: int | None = None) -> int:
+        """Dead events back to pending, keeping their error for the record until resent."""
+        where, params = ("AND id = ?", [event_id]) if event_id is not None else ("", [])
+        with self.transaction("requeue dead events"):
+            cursor = self.db.conn.execute(
+                f"UPDATE outbox SET status = 'pending', finished_at = NULL "
+                f"WHERE status = 'dead' {where}",
+                params,
+            )
+        return cursor.rowcount
+
+    def drop(self, event: OutboxEvent) -> int:
+        """Give up on an event. Dropping a create gives up on its whole alert: its queued
+        events go too, and the incident counts as having no alert, so its next change in
+        ServiceNow opens a new one. Returns how many events were dropped."""
+        now = _iso(self.clock())
+        with self.transaction("drop an event"):
+            if event.kind is Kind.CREATE:
+                cursor = self.db.conn.execute(
+                    "UPDATE outbox SET status = 'dropped', finished_at = ? WHERE sys_id = ? "
+                    "AND id >= ? AND status IN ('pending', 'dead')",
+                    [now, event.sys_id, event.id],
+                )
+                self.db.conn.execute(
+                    "UPDATE incidents SET alert_open = 0 WHERE sys_id = ?", [event.sys_id]
+                )
+            else:
+                cursor = self.db.conn.execute(
+                    "UPDATE outbox SET status = 'dropped', finished_at = ? WHERE id = ? "
+                    "AND status IN ('pending', 'dead')",
+                    [now, event.id],
+                )
         return cursor.rowcount
 
     # --- runs and summary -------------------------------------------------------------

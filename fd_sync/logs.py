@@ -53,3 +53,16 @@ def configure(
 
 def get(name: str = "fd-sync") -> Any:
     return structlog.get_logger(name)
+
+
+class _ToStructlog(logging.Handler):
+    """Libraries log through the standard library; send their lines through ours."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        get(record.name).log(record.levelno, record.getMessage(), library=record.name)
+
+
+def route_stdlib_logging(level: int = logging.WARNING) -> None:
+    root = logging.getLogger()
+    root.handlers[:] = [_ToStructlog()]
+    root.setLevel(level)

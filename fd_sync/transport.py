@@ -15,6 +15,7 @@ import email.utils
 import json
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ import tenacity
 import urllib3
 
 from fd_sync import __version__
+from fd_sync.errors import Interrupted
 
 USER_AGENT = f"fd-sync/{__version__} (+https://github.com/flashcatcloud)"
 RETRY_AFTER_CAP = 60.0  # seconds; a longer Retry-After ends the run instead of stalling it
@@ -263,6 +265,16 @@ class BackoffWait:
             return min(exc.retry_after, self.retry_after_cap)
         base = min(self.cap, self.initial * 2 ** (retry_state.attempt_number - 1))
         return base / 2 + base / 2 * self.rng()
+
+
+def interruptible_sleep(stop: threading.Event) -> Callable[[float], None]:
+    """A sleep for retry waits that ends the wait, and the retrying, when ``stop`` is set."""
+
+    def sleep(seconds: float) -> None:
+        if stop.wait(seconds):
+            raise Interrupted("stop requested during a retry wait")
+
+    return sleep
 
 
 def _should_retry(exc: BaseException) -> bool:

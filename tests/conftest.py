@@ -9,7 +9,9 @@ clock.
 
 from __future__ import annotations
 
+import io
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -70,9 +72,15 @@ def to_toml(document: dict[str, Any]) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _quiet_logs() -> Iterator[None]:
-    logs.configure("warning", json=True)
-    yield
+def _logs_without_secrets() -> Iterator[io.StringIO]:
+    """Every in-process log line, at every level, is kept and checked for secrets."""
+    buffer = io.StringIO()
+    logs.configure("debug", stream=buffer, json=True)
+    yield buffer
+    text = buffer.getvalue()
+    OUTPUTS.append(text)
+    for secret in SIMULATOR_SECRETS:
+        assert secret not in text, "a secret reached fd-sync's log"
 
 
 @pytest.fixture
@@ -254,7 +262,9 @@ def fd_sync_command(*args: str) -> list[str]:
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FD_SYNC_")}
-    env.update({"PYTHONUNBUFFERED": "1", "FD_SYNC_LOG_FORMAT": "json"})
+    # Debug level: the secrets check must hold at every level.
+    env.update({"PYTHONUNBUFFERED": "1", "FD_SYNC_LOG_FORMAT": "json",
+                "FD_SYNC_LOG_LEVEL": "debug"})
     env.update(extra or {})
     return env
 
@@ -291,3 +301,66 @@ def open_incident(sim: ServiceNowSim, **fields: Any) -> dict[str, str]:
 def change(sim: ServiceNowSim, sys_id: str, **fields: Any) -> dict[str, str]:
     sim.clock.advance(1)
     return sim.update(sys_id, **fields)
+
+
+# --- the daemon under a systemd-like supervisor --------------------------------------------
+
+
+class NotifySocket:
+    """The datagram socket systemd listens on; messages are awaited, not polled for."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.messages: list[dict[str, str]] = []
+
+    def next(self, timeout: float = 30) -> dict[str, str]:
+        self.sock.settimeout(timeout)
+        data = self.sock.recv(65536).decode()
+        message = dict(line.split("=", 1) for line in data.splitlines() if "=" in line)
+        self.messages.append(message)
+        return message
+
+    def wait_for(self, predicate, timeout: float = 30) -> dict[str, str]:
+        while True:
+            message = self.next(timeout)
+            if predicate(message):
+                return message
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def notify(tmp_path):
+    sock = NotifySocket(tmp_path / "notify.sock")
+    yield sock
+    sock.close()
+
+
+@pytest.fixture
+def daemon(notify, write_config):
+    started: list[subprocess.Popen] = []
+
+    def start(config: Path | None = None, env: dict[str, str] | None = None, **overrides):
+        config = config or write_config(sync={"poll_interval_seconds": 1}, **overrides)
+        proc = subprocess.Popen(
+            fd_sync_command("--config", str(config), "run"),
+            env=child_env({"NOTIFY_SOCKET": str(notify.path), **(env or {})}),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)
+
+
+def is_status(text: str) -> Callable[[dict[str, str]], bool]:
+    return lambda m: text in m.get("STATUS", "")

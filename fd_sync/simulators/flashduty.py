@@ -43,6 +43,7 @@ class Received:
     body: dict[str, Any]
     request_id: str
     duplicate: bool = False  # the same body as this incident's previous event (a re-send)
+    intent: str = ""  # what the sender meant, where the body says (ServiceNow format)
     at: float = field(default_factory=time.monotonic)
 
 
@@ -104,6 +105,18 @@ class FlashdutySim(SimServer):
                 if event.duplicate and not include_duplicates:
                     continue
                 out.setdefault(event.key, []).append(event.kind)
+        return out
+
+    def intents(self) -> dict[str, list[str]]:
+        """Per incident, what the sender meant (create/update/resolve), re-sends left out.
+
+        Only the ServiceNow format says it (action_type); the standard format's
+        receiver cannot tell a create from an update, so :meth:`history` is weaker."""
+        out: dict[str, list[str]] = {}
+        with self._lock:
+            for event in self.received:
+                if not event.duplicate:
+                    out.setdefault(event.key, []).append(event.intent or event.kind)
         return out
 
     def duplicates(self) -> int:
@@ -246,7 +259,12 @@ class FlashdutySim(SimServer):
                 kind = "update" if key in self.open else "create"
                 self.open[key] = body
             self._last_kind[key] = kind
-            self.received.append(Received(key, kind, fmt, body, rid, duplicate, self.clock()))
+            intent = {"insert": "create", "update": "update", "rule_update": "resolve"}.get(
+                str(body.get("action_type")), ""
+            )
+            self.received.append(
+                Received(key, kind, fmt, body, rid, duplicate, intent, at=self.clock())
+            )
             self.arrived.notify_all()
         return Response.json(
             {"request_id": rid, "data": {"alert_key": key}}, **{"Flashcat-Request-Id": rid}

@@ -1,0 +1,331 @@
+"""``fd-sync run``: the cycle of ``once`` on a schedule, as a systemd service.
+
+Concurrency contract: cycles run one at a time in APScheduler's worker thread
+(``max_instances=1``, ``coalesce=True``: a slow cycle delays the next instead of
+stacking them). Signal handlers run in the main thread and only set events or
+swap in a validated configuration, which the next cycle picks up. The watchdog
+thread only reads the time of the last progress. The run lock is taken per
+cycle, not for the daemon's life, so an ``fd-sync once`` started by hand or by
+cron runs between two cycles instead of being refused for as long as the
+daemon lives; neither can double-send.
+
+Failures: a cycle that fails (ServiceNow or Flashduty down) is logged and the
+next interval tries again; the daemon itself exits only for a bad
+configuration at start (78) or a stop signal (0). ServiceNow 401/403 pause
+fetching with a doubling back-off up to 30 minutes, so repeated bad logins
+never lock the integration account; the outbox keeps draining meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+from typing import Any
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from fd_sync import app, logs
+from fd_sync import config as config_module
+from fd_sync.config import Config
+from fd_sync.cycle import Cycle, CycleReport
+from fd_sync.errors import AccessDenied, ConfigError, FdSyncError, LockBusy, StorageError
+from fd_sync.ledger import Ledger
+from fd_sync.lock import RunLock
+from fd_sync.sdnotify import Notifier
+from fd_sync.transport import interruptible_sleep
+
+STOP_GRACE_SECONDS = 25.0  # systemd's default stop timeout is 90 s; the issue promises 30
+AUTH_BACKOFF_CAP = 1800.0
+DAEMON_STATE = "daemon"  # ledger state key read by `fd-sync status`
+
+
+@dataclass
+class AuthBackoff:
+    """ServiceNow refused our credentials: fetch again only after a doubling pause."""
+
+    failures: int = 0
+    until: float = 0.0  # monotonic
+    reason: str = ""
+
+    def record(self, now: float, interval: float, reason: str) -> float:
+        self.failures += 1
+        pause = min(AUTH_BACKOFF_CAP, interval * 2**self.failures)
+        self.until = now + pause
+        self.reason = reason
+        return pause
+
+    def clear(self) -> None:
+        self.failures, self.until, self.reason = 0, 0.0, ""
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        config_path: str | None,
+        notifier: Notifier | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.notifier = notifier or Notifier()
+        self.clock = clock
+        self.log = logs.get("daemon")
+        self.stop_event = threading.Event()
+        self.idle = threading.Event()
+        self.idle.set()
+        self.pending_config: Config | None = None
+        self.backoff = AuthBackoff()
+        self.last_progress = clock()
+        self.last_status = "starting"
+        self.scheduler = BlockingScheduler(timezone=UTC)
+        self.metrics: Any = None
+        # Open (and migrate) once now, so that READY=1 means the ledger is usable. Each
+        # cycle then opens its own connection in the scheduler's thread: sqlite3
+        # connections belong to the thread that made them.
+        Ledger(config.sync.database).close()
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def run(self) -> int:
+        self._start_metrics()
+        self._install_signal_handlers()
+        self._schedule(first_run=datetime.now(UTC))
+        interval = self.config.sync.poll_interval_seconds
+        self._write_state(started=True)
+        self.notifier.ready(f"polling every {interval} s; first cycle now")
+        self.log.info(
+            "daemon_started",
+            pid=os.getpid(),
+            poll_interval_seconds=interval,
+            database=str(self.config.sync.database),
+        )
+        watchdog = self._start_watchdog()
+        self.scheduler.start()  # blocks until a stop signal shuts it down
+        return self._finish(watchdog)
+
+    def _finish(self, watchdog: threading.Thread | None) -> int:
+        self.notifier.stopping("stopping: finishing the cycle in progress")
+        if not self.idle.wait(STOP_GRACE_SECONDS):
+            # Nothing is half-written: every ledger write is a transaction, and an event
+            # marked attempted but not delivered is simply sent again next time.
+            self.log.warning("daemon_abandoning_cycle", grace_seconds=STOP_GRACE_SECONDS)
+            logging.shutdown()
+            os._exit(0)
+        if watchdog is not None:
+            watchdog.join(timeout=1)
+        if self.metrics is not None:
+            self.metrics.stop()
+        self._write_state(started=False)
+        self.log.info("daemon_stopped")
+        return 0
+
+    def _schedule(self, first_run: datetime | None = None) -> None:
+        interval = self.config.sync.poll_interval_seconds
+        kwargs: dict[str, Any] = {}
+        if first_run is not None:
+            kwargs["next_run_time"] = first_run
+        self.scheduler.add_job(
+            self._cycle_job,
+            "interval",
+            seconds=interval,
+            jitter=min(5.0, interval * 0.1),  # many daemons should not poll in lockstep
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            id="cycle",
+            replace_existing=True,
+            **kwargs,
+        )
+
+    def _start_metrics(self) -> None:
+        listen = self.config.metrics.listen
+        if listen is None:
+            return
+        from fd_sync.metrics import Metrics
+
+        self.metrics = Metrics(poll_interval=self.config.sync.poll_interval_seconds)
+        self.metrics.start(*listen)
+        self.log.info("metrics_listening", host=listen[0], port=self.metrics.port)
+
+    # --- signals ------------------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_reload)
+
+    def _on_stop(self, signum: int, _frame: FrameType | None) -> None:
+        if self.stop_event.is_set():
+            return
+        self.log.info("daemon_stopping", signal=signal.Signals(signum).name)
+        self.stop_event.set()
+        self.scheduler.shutdown(wait=False)
+
+    def _on_reload(self, _signum: int, _frame: FrameType | None) -> None:
+        self.notifier.reloading()
+        try:
+            new = config_module.load(self.config_path)
+        except ConfigError as exc:
+            # Keep polling with the configuration that works.
+            self.log.error(
+                "config_reload_failed", error=str(exc), keeping="the previous configuration"
+            )
+            self.notifier.ready(f"reload failed, still running the previous configuration: {exc}")
+            return
+        self.pending_config = new
+        if new.sync.poll_interval_seconds != self.config.sync.poll_interval_seconds:
+            self.scheduler.reschedule_job(
+                "cycle",
+                trigger="interval",
+                seconds=new.sync.poll_interval_seconds,
+                jitter=min(5.0, new.sync.poll_interval_seconds * 0.1),
+            )
+        self.log.info("config_reloaded", path=str(new.path), note="applies from the next cycle")
+        self.notifier.ready(f"configuration reloaded; {self.last_status}")
+
+    def _apply_pending_config(self) -> None:
+        new, self.pending_config = self.pending_config, None
+        if new is None:
+            return
+        self.config = new
+        self.backoff.clear()  # new credentials deserve a try
+
+    # --- the cycle ----------------------------------------------------------------------
+
+    def _progress(self) -> None:
+        self.last_progress = self.clock()
+
+    def _cycle_job(self) -> None:
+        if self.stop_event.is_set():
+            return
+        self.idle.clear()
+        self.last_progress = self.clock()
+        try:
+            self._apply_pending_config()
+            report, fetched = self._run_cycle()
+        except LockBusy as exc:
+            self.log.info("cycle_skipped", reason=str(exc))
+            return
+        except StorageError as exc:
+            self._set_status(f"ledger problem: {exc}")
+            self.log.error("cycle_failed", error=str(exc), exit_code=exc.exit_code)
+            return
+        except Exception:
+            # A bug: keep the daemon up (the next cycle may well work) but make it loud.
+            self.log.exception("cycle_crashed")
+            self._set_status("last cycle crashed; see the journal")
+            return
+        finally:
+            self.idle.set()
+        self._after_cycle(report, fetched)
+
+    def _run_cycle(self) -> tuple[CycleReport, bool]:
+        config = self.config
+        now = self.clock()
+        fetch = now >= self.backoff.until
+        if not fetch:
+            self.log.info(
+                "fetch_paused",
+                reason=self.backoff.reason,
+                resume_in_seconds=round(self.backoff.until - now),
+            )
+        sleep = interruptible_sleep(self.stop_event)
+        with RunLock(config.sync.database), Ledger(config.sync.database) as ledger:
+            cycle = Cycle(
+                config,
+                ledger,
+                app.servicenow_client(config, sleep=sleep),
+                app.destinations(config, sleep=sleep),
+                should_stop=self.stop_event.is_set,
+                progress=self._progress,
+            )
+            return cycle.run(command="run", fetch=fetch), fetch
+
+    def _after_cycle(self, report: CycleReport, fetched: bool) -> None:
+        if isinstance(report.error, AccessDenied):
+            pause = self.backoff.record(
+                self.clock(), self.config.sync.poll_interval_seconds, str(report.error)
+            )
+            self.log.warning("fetch_paused_after_access_denied", pause_seconds=pause)
+        elif fetched and not isinstance(report.error, AccessDenied):
+            self.backoff.clear()  # ServiceNow accepted us again
+        if self.metrics is not None:
+            self.metrics.observe(report)
+        when = datetime.now(UTC).strftime("%H:%M:%S")
+        status = f"last cycle {when} {report.outcome}: {report.summary()}"
+        if report.error is not None:
+            status = f"last cycle {when} {report.outcome}: {report.error}"
+        if self.backoff.failures:
+            status += f"; fetching paused for {self.backoff.until - self.clock():.0f} s"
+        self._set_status(status)
+        self._write_state(started=True)
+
+    def _set_status(self, status: str) -> None:
+        self.last_status = status
+        self.notifier.status(status)
+
+    def _write_state(self, *, started: bool) -> None:
+        """What `fd-sync status` shows about the daemon, beyond the runs table."""
+        state: dict[str, Any] = {
+            "pid": os.getpid() if started else None,
+            "running": started,
+            "poll_interval_seconds": self.config.sync.poll_interval_seconds,
+            "status": self.last_status,
+            "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        if self.backoff.failures:
+            resume = datetime.now(UTC) + timedelta(seconds=self.backoff.until - self.clock())
+            state["fetch_paused_until"] = resume.isoformat(timespec="seconds")
+            state["fetch_paused_because"] = self.backoff.reason
+        try:
+            # Outside the run lock: a small state write, serialised by SQLite itself.
+            with Ledger(self.config.sync.database) as ledger:
+                ledger.set_state(DAEMON_STATE, json.dumps(state))
+        except FdSyncError as exc:
+            self.log.warning("daemon_state_not_saved", error=str(exc))
+
+    # --- watchdog -----------------------------------------------------------------------
+
+    def stalled_for(self) -> float | None:
+        """Seconds the running cycle has gone without progress, if past the stall limit."""
+        if self.idle.is_set():
+            return None
+        quiet = self.clock() - self.last_progress
+        return quiet if quiet > self.config.sync.stall_seconds else None
+
+    def _start_watchdog(self) -> threading.Thread | None:
+        interval = self.notifier.watchdog_interval
+        if interval is None:
+            return None
+
+        def feed() -> None:
+            reported = False
+            while not self.stop_event.wait(interval):
+                stalled = self.stalled_for()
+                if stalled is None:
+                    self.notifier.watchdog()
+                    reported = False
+                elif not reported:
+                    # Starve the watchdog: systemd will restart us, and should know why.
+                    self.log.error("cycle_stalled", quiet_seconds=round(stalled))
+                    self.notifier.status(f"stalled: no progress for {stalled:.0f} s")
+                    reported = True
+
+        thread = threading.Thread(target=feed, name="watchdog", daemon=True)
+        thread.start()
+        return thread
+
+
+def run(config: Config, *, config_path: str | None) -> int:
+    logs.route_stdlib_logging()
+    return Daemon(config, config_path=config_path).run()

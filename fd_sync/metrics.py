@@ -1,0 +1,119 @@
+"""Prometheus metrics and a health check for ``fd-sync run``.
+
+Served from a background thread at ``[metrics] listen``: ``/metrics`` in the
+Prometheus text format, ``/healthz`` 200 while the last successful cycle is
+less than three poll intervals old (503 otherwise, with the reason), so a
+load balancer or a blackbox probe can tell a stuck daemon from a busy one.
+The registry is private to the object, so tests can run several daemons.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+
+from fd_sync.cycle import CycleReport
+from fd_sync.watermark import parse_sn_time
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # scrapes every 15 s would drown the journal
+
+
+class Metrics:
+    def __init__(self, *, poll_interval: int, clock: Callable[[], float] = time.time) -> None:
+        self.poll_interval = poll_interval
+        self.clock = clock
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.cycles = Counter("fdsync_cycles", "Cycles by outcome.", ["outcome"], registry=r)
+        self.cycle_seconds = Histogram(
+            "fdsync_cycle_duration_seconds",
+            "Duration of whole cycles.",
+            registry=r,
+            buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900),
+        )
+        self.fetched = Counter("fdsync_incidents_fetched", "Incident rows read.", registry=r)
+        self.events = Counter(
+            "fdsync_events",
+            "Events by kind (create, update, resolve, cancelled) and outcome "
+            "(queued, delivered, dead).",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.pending = Gauge("fdsync_outbox_pending", "Events waiting in the outbox.", registry=r)
+        self.dead = Gauge("fdsync_outbox_dead", "Events Flashduty refused for good.", registry=r)
+        self.lag = Gauge(
+            "fdsync_watermark_lag_seconds", "Local time minus the watermark.", registry=r
+        )
+        self.last_success = Gauge(
+            "fdsync_last_success_timestamp_seconds", "When a cycle last ended ok.", registry=r
+        )
+        self._last_success: float | None = None
+        self._server: WSGIServer | None = None
+
+    # --- recording ----------------------------------------------------------------------
+
+    def observe(self, report: CycleReport) -> None:
+        self.cycles.labels(report.outcome).inc()
+        self.cycle_seconds.observe(report.seconds)
+        self.fetched.inc(report.fetched)
+        for kind, count in report.events.items():
+            if count:
+                self.events.labels(kind, "queued").inc(count)
+        if report.delivery.delivered:
+            self.events.labels("any", "delivered").inc(report.delivery.delivered)
+        if report.delivery.dead:
+            self.events.labels("any", "dead").inc(report.delivery.dead)
+        self.pending.set(report.pending)
+        self.dead.set(report.dead)
+        if report.watermark:
+            self.lag.set(max(0.0, self.clock() - parse_sn_time(report.watermark).timestamp()))
+        if report.exit_code == 0:
+            self._last_success = self.clock()
+            self.last_success.set(self._last_success)
+
+    def health(self) -> tuple[bool, str]:
+        if self._last_success is None:
+            return False, "no successful cycle yet"
+        age = self.clock() - self._last_success
+        if age > 3 * self.poll_interval:
+            return False, f"last successful cycle {age:.0f} s ago (> 3 poll intervals)"
+        return True, f"last successful cycle {age:.0f} s ago"
+
+    # --- serving ------------------------------------------------------------------------
+
+    def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/healthz":
+            ok, why = self.health()
+            start_response(
+                "200 OK" if ok else "503 Service Unavailable",
+                [("Content-Type", "text/plain; charset=utf-8")],
+            )
+            return [f"{'ok' if ok else 'unhealthy'}: {why}\n".encode()]
+        if path in ("/metrics", "/"):
+            return self._prometheus(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found: try /metrics or /healthz\n"]
+
+    def start(self, host: str, port: int) -> None:
+        self._prometheus = make_wsgi_app(self.registry)
+        self._server = make_server(host, port, self._app, handler_class=_QuietHandler)
+        threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return self._server.server_address[1]
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()

@@ -1,0 +1,443 @@
+"""The chaos soak: a real ``fd-sync run`` against the simulators while everything goes wrong.
+
+A driver mutates ServiceNow at random (creates, updates, resolves, reopens,
+reassignments, bursts of 500 changes in one second, rows that become visible
+late), injects faults on both sides (429 with and without Retry-After, HTML
+5xx, dropped connections, answers slower than the client's timeout, short ACL
+pages, duplicated rows) and SIGKILLs the daemon at random moments, restarting
+it each time. Then the faults stop, one clean cycle runs, and the figures are
+checked: Flashduty's open alerts equal ServiceNow's open incidents, every
+incident's events alternate create/resolve, nothing is pending or dead, and
+every duplicate is explained by a kill or a too-slow answer.
+
+``tests/test_soak.py`` runs a short soak in ``make test``; ``make soak`` runs
+``python -m tests.chaos --minutes 10`` and prints the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fd_sync.simulators.flashduty import FlashdutySim
+from fd_sync.simulators.http import Fault
+from fd_sync.simulators.servicenow import ServiceNowSim, SimClock
+
+LOOKBACK = 30  # seconds; late rows become visible well within it
+CLIENT_TIMEOUT = 2  # seconds, for both remotes: a "slow" answer takes longer
+TABLE = "/api/now/table/"
+PUSH = "/event/push/"
+GROUPS = ("Network", "Database", "Service Desk", "Messaging")
+
+
+@dataclass
+class Figures:
+    seconds: float = 0.0
+    cycles: int = 0
+    changes: int = 0
+    incidents: int = 0
+    faults: collections.Counter[str] = field(default_factory=collections.Counter)
+    kills: int = 0
+    events_delivered: int = 0
+    duplicates: int = 0
+    duplicates_explainable: int = 0  # kills + answers slower than the client's timeout
+    dead: int = 0
+    pending: int = 0
+    open_servicenow: int = 0
+    open_flashduty: int = 0
+    losses: int = 0  # incidents whose alert state disagrees with ServiceNow
+    broken_histories: int = 0  # incidents whose events do not alternate create/resolve
+
+    def table(self) -> str:
+        rows = [
+            ("duration", f"{self.seconds:.0f} s"),
+            ("daemon cycles", self.cycles),
+            ("incidents", self.incidents),
+            ("changes in ServiceNow", self.changes),
+            ("faults injected", sum(self.faults.values())),
+            *((f"  {kind}", n) for kind, n in sorted(self.faults.items())),
+            ("SIGKILLs of the daemon", self.kills),
+            ("events delivered", self.events_delivered),
+            (
+                "duplicates",
+                f"{self.duplicates} (at most {self.duplicates_explainable} "
+                "explainable by kills and too-slow answers)",
+            ),
+            ("dead events", self.dead),
+            ("pending events", self.pending),
+            ("open in ServiceNow / Flashduty", f"{self.open_servicenow} / {self.open_flashduty}"),
+            ("losses", self.losses),
+            ("broken histories", self.broken_histories),
+        ]
+        width = max(len(str(k)) for k, _ in rows)
+        return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.losses == 0
+            and self.broken_histories == 0
+            and self.dead == 0
+            and self.pending == 0
+            and self.duplicates <= self.duplicates_explainable
+        )
+
+
+def toml(document: dict[str, dict[str, Any]]) -> str:
+    out = []
+    for section, values in document.items():
+        out.append(f"[{section}]")
+        out.extend(f"{k} = {json.dumps(v)}" for k, v in values.items())
+    return "\n".join(out) + "\n"
+
+
+class Soak:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        seed: int,
+        push_format: str = "servicenow",
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.rng = random.Random(seed)
+        self.workdir = workdir
+        self.log = log
+        self.sn = ServiceNowSim(clock=SimClock()).start()
+        self.fd = FlashdutySim().start()
+        self.figures = Figures()
+        self.database = workdir / "fd-sync.db"
+        self.config = workdir / "config.toml"
+        push_url = (
+            self.fd.push_url_standard if push_format == "standard" else self.fd.push_url_servicenow
+        )
+        self.config.write_text(
+            toml(
+                {
+                    "servicenow": {
+                        "instance_url": self.sn.url,
+                        "username": self.sn.username,
+                        "password": self.sn.password,
+                        "page_size": 50,
+                        "timeout_seconds": CLIENT_TIMEOUT,
+                        "max_attempts": 3,
+                    },
+                    "flashduty": {
+                        "push_url": push_url,
+                        "timeout_seconds": CLIENT_TIMEOUT,
+                        "max_attempts": 3,
+                    },
+                    "sync": {
+                        "database": str(self.database),
+                        "lookback_seconds": LOOKBACK,
+                        "poll_interval_seconds": 1,
+                    },
+                }
+            )
+        )
+        self.config.chmod(0o600)
+        self.groups = [self.sn.add_group(name) for name in GROUPS]
+        self.open: list[str] = []
+        self.closed: list[str] = []
+        self.hidden: dict[str, float] = {}  # sys_id -> when it becomes visible again
+        self.acl: dict[str, float] = {}
+        self.daemon: subprocess.Popen[bytes] | None = None
+        self.stderr = (workdir / "daemon.log").open("ab")
+
+    # --- the daemon ---------------------------------------------------------------------
+
+    def start_daemon(self) -> None:
+        env = {"PYTHONUNBUFFERED": "1", "FD_SYNC_LOG_FORMAT": "json", "PATH": "/usr/bin:/bin"}
+        self.daemon = subprocess.Popen(
+            [sys.executable, "-m", "fd_sync", "--config", str(self.config), "run"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self.stderr,
+        )
+
+    def kill_daemon(self) -> None:
+        assert self.daemon is not None
+        self.daemon.send_signal(signal.SIGKILL)
+        self.daemon.wait()
+        self.figures.kills += 1
+        self.start_daemon()
+
+    def stop_daemon(self) -> int:
+        assert self.daemon is not None
+        self.daemon.send_signal(signal.SIGTERM)
+        return self.daemon.wait(timeout=60)
+
+    # --- ServiceNow changes -------------------------------------------------------------
+
+    def changed(self, n: int = 1) -> None:
+        self.figures.changes += n
+
+    def create(self) -> None:
+        row = self.sn.create(
+            short_description=f"incident {self.figures.incidents}",
+            urgency=self.rng.choice("123"),
+            assignment_group=self.rng.choice(self.groups),
+        )
+        self.open.append(row["sys_id"])
+        self.figures.incidents += 1
+        self.changed()
+
+    def update(self) -> None:
+        if self.open:
+            sys_id = self.rng.choice(self.open)
+            field_, value = self.rng.choice(
+                [
+                    ("short_description", f"now {self.rng.randint(0, 10**6)}"),
+                    ("urgency", self.rng.choice("123")),
+                    ("state", self.rng.choice("23")),
+                    ("work_notes", "looked into it"),
+                ]
+            )
+            self.sn.update(sys_id, **{field_: value})
+            self.changed()
+
+    def reassign(self) -> None:
+        if self.open:
+            self.sn.update(
+                self.rng.choice(self.open), assignment_group=self.rng.choice(self.groups)
+            )
+            self.changed()
+
+    def resolve(self) -> None:
+        if self.open:
+            sys_id = self.open.pop(self.rng.randrange(len(self.open)))
+            self.sn.update(sys_id, state=self.rng.choice("678"))
+            self.closed.append(sys_id)
+            self.changed()
+
+    def reopen(self) -> None:
+        if self.closed:
+            sys_id = self.closed.pop(self.rng.randrange(len(self.closed)))
+            self.sn.update(sys_id, state="2")
+            self.open.append(sys_id)
+            self.changed()
+
+    def burst(self) -> None:
+        """500 changes stamped with the same second."""
+        stamp = self.sn.clock.text()
+        for _ in range(500):
+            row = self.sn.create(
+                updated_on=stamp,
+                short_description="burst",
+                urgency="3",
+                assignment_group=self.rng.choice(self.groups),
+            )
+            self.open.append(row["sys_id"])
+        self.figures.incidents += 500
+        self.changed(500)
+
+    def late_row(self) -> None:
+        """A change committed now that becomes visible only later, within the look-back."""
+        if self.open:
+            sys_id = self.rng.choice(self.open)
+            self.sn.update(sys_id, short_description="committed late")
+            self.sn.hide(sys_id)
+            self.hidden[sys_id] = time.monotonic() + self.rng.uniform(1, LOOKBACK / 2)
+            self.changed()
+
+    def short_acl_pages(self) -> None:
+        """Rows the integration user briefly cannot read: pages come back short."""
+        for sys_id in self.rng.sample(self.open, min(len(self.open), 20)):
+            self.sn.acl_hidden.add(sys_id)
+            self.acl[sys_id] = time.monotonic() + self.rng.uniform(1, LOOKBACK / 2)
+        self.figures.faults["ServiceNow short ACL pages"] += 1
+
+    def reveal_due(self, everything: bool = False) -> None:
+        now = time.monotonic()
+        for sys_id, when in list(self.hidden.items()):
+            if everything or when <= now:
+                self.sn.reveal(sys_id)
+                del self.hidden[sys_id]
+        for sys_id, when in list(self.acl.items()):
+            if everything or when <= now:
+                self.sn.acl_hidden.discard(sys_id)
+                del self.acl[sys_id]
+
+    # --- faults -------------------------------------------------------------------------
+
+    def fault(self, side: str) -> None:
+        sim, path = (self.sn, TABLE) if side == "ServiceNow" else (self.fd, PUSH)
+        kind, fault = self.rng.choice(
+            [
+                (
+                    "429 with Retry-After",
+                    Fault(status=429, headers={"Retry-After": "1"}, body="{}"),
+                ),
+                ("429 without Retry-After", Fault(status=429, body="{}")),
+                ("HTML 5xx", Fault(status=self.rng.choice([500, 502, 503, 504]))),
+                ("dropped connection", Fault(drop=True)),
+                ("answer slower than the timeout", Fault(delay=CLIENT_TIMEOUT + 0.5)),
+            ]
+        )
+        fault.path = path
+        fault.times = self.rng.randint(1, 4)
+        sim.inject(fault)
+        self.figures.faults[f"{side} {kind}"] += 1
+
+    def duplicated_rows(self) -> None:
+        self.sn.duplicate_rows += self.rng.randint(1, 3)
+        self.figures.faults["ServiceNow duplicated rows"] += 1
+
+    # --- the run ------------------------------------------------------------------------
+
+    def run(self, seconds: float) -> Figures:
+        started = time.monotonic()
+        for _ in range(20):
+            self.create()
+        self.start_daemon()
+        actions: list[tuple[float, Callable[[], None]]] = [
+            (8, self.create),
+            (10, self.update),
+            (4, self.reassign),
+            (5, self.resolve),
+            (2, self.reopen),
+            (0.15, self.burst),
+            (2, self.late_row),
+            (1, self.short_acl_pages),
+            (1.5, self.duplicated_rows),
+            (2.5, lambda: self.fault("ServiceNow")),
+            (2.5, lambda: self.fault("Flashduty")),
+            (0.6, self.kill_daemon),
+        ]
+        weights = [w for w, _ in actions]
+        forced_kill = started + seconds * self.rng.uniform(0.3, 0.7)  # at least one kill
+        while time.monotonic() - started < seconds:
+            self.reveal_due()
+            if forced_kill and time.monotonic() >= forced_kill:
+                forced_kill = 0.0
+                self.kill_daemon()
+            self.rng.choices([a for _, a in actions], weights)[0]()
+            time.sleep(self.rng.uniform(0.02, 0.25))  # the driver's pace, not synchronisation
+        return self.settle(started)
+
+    def settle(self, started: float) -> Figures:
+        """Stop the faults, wait for one clean cycle that started after that, and count."""
+        self.sn.clear_faults()
+        self.fd.clear_faults()
+        self.sn.duplicate_rows = 0
+        self.reveal_due(everything=True)
+        calm = time.monotonic()
+        self.log("faults stopped; waiting for a clean cycle")
+        clean = self.wait_for_clean_cycle(after=time.time(), timeout=180)
+        self.figures.seconds = calm - started
+        self.count(clean)
+        self.stop_daemon()
+        return self.figures
+
+    def wait_for_clean_cycle(self, *, after: float, timeout: float) -> bool:
+        """A cycle started after the faults stopped, ended ok, with nothing left pending."""
+        deadline = time.monotonic() + timeout
+        since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(after + 1))
+        while time.monotonic() < deadline:
+            if self.daemon is not None and self.daemon.poll() is not None:
+                self.start_daemon()  # it must not die, but if it did, the figures will say
+            try:
+                conn = sqlite3.connect(f"file:{self.database}?mode=ro", uri=True, timeout=5)
+                row = conn.execute(
+                    "SELECT COUNT(*) FROM runs WHERE started_at >= ? AND exit_code = 0", [since]
+                ).fetchone()
+                conn.close()
+                if row and row[0] >= 1:
+                    return True
+            except sqlite3.Error:
+                pass
+            time.sleep(0.5)  # polling another process's ledger: no event to await
+        return False
+
+    def count(self, clean: bool) -> None:
+        f = self.figures
+        conn = sqlite3.connect(f"file:{self.database}?mode=ro", uri=True, timeout=5)
+        f.cycles = conn.execute("SELECT COUNT(*) FROM runs WHERE command = 'run'").fetchone()[0]
+        statuses = dict(conn.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status"))
+        conn.close()
+        f.dead = statuses.get("dead", 0)
+        f.pending = statuses.get("pending", 0)
+        f.events_delivered = len(self.fd.events())
+        f.duplicates = self.fd.duplicates()
+        # A kill can orphan the one push in flight; an answer slower than the client's
+        # timeout is processed although the client gave up and retries.
+        f.duplicates_explainable = f.kills + sum(
+            n for kind, n in f.faults.items() if kind.startswith("Flashduty answer slower")
+        )
+        sn_open = self.sn.open_sys_ids()
+        fd_open = self.fd.open_keys()
+        f.open_servicenow, f.open_flashduty = len(sn_open), len(fd_open)
+        f.losses = len(sn_open ^ fd_open) + (0 if clean else 1)
+        for kinds in self.fd.intents().values():
+            if not alternates(kinds):
+                f.broken_histories += 1
+
+    def close(self) -> None:
+        if self.daemon is not None and self.daemon.poll() is None:
+            self.daemon.kill()
+            self.daemon.wait()
+        self.stderr.close()
+        self.sn.stop()
+        self.fd.stop()
+
+
+def alternates(kinds: list[str]) -> bool:
+    """create and resolve alternate, starting with create; updates only while open."""
+    is_open = False
+    for kind in kinds:
+        if kind == "create":
+            if is_open:
+                return False
+            is_open = True
+        elif kind == "resolve":
+            if not is_open:
+                return False
+            is_open = False
+        elif not is_open:
+            return False
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--format",
+        choices=["standard", "servicenow"],
+        default="servicenow",
+        help="servicenow (default) states each event's intent, the stricter check",
+    )
+    args = parser.parse_args(argv)
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
+    with tempfile.TemporaryDirectory(prefix="fd-sync-soak-") as tmp:
+        soak = Soak(Path(tmp), seed=seed, push_format=args.format)
+        print(
+            f"soak: {args.minutes:g} min, seed {seed}, {args.format} format; "
+            f"command: python -m tests.chaos --minutes {args.minutes:g} --seed {seed}"
+        )
+        try:
+            figures = soak.run(args.minutes * 60)
+        finally:
+            soak.close()
+        print(figures.table())
+        print("result: " + ("PASS" if figures.ok else "FAIL"))
+        if not figures.ok:
+            print((Path(tmp) / "daemon.log").read_text()[-5000:])
+        return 0 if figures.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
