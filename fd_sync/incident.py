@@ -48,6 +48,8 @@ FIELDS = (
 _SYS_ID = re.compile(r"[0-9A-Za-z]{1,64}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SN_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
+# json.dumps with options builds an encoder per call; these are built once.
+_FINGERPRINT_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=True)
 MAX_FIELD_CHARS = 65536  # far above Flashduty's limits; bounds memory per record
 
 
@@ -95,7 +97,7 @@ class Incident:
         }
 
     def fingerprint(self) -> str:
-        text = json.dumps(self.shown(), sort_keys=True, ensure_ascii=True)
+        text = _FINGERPRINT_JSON.encode(self.shown())
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     def to_dict(self) -> dict[str, Any]:

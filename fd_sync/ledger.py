@@ -41,6 +41,7 @@ DROPPED = "dropped"  # an operator gave up on it (fd-sync outbox drop)
 RETENTION = timedelta(days=30)  # delivered and cancelled events; dead ones are kept
 MEMORY = ":memory:"
 _CHUNK = 500  # sys_ids per IN (...) query, far below SQLite's variable limit
+_SNAPSHOT_JSON = json.JSONEncoder(ensure_ascii=False)  # built once, not per json.dumps call
 
 migrations = Migrations("fd-sync")
 
@@ -353,7 +354,7 @@ class Ledger:
         cancels = []
         for d in decisions:
             inc = d.incident
-            snapshot = json.dumps(inc.to_dict(), ensure_ascii=False)  # the row's and the event's
+            snapshot = _SNAPSHOT_JSON.encode(inc.to_dict())  # the row's and the event's
             incident_rows.append(
                 (
                     inc.sys_id,

@@ -66,7 +66,8 @@ def decide(
             updated_on=max(incident.updated_on, entry.updated_on if entry else ""),
             mod_count=max(incident.mod_count, entry.mod_count if entry else 0),
             alert_open=alert_open,
-            fingerprint=incident.fingerprint(),
+            # Compared only while the alert is open: closed rows skip the hash.
+            fingerprint=incident.fingerprint() if alert_open else "",
             alert_reached=reached,
         )
         unknown = incident.state not in STATE_NAMES
