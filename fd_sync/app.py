@@ -32,9 +32,17 @@ def servicenow_client(
 
 
 def destinations(
-    config: Config, *, sleep: Callable[[float], None] = time.sleep
+    config: Config,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    pacing_clock: Callable[[], float] = time.monotonic,
+    pacing_sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Destination]:
-    """Every Flashduty integration events may go to, keyed by the name the outbox stores."""
+    """Every Flashduty integration events may go to, keyed by the name the outbox stores.
+
+    ``pacing_clock``/``pacing_sleep`` drive the rate limiter; tests pass fake time
+    (the same to the receiver) to check the pacing of thousands of pushes at once.
+    """
     fd = config.flashduty
     client = FlashdutyClient(
         fd.push_url,
@@ -42,7 +50,9 @@ def destinations(
         max_attempts=fd.max_attempts,
         # Real time for the limiter even when tests replace the retry sleep: its
         # clock and its sleep must agree, or it would spin.
-        limiter=flashduty_limiter(fd.max_requests_per_minute),
+        limiter=flashduty_limiter(
+            fd.max_requests_per_minute, clock=pacing_clock, sleep=pacing_sleep
+        ),
         session=session(config),
         sleep=sleep,
     )
