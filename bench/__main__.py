@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     document = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "make bench" if argv is None and sys.argv[1:] == [] else " ".join(sys.argv),
+        "commit": _commit(),
         "seconds": round(time.monotonic() - started, 1),
         "machine": {
             "python": platform.python_version(),
@@ -100,6 +102,18 @@ def main(argv: list[str] | None = None) -> int:
         f"({document['seconds']:.0f} s); medians of {args.repeat} run(s). Wrote {args.out}."
     )
     return 0
+
+
+def _commit() -> str:
+    """The checkout measured, with a + when it has uncommitted changes."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], check=False).returncode
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+" if dirty else "")
 
 
 if __name__ == "__main__":
