@@ -7,6 +7,8 @@ run is a fresh process, with a fresh ledger where the scenario needs one.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import shutil
 import socket
@@ -170,11 +172,18 @@ CHANGES = {"update": 10, "resolve": 5, "reopen": 5}  # 20 changed incidents, 20 
 
 
 def steady(bench: Bench, ledger_sizes: list[int]) -> dict[str, Any]:
-    """A cycle over a ledger of N incidents: with 20 changes, and with none."""
-    results: dict[str, Any] = {}
-    for n in ledger_sizes:
-        log(f"steady: ledger of {n}")
-        with Simulator("servicenow", "--incidents", str(n), "--open-ratio", str(OPEN_RATIO)) as sn:
+    """A cycle over a ledger of N incidents: with 20 changes, and with none.
+
+    Every ledger size has its own simulator and ledger, and their cycles run
+    interleaved, so machine load falls on all sizes alike.
+    """
+    with contextlib.ExitStack() as stack:
+        setups = []
+        for n in ledger_sizes:
+            log(f"steady: backfilling a ledger of {n}")
+            sn = stack.enter_context(
+                Simulator("servicenow", "--incidents", str(n), "--open-ratio", str(OPEN_RATIO))
+            )
             folder = bench.folder(f"steady-{n}")
             config = write_config(
                 folder / "fd-sync.toml",
@@ -184,16 +193,23 @@ def steady(bench: Bench, ledger_sizes: list[int]) -> dict[str, Any]:
             )
             since = sn.hello["oldest"].replace(" ", "T")
             check(measure(fd_sync(config, "once", "--since", since, paced=False)), "backfill")
-            changed: list[dict[str, Any]] = []
-            for _ in range(bench.repeat):
+            setups.append((n, sn, config))
+        changed: dict[int, list[dict[str, Any]]] = {n: [] for n in ledger_sizes}
+        unchanged: dict[int, list[dict[str, Any]]] = {n: [] for n in ledger_sizes}
+        for _ in range(bench.repeat):
+            for n, sn, config in setups:
                 sn.command("change", **CHANGES)
-                changed.append(_counted_cycle(bench, sn, config))
-            unchanged = [_counted_cycle(bench, sn, config) for _ in range(bench.repeat)]
-        results[str(n)] = {
-            "changed": _steady_summary(changed),
-            "unchanged": _steady_summary(unchanged),
+                changed[n].append(_counted_cycle(bench, sn, config))
+        for _ in range(bench.repeat):
+            for n, sn, config in setups:
+                unchanged[n].append(_counted_cycle(bench, sn, config))
+    return {
+        str(n): {
+            "changed": _steady_summary(changed[n]),
+            "unchanged": _steady_summary(unchanged[n]),
         }
-    return results
+        for n in ledger_sizes
+    }
 
 
 def _counted_cycle(bench: Bench, sn: Simulator, config: Path) -> dict[str, Any]:
@@ -202,14 +218,24 @@ def _counted_cycle(bench: Bench, sn: Simulator, config: Path) -> dict[str, Any]:
     run = check(measure(fd_sync(config, "once")), "fd-sync once")
     return {
         "run": run,
+        "cycle_seconds": _cycle_seconds(run.stderr),
         "servicenow_requests": sn.command("stats")["table_requests"] - sn_before,
         "flashduty_requests": bench.flashduty.command("stats")["requests"] - fd_before,
     }
 
 
+def _cycle_seconds(log_lines: str) -> float:
+    """The cycle's own duration, from its ``cycle_finished`` log line (imports excluded)."""
+    for line in reversed(log_lines.splitlines()):
+        if '"cycle_finished"' in line:
+            return float(json.loads(line)["seconds"])
+    raise RuntimeError("fd-sync logged no cycle_finished line")
+
+
 def _steady_summary(cycles: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         **Summary.of([c["run"] for c in cycles]).as_dict(),
+        "cycle_seconds": statistics.median(c["cycle_seconds"] for c in cycles),
         "servicenow_requests": max(c["servicenow_requests"] for c in cycles),
         "flashduty_requests": max(c["flashduty_requests"] for c in cycles),
     }
