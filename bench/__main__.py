@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import report, scenarios
+from bench import report, scenarios, stages
 from bench.processes import BusyMeter, Simulator, machine_load
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         if "backfill" in chosen:
             sizes = [int(n) for n in args.sizes.split(",")]
             results["backfill"] = scenarios.backfill(bench, sizes)
+        if "backfill" in chosen:
+            scenarios.log(f"stages: where a {max(sizes):,}-incident backfill spends its CPU")
+            results["stages"] = stages.measure_stages(max(sizes), flashduty)
         if "steady" in chosen:
             results["steady"] = scenarios.steady(
                 bench, [int(n) for n in args.steady_sizes.split(",")]
@@ -94,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     if "backfill" in results:
         print()
         print(report.clients_table(results["backfill"]))
+        print()
+        print(stages.table(results["stages"]))
     machine = document["machine"]
     print(
         f"\n{machine['cpus']} CPUs, load {load_before['load1']:.2f} before and "
