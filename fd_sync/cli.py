@@ -368,6 +368,8 @@ def _print_status(summary: dict[str, Any]) -> None:
             ),
         ),
     ]
+    for reason in summary.get("dead_reasons", []):
+        lines.append(("dead", _dead_reason(reason)))
     if last and last.get("message") and last["exit_code"]:
         lines.append(("last error", last["message"]))
     lines.append(("last success", summary["last_success_at"] or "never"))
@@ -410,6 +412,23 @@ def demo(cycles: int) -> int:
     from fd_sync.demo import run_demo
 
     return run_demo(cycles=cycles, echo=click.echo)
+
+
+def _dead_reason(reason: dict[str, Any]) -> str:
+    """Why Flashduty refused events, and what the operator should do about it."""
+    status, code, n = reason["http_status"], reason["error_code"] or "", reason["events"]
+    where = f"({reason['destination']})"
+    if status in (401, 403):
+        return (
+            f"Flashduty rejected the integration key {where} (HTTP {status} {code}) for "
+            f"{n} event(s): fix the push URL, then run fd-sync outbox retry --all"
+        )
+    if status == 404:
+        return (
+            f"Flashduty has no such route {where} (HTTP 404 {code}) for {n} event(s): "
+            "check the push URL's path, then run fd-sync outbox retry --all"
+        )
+    return f"{n} event(s) refused {where} with HTTP {status} {code}: see fd-sync outbox list --dead"
 
 
 def _stop_on_signals() -> threading.Event:

@@ -110,7 +110,8 @@ class Daemon:
             database=str(self.config.sync.database),
         )
         watchdog = self._start_watchdog()
-        self.scheduler.start()  # blocks until a stop signal shuts it down
+        if not self.stop_event.is_set():  # a signal may have come during start-up
+            self.scheduler.start()  # blocks until a stop signal shuts it down
         return self._finish(watchdog)
 
     def _finish(self, watchdog: threading.Thread | None) -> int:
@@ -169,7 +170,8 @@ class Daemon:
             return
         self.log.info("daemon_stopping", signal=signal.Signals(signum).name)
         self.stop_event.set()
-        self.scheduler.shutdown(wait=False)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
 
     def _on_reload(self, _signum: int, _frame: FrameType | None) -> None:
         self.notifier.reloading()

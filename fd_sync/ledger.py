@@ -576,6 +576,13 @@ class Ledger:
             last_ok = one(
                 "SELECT finished_at FROM runs WHERE exit_code = 0 ORDER BY id DESC LIMIT 1"
             ).fetchone()
+            dead_reasons = [
+                {"http_status": status, "error_code": code, "destination": dest, "events": n}
+                for status, code, dest, n in one(
+                    "SELECT http_status, error_code, destination, COUNT(*) FROM outbox "
+                    "WHERE status = 'dead' GROUP BY 1, 2, 3 ORDER BY 4 DESC"
+                )
+            ]
             return {
                 "database": str(self.path),
                 "watermark": self.get_state("watermark"),
@@ -590,6 +597,7 @@ class Ledger:
                     "delivered": counts.get(DELIVERED, 0),
                     "cancelled": counts.get(CANCELLED, 0),
                 },
+                "dead_reasons": dead_reasons,
                 "quarantined": one("SELECT COUNT(*) FROM quarantine").fetchone()[0],
                 "last_run": dict(
                     zip(

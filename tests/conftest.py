@@ -263,8 +263,9 @@ def fd_sync_command(*args: str) -> list[str]:
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FD_SYNC_")}
     # Debug level: the secrets check must hold at every level.
-    env.update({"PYTHONUNBUFFERED": "1", "FD_SYNC_LOG_FORMAT": "json",
-                "FD_SYNC_LOG_LEVEL": "debug"})
+    env.update(
+        {"PYTHONUNBUFFERED": "1", "FD_SYNC_LOG_FORMAT": "json", "FD_SYNC_LOG_LEVEL": "debug"}
+    )
     env.update(extra or {})
     return env
 
