@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat setup.cfg setup.py | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint format soak clean
+.PHONY: demo test lint format bench soak clean
 
 $(STAMP): setup.cfg setup.py
 	rm -f $(VENV)/.installed-*
@@ -18,15 +18,23 @@ $(STAMP): setup.cfg setup.py
 demo: $(STAMP)
 	$(BIN)/fd-sync demo
 
+## bench: fd-sync at 10k and 100k incidents beside a raw fetch and PySNC (bench/README.md)
+bench: $(STAMP) $(VENV)/.bench-installed
+	$(BIN)/python -m bench
+
+$(VENV)/.bench-installed: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $@
+
 ## test: lint, then the whole test suite on all cores
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -n auto -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check fd_sync tests
+	$(BIN)/ruff check fd_sync tests bench
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix fd_sync tests
+	$(BIN)/ruff check --fix fd_sync tests bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .ruff_cache

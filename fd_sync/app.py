@@ -35,12 +35,18 @@ def servicenow_client(
 
 
 def destinations(
-    config: Config, *, sleep: Callable[[float], None] = time.sleep
+    config: Config,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    pacing_clock: Callable[[], float] = time.monotonic,
+    pacing_sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Destination]:
     """Every Flashduty integration events may go to, keyed by the name the outbox stores.
 
     Each push URL gets one client and one rate limiter, however many routes
     use it; every route's own name is an alias of its destination.
+    ``pacing_clock``/``pacing_sleep`` drive the rate limiters; tests pass fake time
+    (the same to the receiver) to check the pacing of thousands of pushes at once.
     """
     fd = config.flashduty
 
@@ -51,7 +57,9 @@ def destinations(
             max_attempts=fd.max_attempts,
             # Real time for the limiter even when tests replace the retry sleep: its
             # clock and its sleep must agree, or it would spin.
-            limiter=flashduty_limiter(fd.max_requests_per_minute),
+            limiter=flashduty_limiter(
+                fd.max_requests_per_minute, clock=pacing_clock, sleep=pacing_sleep
+            ),
             session=session(config),
             sleep=sleep,
         )

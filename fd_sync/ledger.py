@@ -42,6 +42,7 @@ DROPPED = "dropped"  # an operator gave up on it (fd-sync outbox drop)
 RETENTION = timedelta(days=30)  # delivered and cancelled events; dead ones are kept
 MEMORY = ":memory:"
 _CHUNK = 500  # sys_ids per IN (...) query, far below SQLite's variable limit
+_SNAPSHOT_JSON = json.JSONEncoder(ensure_ascii=False)  # built once, not per json.dumps call
 
 migrations = Migrations("fd-sync")
 
@@ -400,7 +401,7 @@ class Ledger:
         cancels = []
         for d in decisions:
             inc = d.incident
-            snapshot = json.dumps(inc.to_dict(), ensure_ascii=False)
+            snapshot = _SNAPSHOT_JSON.encode(inc.to_dict())  # the row's, and a resolve's
             pin = (pins or {}).get(inc.sys_id)
             incident_rows.append(
                 (
@@ -423,16 +424,18 @@ class Ledger:
             added = (extras or {}).get(inc.sys_id, Extras())
             for event in d.events:
                 counts[event.kind.value] += 1
-                body = inc.to_dict()
+                payload = snapshot
                 if event.kind is not Kind.RESOLVE:
+                    body = inc.to_dict()
                     body["extras"] = added.to_dict()
+                    payload = _SNAPSHOT_JSON.encode(body)
                 events.append(
                     (
                         inc.sys_id,
                         inc.number,
                         event.kind.value,
                         event.destination,
-                        json.dumps(body, ensure_ascii=False),
+                        payload,
                         PENDING,
                         run_id,
                         now,

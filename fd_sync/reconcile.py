@@ -102,7 +102,8 @@ def decide(
             updated_on=max(incident.updated_on, entry.updated_on if entry else ""),
             mod_count=max(incident.mod_count, entry.mod_count if entry else 0),
             alert_open=at is not None,
-            fingerprint=incident.fingerprint(),
+            # Compared only while the alert is open: closed rows skip the hash.
+            fingerprint=incident.fingerprint() if at is not None else "",
             alert_reached=reached,
             destination=at,
             pinned=pinned and at is not None,

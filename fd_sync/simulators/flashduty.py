@@ -30,6 +30,7 @@ import ssl
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,10 +113,12 @@ class FlashdutySim(SimServer):
         integration_key: str = "fdkey0123456789abcdef",
         app_key: str = "fdappkey0123456789abcdef",
         rate_limit_per_minute: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
         port: int = 0,
         tls: ssl.SSLContext | None = None,
     ) -> None:
         super().__init__(port=port, tls=tls)
+        self.clock = clock  # for the rate limit and arrival times; tests may fake it
         self.token = token
         self.integration_key = integration_key
         self.app_key = app_key
@@ -314,7 +317,7 @@ class FlashdutySim(SimServer):
     def _over_rate_limit(self) -> bool:
         if not self.rate_limit_per_minute:
             return False
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             while self._window and self._window[0] <= now - 60:
                 self._window.popleft()
@@ -400,7 +403,9 @@ class FlashdutySim(SimServer):
             intent = {"insert": "create", "update": "update", "rule_update": "resolve"}.get(
                 str(body.get("action_type")), ""
             )
-            self.received.append(Received(key, kind, fmt, body, rid, duplicate, intent))
+            self.received.append(
+                Received(key, kind, fmt, body, rid, duplicate, intent, at=self.clock())
+            )
             self.arrived.notify_all()
         return Response.json(
             {"request_id": rid, "data": {"alert_key": key}}, **{"Flashcat-Request-Id": rid}

@@ -115,6 +115,9 @@ class SimServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             server_version = f"fd-sync-{sim.name}"
+            # Headers and body leave in two writes; with Nagle on, the body waits for
+            # the client's delayed ACK (40 ms a response on Linux loopback).
+            disable_nagle_algorithm = True
 
             def do_GET(self) -> None:
                 sim._dispatch(self)

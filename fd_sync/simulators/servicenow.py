@@ -101,6 +101,22 @@ CHOICES = {
 }
 
 
+SEED_GROUPS = ("Service Desk", "Network", "Database", "Messaging", "Identity", "Storage")
+SEED_USERS = ("Ann Lee", "Bob Diaz", "Chen Wu", "Dana Ivanova", "Eli Moreau")
+SEED_TITLES = (
+    "Email delivery delayed for office {n}",
+    "VPN gateway dropping sessions (site {n})",
+    "Payroll batch job {n} failed",
+    "Printer offline on floor {n}",
+    "Disk usage above 90% on db-{n}",
+    "Login page returns 502 for tenant {n}",
+)
+SEED_DESCRIPTION = (
+    "Reported by monitoring rule {n}. Users cannot complete the affected workflow; "
+    "the on-call engineer has been notified and is investigating the root cause."
+)
+
+
 class SimClock:
     """The instance's clock: real time, or frozen/moved by the test (``ticking=False``)."""
 
@@ -178,6 +194,9 @@ class ServiceNowSim(SimServer):
         self.tokens: dict[str, float] = {}  # access token -> expiry (monotonic)
         self.refresh_tokens: set[str] = set()
         self._numbers = itertools.count(10001)
+        self._version = 0  # bumped on every write: invalidates the cached matches below
+        self._matches: dict[tuple[str, str], list[str]] = {}  # (table, query) -> sys_ids
+        self._matches_version = 0
 
     # --- data ---------------------------------------------------------------------------
 
@@ -185,6 +204,7 @@ class ServiceNowSim(SimServer):
         sys_id = sys_id or new_sys_id()
         with self._lock:
             self.tables["sys_user_group"][sys_id] = {"sys_id": sys_id, "name": name}
+            self._version += 1
         return sys_id
 
     def add_user(
@@ -205,6 +225,7 @@ class ServiceNowSim(SimServer):
                 "email": email,
                 "active": "true" if active else "false",
             }
+            self._version += 1
         return sys_id
 
     def add_member(self, group_id: str, user_id: str) -> str:
@@ -263,7 +284,65 @@ class ServiceNowSim(SimServer):
             row["sys_updated_on"] = stamp
             self.tables["incident"][sys_id] = row
             bisect.insort(self._index, (stamp, sys_id))
+            self._version += 1
             return dict(row)
+
+    def seed(
+        self,
+        count: int,
+        *,
+        open_ratio: float = 0.02,
+        span: timedelta = timedelta(days=90),
+        end: datetime | None = None,
+        burst: int = 5,
+    ) -> None:
+        """Add ``count`` deterministic incidents at once, as a long-lived instance holds them.
+
+        For benchmarks: ``create()`` re-sorts the index per row, this sorts once.
+        Changes are spread evenly over ``span`` up to ``end`` (default: an hour
+        ago), ``burst`` rows sharing each second, so keyset pages end inside a
+        second; exactly ``round(count * open_ratio)`` incidents are open, spread
+        evenly. Groups and users come from small fixed pools.
+        """
+        groups = [self.add_group(name, stable_sys_id(f"group-{name}")) for name in SEED_GROUPS]
+        users = [self.add_user(name, sys_id=stable_sys_id(f"user-{name}")) for name in SEED_USERS]
+        end = end or self.clock.now() - timedelta(hours=1)
+        seconds = max(1, (count + burst - 1) // burst)
+        step = span.total_seconds() / seconds
+        opened = round(count * open_ratio)
+        with self._lock:
+            incidents = self.tables["incident"]
+            blank = dict.fromkeys(INCIDENT_COLUMNS, "")
+            for i in range(count):
+                sys_id = stable_sys_id(f"incident-{i}")
+                moment = end - timedelta(seconds=int((seconds - 1 - i // burst) * step))
+                stamp = moment.strftime(SN_FORMAT)
+                created = (moment - timedelta(hours=1 + i % 48)).strftime(SN_FORMAT)
+                is_open = (i + 1) * opened // count > i * opened // count
+                state = "123"[i % 3] if is_open else "77776"[i % 5]
+                row = dict(blank)
+                row.update(
+                    sys_id=sys_id,
+                    number=f"INC{next(self._numbers):07d}",
+                    short_description=SEED_TITLES[i % len(SEED_TITLES)].format(n=i),
+                    description=SEED_DESCRIPTION.format(n=i),
+                    state=state,
+                    impact="123"[i % 3],
+                    urgency="123"[(i // 3) % 3],
+                    priority="12345"[i % 5],
+                    assignment_group=groups[i % len(groups)],
+                    assigned_to=users[i % len(users)] if i % 4 else "",
+                    category="software",
+                    active="true" if is_open else "false",
+                    sys_created_on=created,
+                    opened_at=created,
+                    sys_mod_count=str(i % 7),
+                    sys_updated_on=stamp,
+                )
+                incidents[sys_id] = row
+                self._index.append((stamp, sys_id))
+            self._index.sort()
+            self._version += 1
 
     def update(
         self, sys_id: str, *, updated_on: str | None = None, **fields: Any
@@ -278,6 +357,7 @@ class ServiceNowSim(SimServer):
             row["sys_updated_on"] = updated_on or self.clock.text()
             row["sys_mod_count"] = str(int(row["sys_mod_count"]) + 1)
             bisect.insort(self._index, (row["sys_updated_on"], sys_id))
+            self._version += 1
             return dict(row)
 
     def resolve(self, sys_id: str, state: str = "6") -> dict[str, str]:
@@ -287,6 +367,7 @@ class ServiceNowSim(SimServer):
         with self._lock:
             row = self.tables["incident"].pop(sys_id)
             self._index.remove((row["sys_updated_on"], sys_id))
+            self._version += 1
             audit_id = new_sys_id()
             self.tables["sys_audit_delete"][audit_id] = {
                 "sys_id": audit_id,
@@ -298,10 +379,12 @@ class ServiceNowSim(SimServer):
     def hide(self, sys_id: str) -> None:
         with self._lock:
             self.hidden.add(sys_id)
+            self._version += 1
 
     def reveal(self, sys_id: str) -> None:
         with self._lock:
             self.hidden.discard(sys_id)
+            self._version += 1
 
     def incident(self, sys_id: str) -> dict[str, str]:
         with self._lock:
@@ -421,30 +504,54 @@ class ServiceNowSim(SimServer):
         return get
 
     def _table_get(self, table: str, params: dict[str, str]) -> Response:
+        query_text = params.get("sysparm_query", "")
+        counted = params.get("sysparm_no_count") != "true"
+        total = 0
         with self._lock:
-            query = encoded_query.parse(params.get("sysparm_query", ""), self._known_field(table))
+            query = encoded_query.parse(query_text, self._known_field(table))
             if query.dropped and self.invalid_returns_no_rows:
                 rows: list[dict[str, str]] = []
                 more = False
             else:
                 limit = int(params.get("sysparm_limit") or 10000)
                 offset = int(params.get("sysparm_offset") or 0)
-                rows, more = self._select(table, query, offset, limit)
+                if offset or counted:
+                    # Offset paging and X-Total-Count need the whole match: computed once
+                    # per query and data version, so paging through N rows stays O(N).
+                    matches = self._matching(table, query_text, query)
+                    total = len(matches)
+                    data = self.tables[table]
+                    rows = [data[s] for s in matches[offset : offset + limit]]
+                    more = total > offset + limit
+                else:
+                    rows, more = self._select(table, query, offset, limit)
             # sysparm_limit counted these; the ACL now removes them.
             rows = [r for r in rows if r["sys_id"] not in self.acl_hidden]
             if rows and self.duplicate_rows > 0:
                 self.duplicate_rows -= 1
                 rows.insert(len(rows) // 2, rows[len(rows) // 2])
-            result = [self._render(table, r, params) for r in rows]
+            render = self._renderer(table, params)
+            result = [render(r) for r in rows]
         headers = {}
-        if params.get("sysparm_no_count") != "true":
-            headers["X-Total-Count"] = str(len(result))
+        if counted:
+            # The platform counts every row the query matches, not the rows of this page.
+            headers["X-Total-Count"] = str(total)
         if more:
             headers["Link"] = f'<{self.url}/api/now/table/{table}>;rel="next"'
         return Response.json({"result": result}, **headers)
 
+    def _matching(self, table: str, query_text: str, query: encoded_query.Query) -> list[str]:
+        """The sys_ids of every row the query matches, in its order (before ACLs); cached."""
+        if self._matches_version != self._version or len(self._matches) > 8:
+            self._matches, self._matches_version = {}, self._version
+        key = (table, query_text)
+        if key not in self._matches:
+            rows, _ = self._select(table, query, 0, None)
+            self._matches[key] = [r["sys_id"] for r in rows]
+        return self._matches[key]
+
     def _select(
-        self, table: str, query: encoded_query.Query, offset: int, limit: int
+        self, table: str, query: encoded_query.Query, offset: int, limit: int | None
     ) -> tuple[list[dict[str, str]], bool]:
         """Matching rows in order, windowed by offset/limit; keyset scans use the index."""
         get = self._get(table)
@@ -475,32 +582,35 @@ class ServiceNowSim(SimServer):
             out.append(row)
         return out, False
 
-    def _render(self, table: str, row: dict[str, str], params: dict[str, str]) -> dict[str, Any]:
+    def _renderer(self, table: str, params: dict[str, str]) -> Any:
+        """A function rendering one row as this request asked (fields, display values)."""
         fields_param = params.get("sysparm_fields", "")
-        names = [f for f in fields_param.split(",") if f] if fields_param else list(row)
+        known = self._known_field(table)
+        wanted = [f for f in fields_param.split(",") if f] if fields_param else None
+        names = [n for n in wanted if known(n)] if wanted is not None else None
         display = params.get("sysparm_display_value", "false")
         exclude_links = params.get("sysparm_exclude_reference_link") == "true"
         get = self._get(table)
-        known = self._known_field(table)
-        out: dict[str, Any] = {}
-        for name in names:
-            if not known(name):
-                continue  # unknown fields are silently ignored, as the platform does
-            value = get(row, name) or ""
-            base = name.partition(".")[0]
-            label = self._display(table, name, value)
-            if display == "true":
-                out[name] = label
-            elif display == "all":
-                out[name] = {"display_value": label, "value": value}
-            elif table == "incident" and name in REFERENCES and not exclude_links and value:
-                out[name] = {
-                    "link": f"{self.url}/api/now/table/{REFERENCES[base]}/{value}",
-                    "value": value,
-                }
-            else:
-                out[name] = value
-        return out
+
+        def render(row: dict[str, str]) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            # Unknown fields are silently ignored, as the platform does.
+            for name in names if names is not None else [n for n in row if known(n)]:
+                value = get(row, name) or ""
+                if display == "true":
+                    out[name] = self._display(table, name, value)
+                elif display == "all":
+                    out[name] = {"display_value": self._display(table, name, value), "value": value}
+                elif table == "incident" and name in REFERENCES and not exclude_links and value:
+                    out[name] = {
+                        "link": f"{self.url}/api/now/table/{REFERENCES[name]}/{value}",
+                        "value": value,
+                    }
+                else:
+                    out[name] = value
+            return out
+
+        return render
 
     def _display(self, table: str, name: str, value: str) -> str:
         if table == "incident" and name in CHOICES:

@@ -1,0 +1,1 @@
+"""fd-sync benchmarks: ``make bench`` (see bench/README.md)."""
