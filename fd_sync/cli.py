@@ -370,6 +370,17 @@ def _print_status(summary: dict[str, Any]) -> None:
             ),
         ),
     ]
+    missing = summary.get("missing_incidents") or []
+    if missing:
+        shown = ", ".join(m["number"] for m in missing[:10]) + (" ..." if len(missing) > 10 else "")
+        lines.append(
+            (
+                "unknown",
+                f"{len(missing)} open alert(s) whose incident ServiceNow no "
+                f"longer returns (deleted, or hidden by an ACL): {shown}; grant read on "
+                "sys_audit_delete so that fd-sync resolves deleted ones",
+            )
+        )
     for reason in summary.get("dead_reasons", []):
         lines.append(("dead", _dead_reason(reason)))
     if last and last.get("message") and last["exit_code"]:

@@ -76,6 +76,7 @@ class SyncConfig:
     lookback_seconds: int = 300
     poll_interval_seconds: int = 60
     stall_seconds: int = 300
+    deletion_check_seconds: int = 600
 
 
 @dataclass(frozen=True)
@@ -264,6 +265,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "lookback_seconds": Key(int, 300, _int_range(0, 86400)),
         "poll_interval_seconds": Key(int, 60, _int_range(1, 86400)),
         "stall_seconds": Key(int, 300, _int_range(1, 86400)),
+        "deletion_check_seconds": Key(int, 600, _int_range(0, 86400)),
     },
     "metrics": {
         "listen": Key(str, None),
@@ -944,6 +946,7 @@ def _sync(v: dict[str, Any], path: Path, env: Mapping[str, str]) -> SyncConfig:
         lookback_seconds=v["lookback_seconds"],
         poll_interval_seconds=v["poll_interval_seconds"],
         stall_seconds=v["stall_seconds"],
+        deletion_check_seconds=v["deletion_check_seconds"],
     )
 
 

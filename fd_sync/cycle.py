@@ -32,6 +32,7 @@ import structlog
 
 from fd_sync import logs, routing
 from fd_sync.config import Config
+from fd_sync.deletions import DeletionCheck
 from fd_sync.delivery import Deliverer, DeliveryReport, Destination, canonical
 from fd_sync.enrich import Enricher, Lookups
 from fd_sync.errors import (
@@ -311,6 +312,23 @@ class Cycle:
             if self.should_stop():
                 self.log.info("scan_interrupted", reason="stop requested", watermark=watermark)
                 return
+        if not dry_run:
+            self._deletions(report)
+
+    def _deletions(self, report: CycleReport) -> None:
+        """Every deletion_check_seconds: resolve the alerts of deleted incidents."""
+        check = DeletionCheck(
+            self.ledger,
+            self.servicenow,
+            table=self.config.servicenow.table,
+            interval_seconds=self.config.sync.deletion_check_seconds,
+            lookback_seconds=self.config.sync.lookback_seconds,
+            run_id=report.run_id,
+            progress=self.progress,
+        )
+        if check.due():
+            for kind, n in check.run().items():
+                report.events[kind] += n
 
     def _decide(
         self,

@@ -363,6 +363,27 @@ class Ledger:
             rows[sys_id] = replace(rows[sys_id], alert_reached=False)
         return rows
 
+    def open_alerts(self) -> dict[str, str]:
+        """sys_id -> number of every incident whose alert is open in Flashduty."""
+        with self._errors("read the ledger"):
+            return dict(
+                self.db.execute("SELECT sys_id, number FROM incidents WHERE alert_open = 1")
+            )
+
+    def snapshots(self, sys_ids: Iterable[str]) -> dict[str, Incident]:
+        """The last version of each incident the ledger acted on."""
+        ids = list(dict.fromkeys(sys_ids))
+        out: dict[str, Incident] = {}
+        with self._errors("read the ledger"):
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start : start + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                for sys_id, snapshot in self.db.execute(
+                    f"SELECT sys_id, snapshot FROM incidents WHERE sys_id IN ({marks})", chunk
+                ):
+                    out[sys_id] = Incident.from_dict(json.loads(snapshot))
+        return out
+
     def pins(self, sys_ids: Iterable[str]) -> dict[str, Extras]:
         """What the dispatch of each pinned incident chose; its updates carry the same."""
         ids = list(dict.fromkeys(sys_ids))
@@ -673,6 +694,8 @@ class Ledger:
                     "cancelled": counts.get(CANCELLED, 0),
                 },
                 "dead_reasons": dead_reasons,
+                # Open alerts whose incident ServiceNow no longer returns (deletions.py).
+                "missing_incidents": json.loads(self.get_state("missing_incidents") or "[]"),
                 "quarantined": one("SELECT COUNT(*) FROM quarantine").fetchone()[0],
                 "last_run": dict(
                     zip(

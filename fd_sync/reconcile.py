@@ -181,6 +181,24 @@ def dispatch(incident: Incident, entry: LedgerEntry | None, destination: str) ->
     return Decision(incident, new_entry, events, cancel, why, incident.state not in STATE_NAMES)
 
 
+DELETED_STATE = "7"  # a deleted incident's alert closes as if the incident were Closed
+
+
+def deleted(snapshot: Incident, entry: LedgerEntry, deleted_on: str) -> Decision | None:
+    """An incident deleted in ServiceNow: its alert closes like a closed incident's.
+
+    The deletion is a version newer than any the ledger has, in state Closed, routed
+    nowhere; the ordinary decision then resolves (or cancels) wherever the alert is.
+    """
+    gone = replace(
+        snapshot,
+        state=DELETED_STATE,
+        updated_on=max(deleted_on, entry.updated_on),
+        mod_count=entry.mod_count + 1,
+    )
+    return decide(gone, entry, target=None)
+
+
 def reconcile(
     incidents: Iterable[Incident],
     entries: Mapping[str, LedgerEntry],

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -48,21 +48,21 @@ Cursor = tuple[str, str]  # (sys_updated_on, sys_id)
 T = TypeVar("T")
 
 
-def keyset_query(low: str, cursor: Cursor | None, extra: str = "") -> str:
+def keyset_query(
+    low: str, cursor: Cursor | None, extra: str = "", time_field: str = "sys_updated_on"
+) -> str:
     """The encoded query for the page after ``cursor`` in a scan starting at ``low``.
 
     Timestamps are UTC literals: ServiceNow compares them as UTC whatever the
     integration user's time zone (``gs.dateGenerate`` would not).
     """
     prefix = f"{extra}^" if extra else ""
-    order = "^ORDERBYsys_updated_on^ORDERBYsys_id"
+    t = time_field
+    order = f"^ORDERBY{t}^ORDERBYsys_id"
     if cursor is None:
-        return f"{prefix}sys_updated_on>={low}{order}"
+        return f"{prefix}{t}>={low}{order}"
     ts, sys_id = cursor
-    return (
-        f"{prefix}sys_updated_on>={low}^sys_updated_on>{ts}"
-        f"^NQ{prefix}sys_updated_on>={low}^sys_updated_on={ts}^sys_id>{sys_id}{order}"
-    )
+    return f"{prefix}{t}>={low}^{t}>{ts}^NQ{prefix}{t}>={low}^{t}={ts}^sys_id>{sys_id}{order}"
 
 
 def newest_query(extra: str = "") -> str:
@@ -77,10 +77,10 @@ class Page:
     raw_count: int  # rows as returned, before de-duplication
 
 
-def _row_key(row: Any) -> Cursor | None:
+def _row_key(row: Any, time_field: str = "sys_updated_on") -> Cursor | None:
     if not isinstance(row, dict):
         return None
-    ts, sys_id = row.get("sys_updated_on"), row.get("sys_id")
+    ts, sys_id = row.get(time_field), row.get("sys_id")
     if isinstance(ts, str) and isinstance(sys_id, str) and len(ts) == 19 and sys_id:
         return (ts, sys_id)
     return None
@@ -117,6 +117,7 @@ class ServiceNowClient:
         self.wait = wait or BackoffWait(cap=30.0)
         self.log = logs.get("servicenow")
         self.requests_made = 0
+        self.last_server_now: datetime | None = None  # ServiceNow's clock at its last answer
         self._token: str | None = None
         self._refresh_token: str | None = None
         self._token_expires = 0.0
@@ -144,23 +145,38 @@ class ServiceNowClient:
         key = _row_key(rows[0]) if rows else None
         return (key[0] if key else None), server_now
 
-    def scan(self, low: str, *, page_size: int | None = None) -> Iterator[Page]:
-        """Pages of rows changed at or after ``low``, in keyset order, until an empty page."""
+    def scan(
+        self,
+        low: str,
+        *,
+        page_size: int | None = None,
+        table: str | None = None,
+        time_field: str = "sys_updated_on",
+        fields: Sequence[str] | None = None,
+        extra: str | None = None,
+    ) -> Iterator[Page]:
+        """Pages of rows changed at or after ``low``, in keyset order, until an empty page.
+
+        By default the incident table by ``sys_updated_on`` with ``[servicenow] query``;
+        the deletion check scans ``sys_audit_delete`` by ``sys_created_on`` the same way.
+        """
         cursor: Cursor = (low, "")  # no sys_id is empty, so "after" means ">= low"
         first = True
+        extra = self.config.query if extra is None else extra
         while True:
             rows, server_now = self.table_get(
                 {
                     "sysparm_query": keyset_query(
-                        low, None if first else cursor, self.config.query
+                        low, None if first else cursor, extra, time_field
                     ),
-                    "sysparm_fields": ",".join(self.fields),
+                    "sysparm_fields": ",".join(fields or self.fields),
                     "sysparm_limit": str(page_size or self.config.page_size),
-                }
+                },
+                table=table,
             )
             if not rows:
                 return
-            kept, new_cursor = self._in_keyset_order(rows, cursor)
+            kept, new_cursor = self._in_keyset_order(rows, cursor, time_field)
             if new_cursor == cursor:
                 raise RemoteRejected(
                     f"ServiceNow {self.base} answered rows outside the requested range "
@@ -170,11 +186,13 @@ class ServiceNowClient:
             cursor, first = new_cursor, False
             yield Page(kept, server_now, cursor, len(rows))
 
-    def _in_keyset_order(self, rows: list[Any], cursor: Cursor) -> tuple[list[Any], Cursor]:
+    def _in_keyset_order(
+        self, rows: list[Any], cursor: Cursor, time_field: str = "sys_updated_on"
+    ) -> tuple[list[Any], Cursor]:
         kept: list[Any] = []
         last = cursor
         for row in rows:
-            key = _row_key(row)
+            key = _row_key(row, time_field)
             if key is None:
                 kept.append(row)  # malformed: the parser quarantines it with a reason
                 continue
@@ -209,7 +227,10 @@ class ServiceNowClient:
         def attempt() -> tuple[list[Any], datetime]:
             response = self._get(url, query)
             # Without a Date header the local clock stands in; it only caps the watermark.
-            return self._decode(response), response.server_time() or datetime.now(UTC)
+            server_now = response.server_time() or datetime.now(UTC)
+            rows = self._decode(response)
+            self.last_server_now = server_now
+            return rows, server_now
 
         return self._with_retries(attempt, table)
 
@@ -289,24 +310,10 @@ class ServiceNowClient:
             headers["Authorization"] = f"Bearer {self._access_token()}"
         else:
             auth = (self.config.username or "", self.config.password or "")
-        self.requests_made += 1
-        response = exchange(
-            self.session,
-            "GET",
-            url,
-            timeout=self.config.timeout_seconds,
-            max_bytes=MAX_RESPONSE_BYTES,
-            clock=self.clock,
-            params=params,
-            headers=headers,
-            auth=auth,
-        )
-        if response.status == 401 and self.config.auth == "oauth" and self._token:
-            # The token expired early or was revoked: one fresh token, then judge.
-            self._token = None
-            headers["Authorization"] = f"Bearer {self._access_token()}"
+
+        def send() -> Exchange:
             self.requests_made += 1
-            response = exchange(
+            return exchange(
                 self.session,
                 "GET",
                 url,
@@ -315,7 +322,15 @@ class ServiceNowClient:
                 clock=self.clock,
                 params=params,
                 headers=headers,
+                auth=auth,
             )
+
+        response = send()
+        if response.status == 401 and self.config.auth == "oauth" and self._token:
+            # The token expired early or was revoked: one fresh token, then judge.
+            self._token = None
+            headers["Authorization"] = f"Bearer {self._access_token()}"
+            response = send()
         self._raise_for_status(response)
         return response
 

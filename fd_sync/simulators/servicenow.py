@@ -68,6 +68,10 @@ INCIDENT_COLUMNS = (
     "resolved_at",
     "closed_at",
 )
+# Columns of tables that may be empty, so that queries on them are not "invalid".
+TABLE_COLUMNS = {
+    "sys_audit_delete": ("sys_id", "tablename", "documentkey", "sys_created_on", "sys_updated_on"),
+}
 REFERENCES = {
     "assignment_group": "sys_user_group",
     "assigned_to": "sys_user",
@@ -190,6 +194,7 @@ class ServiceNowSim(SimServer):
         self.acl_hidden: set[str] = set()  # the integration user may not read these
         self.duplicate_rows = 0  # the next N answers repeat one of their rows
         self.deny_read = False  # 403 on the table: missing role or ACL
+        self.deny_tables: set[str] = set()  # 403 on these tables only
         self.invalid_returns_no_rows = False
         self.tokens: dict[str, float] = {}  # access token -> expiry (monotonic)
         self.refresh_tokens: set[str] = set()
@@ -418,7 +423,7 @@ class ServiceNowSim(SimServer):
         table = request.path[len("/api/now/table/") :].strip("/")
         if table not in self.tables:
             return _error(400, f"Invalid table {table}")
-        if self.deny_read:
+        if self.deny_read or table in self.deny_tables:
             return _error(403, "User Not Authorized", "ACL restricts the record retrieval")
         return self._table_get(table, request.query)
 
@@ -486,6 +491,8 @@ class ServiceNowSim(SimServer):
                 if base not in INCIDENT_COLUMNS and base not in self.custom_columns:
                     return False
                 return not rest or base in REFERENCES
+            if table in TABLE_COLUMNS:
+                return base in TABLE_COLUMNS[table]
             rows = self.tables[table]
             sample = next(iter(rows.values()), {"sys_id": ""})
             return base in sample or base in ("sys_id", "sys_updated_on", "sys_created_on")

@@ -1,0 +1,172 @@
+"""Incidents deleted in ServiceNow: resolve their open alerts, or say that we cannot.
+
+The Table API never returns a deleted row, so a poller that reads only changes
+would keep a deleted incident's alert open for ever. ServiceNow records each
+deletion in ``sys_audit_delete`` (``tablename``, ``documentkey`` = the deleted
+sys_id) when auditing of deletes is on, which it is for ``incident`` by
+default. Every ``[sync] deletion_check_seconds`` of ServiceNow's time, the
+cycle reads the deletions since the last check (keyset paging, with the same
+look-back as the main scan) and resolves the open alerts of deleted incidents,
+in the same transaction as the check's watermark.
+
+When the integration user may not read ``sys_audit_delete``, fd-sync checks
+instead that every incident with an open alert still exists. One that
+ServiceNow no longer returns was deleted, or is hidden by an ACL: fd-sync
+cannot tell which, so it does not resolve it, and ``fd-sync status`` lists it
+as unknown with the fix (grant read on ``sys_audit_delete``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from fd_sync import logs
+from fd_sync.errors import AccessDenied, RemoteRejected
+from fd_sync.ledger import Ledger
+from fd_sync.reconcile import Decision, deleted
+from fd_sync.servicenow import ServiceNowClient
+from fd_sync.watermark import advance, format_sn_time, parse_sn_time, scan_start
+
+CHECKED = "deletions_checked_at"  # ServiceNow time up to which deletions were read
+MISSING = "missing_incidents"  # JSON: open alerts whose incident ServiceNow no longer returns
+AUDIT_TABLE = "sys_audit_delete"
+AUDIT_FIELDS = ("sys_id", "documentkey", "sys_created_on")
+BATCH = 100  # sys_ids per existence query
+
+_unreadable_logged = False
+
+
+class DeletionCheck:
+    """One check per interval; collaborators are the cycle's own ledger and client."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        servicenow: ServiceNowClient,
+        *,
+        table: str,
+        interval_seconds: int,
+        lookback_seconds: int,
+        run_id: str,
+        progress: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.ledger = ledger
+        self.servicenow = servicenow
+        self.table = table
+        self.interval = interval_seconds
+        self.lookback = lookback_seconds
+        self.run_id = run_id
+        self.progress = progress
+        self.log = logs.get("deletions")
+
+    def due(self) -> bool:
+        now = self.servicenow.last_server_now
+        if not self.interval or now is None:
+            return False
+        checked = self.ledger.get_state(CHECKED)
+        if checked is None:
+            # The first check starts now: no alert predates it.
+            with self.ledger.transaction("record the deletion check"):
+                self.ledger.set_state(CHECKED, format_sn_time(now))
+            return False
+        return now - parse_sn_time(checked) >= timedelta(seconds=self.interval)
+
+    def run(self) -> dict[str, int]:
+        """Resolve the alerts of deleted incidents; counts of queued events by kind."""
+        counts: dict[str, int] = {}
+        try:
+            counts = self._from_audit()
+        except (AccessDenied, RemoteRejected) as exc:
+            self._audit_unreadable(exc)
+            self._find_missing()
+        return counts
+
+    def _from_audit(self) -> dict[str, int]:
+        checked = self.ledger.get_state(CHECKED) or ""
+        low = scan_start(checked, self.lookback)
+        totals: dict[str, int] = {}
+        pages = self.servicenow.scan(
+            low,
+            table=AUDIT_TABLE,
+            time_field="sys_created_on",
+            fields=AUDIT_FIELDS,
+            extra=f"tablename={self.table}",
+        )
+        for page in pages:
+            when = {
+                row["documentkey"]: row["sys_created_on"]
+                for row in page.records
+                if isinstance(row, dict) and isinstance(row.get("documentkey"), str)
+            }
+            decisions = self._decide(when)
+            checked = advance(checked, page.cursor[0], page.server_now)
+            with self.ledger.transaction("record deletions"):
+                for kind, n in self.ledger.record(decisions, run_id=self.run_id).items():
+                    totals[kind] = totals.get(kind, 0) + n
+                self.ledger.set_state(CHECKED, checked)
+            for d in decisions:
+                self.log.info("incident_deleted", number=d.incident.number, reason=d.why)
+            self.progress()
+        now = self.servicenow.last_server_now
+        if now is not None:
+            with self.ledger.transaction("record the deletion check"):
+                self.ledger.set_state(CHECKED, advance(checked, format_sn_time(now), now))
+                self.ledger.set_state(MISSING, None)  # the audit now speaks for them
+        return totals
+
+    def _decide(self, deleted_on: dict[str, str]) -> list[Decision]:
+        entries = self.ledger.entries(deleted_on)
+        open_ones = [k for k, e in entries.items() if e.alert_at is not None]
+        snapshots = self.ledger.snapshots(open_ones)
+        decisions = []
+        for sys_id in open_ones:
+            if sys_id in snapshots:
+                decision = deleted(snapshots[sys_id], entries[sys_id], deleted_on[sys_id])
+                if decision is not None:
+                    decisions.append(decision)
+        return decisions
+
+    def _audit_unreadable(self, exc: Exception) -> None:
+        global _unreadable_logged  # noqa: PLW0603 - once per process is the point
+        if not _unreadable_logged:
+            _unreadable_logged = True
+            self.log.warning(
+                "deletions_unreadable",
+                error=str(exc),
+                fix=f"grant the integration user read access to {AUDIT_TABLE}; until then "
+                "deleted incidents are listed by fd-sync status, not resolved",
+            )
+
+    def _find_missing(self) -> None:
+        """Which incidents with open alerts ServiceNow no longer returns."""
+        open_alerts = self.ledger.open_alerts()
+        ids = sorted(open_alerts)
+        missing: list[dict[str, Any]] = []
+        for start in range(0, len(ids), BATCH):
+            batch = ids[start : start + BATCH]
+            rows, _ = self.servicenow.table_get(
+                {
+                    "sysparm_query": "sys_idIN" + ",".join(batch),
+                    "sysparm_fields": "sys_id",
+                    "sysparm_limit": str(len(batch)),
+                }
+            )
+            present = {r.get("sys_id") for r in rows if isinstance(r, dict)}
+            missing.extend(
+                {"sys_id": s, "number": open_alerts[s]} for s in batch if s not in present
+            )
+            self.progress()
+        now = self.servicenow.last_server_now
+        with self.ledger.transaction("record the deletion check"):
+            self.ledger.set_state(MISSING, json.dumps(missing) if missing else None)
+            if now is not None:
+                self.ledger.set_state(CHECKED, format_sn_time(now))
+        if missing:
+            self.log.warning(
+                "open_alerts_without_incident",
+                count=len(missing),
+                numbers=[m["number"] for m in missing[:20]],
+            )
