@@ -98,8 +98,20 @@ class Checker:
             self.add(Step("config", "warning", "warn", warning))
         if self._network("servicenow", self.config.servicenow.instance_url):
             self._servicenow()
-        if self._network("flashduty", self.config.flashduty.push_url):
-            self._flashduty(send_test)
+        reached: set[str] = set()
+        for label, push_url, push_format in self._push_endpoints():
+            host = urllib.parse.urlsplit(push_url).netloc
+            if host not in reached:
+                if not self._network("flashduty", push_url):
+                    continue
+                reached.add(host)
+            client = self._probe(label, push_url, push_format)
+            if client is not None and send_test and label == "push_url":
+                self._send_test(client)
+        if self.config.flashduty.app_key and self._network(
+            "openapi", self.config.flashduty.api_url
+        ):
+            self._openapi()
         return self.exit_code
 
     def _network(self, area: str, url: str) -> bool:
@@ -245,85 +257,116 @@ class Checker:
 
     # --- Flashduty ----------------------------------------------------------------------
 
-    def _flashduty(self, send_test: bool) -> None:
+    def _push_endpoints(self) -> list[tuple[str, str, str]]:
+        """(label, push URL, format) of [flashduty] push_url and of every route's own."""
         fd = self.config.flashduty
+        endpoints = [("push_url", fd.push_url, fd.push_format)]
+        endpoints += [
+            (f"route {d.name.removeprefix('route:')}", d.push_url, d.push_format)
+            for d in self.config.routing.destinations
+        ]
+        return endpoints
+
+    def _probe(self, label: str, push_url: str, push_format: str) -> FlashdutyClient | None:
+        """An empty event is refused by validation: it proves the route and the key without
+        creating an alert. Returns the client when the endpoint is usable."""
         client = FlashdutyClient(
-            fd.push_url,
-            timeout=fd.timeout_seconds,
+            push_url,
+            timeout=self.config.flashduty.timeout_seconds,
             max_attempts=1,
             session=app.session(self.config),
         )
-        # An empty event is refused by validation: it proves the route and the key without
-        # creating an alert.
         try:
             client.push({})
         except FatalAPIError as exc:
-            if exc.status == 400:
+            hints = {
+                400: None,
+                401: f"the integration key or token in {label} was rejected: copy the push "
+                "URL again from the Flashduty integration",
+                403: f"the integration key or token in {label} was rejected: copy the push "
+                "URL again from the Flashduty integration",
+                404: f"no such route: check the path of {label}",
+            }
+            hint = hints.get(exc.status or 0, "Flashduty refused the probe unexpectedly")
+            if hint is None:
                 self.add(
                     _ok(
                         "flashduty",
                         "push",
-                        f"endpoint reachable, {fd.push_format} "
-                        "format; an empty probe was refused as expected (no alert "
-                        "created)",
+                        f"{label}: reachable, {push_format} format; "
+                        "an empty probe was refused as expected (no alert created)",
                     )
                 )
-            elif exc.status in (401, 403):
-                self.add(
-                    _fail(
-                        "flashduty",
-                        "push",
-                        describe(exc),
-                        "the integration key or token in push_url was rejected: copy "
-                        "the push URL again from the Flashduty integration",
-                        EX_PROTOCOL,
-                    )
-                )
-                return
-            elif exc.status == 404:
-                self.add(
-                    _fail(
-                        "flashduty",
-                        "push",
-                        describe(exc),
-                        "no such route: check the path of [flashduty] push_url",
-                        EX_PROTOCOL,
-                    )
-                )
-                return
-            else:
-                self.add(
-                    _fail(
-                        "flashduty",
-                        "push",
-                        describe(exc),
-                        "Flashduty refused the probe unexpectedly",
-                        EX_PROTOCOL,
-                    )
-                )
-                return
+                return client
+            self.add(_fail("flashduty", "push", f"{label}: {describe(exc)}", hint, EX_PROTOCOL))
+            return None
         except RetriableAPIError as exc:
             self.add(
                 _fail(
                     "flashduty",
                     "push",
-                    describe(exc),
+                    f"{label}: {describe(exc)}",
                     "Flashduty did not answer usefully; try again, or check the proxy",
                 )
             )
-            return
-        else:
+            return None
+        self.add(
+            Step(
+                "flashduty",
+                "push",
+                "warn",
+                f"{label}: an empty probe was accepted",
+                "unexpected: the endpoint may not be Flashduty's",
+            )
+        )
+        return client
+
+    def _openapi(self) -> None:
+        """With an app_key: the OpenAPI answers, the key is accepted, the channel exists."""
+        fd = self.config.flashduty
+        try:
+            client = app.openapi_client(self.config, purpose="check")
+            client.call("/channel/list", {"p": 1, "limit": 1})
+        except AccessDenied as exc:
             self.add(
-                Step(
-                    "flashduty",
-                    "push",
-                    "warn",
-                    "an empty probe was accepted",
-                    "unexpected: the endpoint may not be Flashduty's",
+                _fail(
+                    "openapi",
+                    "app_key",
+                    str(exc),
+                    "create or copy an APP key in Flashduty and set [flashduty] app_key",
+                    EX_NOPERM,
                 )
             )
-        if send_test:
-            self._send_test(client)
+            return
+        except FdSyncError as exc:
+            self.add(
+                _fail(
+                    "openapi",
+                    "reach",
+                    str(exc),
+                    "check [flashduty] api_domain and the proxy",
+                    exc.exit_code,
+                )
+            )
+            return
+        self.add(_ok("openapi", "app_key", f"{fd.api_url}: app_key accepted"))
+        if fd.channel_id is None:
+            return
+        try:
+            rules = client.escalation_rules(fd.channel_id)
+        except FdSyncError as exc:
+            self.add(
+                _fail("openapi", "channel", str(exc), "check [flashduty] channel_id", exc.exit_code)
+            )
+            return
+        enabled = [r for r in rules if r.get("status") != "disabled"]
+        self.add(
+            _ok(
+                "openapi",
+                "channel",
+                f"channel {fd.channel_id}: {len(enabled)} enabled escalation rule(s)",
+            )
+        )
 
     def _send_test(self, client: FlashdutyClient) -> None:
         tag = secrets.token_hex(8)
