@@ -36,6 +36,7 @@ from fd_sync.simulators.http import Fault
 from fd_sync.simulators.servicenow import ServiceNowSim, SimClock
 
 LOOKBACK = 30  # seconds; late rows become visible well within it
+DELETION_CHECK = 3  # seconds of ServiceNow time between looks at sys_audit_delete
 CLIENT_TIMEOUT = 2  # seconds, for both remotes: a "slow" answer takes longer
 TABLE = "/api/now/table/"
 PUSH = "/event/push/"
@@ -52,6 +53,7 @@ class Figures:
     incidents: int = 0
     faults: collections.Counter[str] = field(default_factory=collections.Counter)
     kills: int = 0
+    deletions: int = 0
     events_delivered: int = 0
     duplicates: int = 0
     duplicates_explainable: int = 0  # kills + answers slower than the client's timeout
@@ -69,6 +71,7 @@ class Figures:
             ("daemon cycles (ok)", f"{self.cycles} ({self.cycles_ok})"),
             ("incidents", self.incidents),
             ("changes in ServiceNow", self.changes),
+            ("  of which deletions", self.deletions),
             ("faults injected", sum(self.faults.values())),
             *((f"  {kind}", n) for kind, n in sorted(self.faults.items())),
             ("SIGKILLs of the daemon", self.kills),
@@ -146,6 +149,7 @@ class Soak:
                         "database": str(self.database),
                         "lookback_seconds": LOOKBACK,
                         "poll_interval_seconds": 1,
+                        "deletion_check_seconds": DELETION_CHECK,
                     },
                 }
             )
@@ -223,6 +227,19 @@ class Soak:
             sys_id = self.open.pop(self.rng.randrange(len(self.open)))
             self.sn.update(sys_id, state=self.rng.choice("678"))
             self.closed.append(sys_id)
+            self.changed()
+
+    def delete(self) -> None:
+        """Someone deletes an incident: only sys_audit_delete tells."""
+        pool = self.open if self.open and self.rng.random() < 0.8 else self.closed
+        if pool:
+            sys_id = pool.pop(self.rng.randrange(len(pool)))
+            self.hidden.pop(sys_id, None)
+            self.acl.pop(sys_id, None)
+            self.sn.acl_hidden.discard(sys_id)
+            self.sn.reveal(sys_id)
+            self.sn.delete(sys_id)
+            self.figures.deletions += 1
             self.changed()
 
     def reopen(self) -> None:
@@ -315,6 +332,7 @@ class Soak:
             (4, self.reassign),
             (5, self.resolve),
             (2, self.reopen),
+            (0.7, self.delete),
             (0.03, self.burst),
             (2, self.late_row),
             (1, self.short_acl_pages),
@@ -350,7 +368,10 @@ class Soak:
         calm = time.monotonic()
         self.log("faults stopped; waiting for a clean cycle")
         # The backlog drains at Flashduty's 1000 events a minute: wait while it shrinks.
-        clean = self.wait_for_clean_cycle(after=time.time(), timeout=120, while_draining=True)
+        # A clean cycle that starts after a deletion check has become due again.
+        clean = self.wait_for_clean_cycle(
+            after=time.time() + DELETION_CHECK, timeout=120, while_draining=True
+        )
         self.figures.seconds = calm - started
         self.figures.settle_seconds = time.monotonic() - calm
         self.count(clean)
