@@ -138,16 +138,7 @@ class Deliverer:
             receipt = destination.client.push(body)
         except FatalAPIError as exc:
             # Flashduty refused this event for good: keep it as dead for an operator.
-            reason = describe(exc)
-            self.ledger.mark_failed(
-                event.id,
-                dead=True,
-                http_status=exc.status,
-                error_code=exc.code,
-                error_message=reason,
-                request_id=exc.request_id,
-            )
-            held.add(event.sys_id)
+            reason = self._failed(event, exc, dead=True, held=held)
             report.dead += 1
             self.log.error(
                 "event_dead",
@@ -160,16 +151,7 @@ class Deliverer:
             return
         except RetriableAPIError as exc:
             # Retries ran out: the endpoint is down; stop sending to it this run.
-            reason = describe(exc)
-            self.ledger.mark_failed(
-                event.id,
-                dead=False,
-                http_status=exc.status,
-                error_code=exc.code,
-                error_message=reason,
-                request_id=exc.request_id,
-            )
-            held.add(event.sys_id)
+            reason = self._failed(event, exc, dead=False, held=held)
             report.down[destination.name] = reason
             self.log.error(
                 "flashduty_unavailable",
@@ -189,3 +171,24 @@ class Deliverer:
             kind=event.kind.value,
             request_id=receipt.request_id,
         )
+
+    def _failed(
+        self,
+        event: OutboxEvent,
+        exc: FatalAPIError | RetriableAPIError,
+        *,
+        dead: bool,
+        held: set[str],
+    ) -> str:
+        """Record why an attempt failed; the incident's later events wait behind it."""
+        reason = describe(exc)
+        self.ledger.mark_failed(
+            event.id,
+            dead=dead,
+            http_status=exc.status,
+            error_code=exc.code,
+            error_message=reason,
+            request_id=exc.request_id,
+        )
+        held.add(event.sys_id)
+        return reason
