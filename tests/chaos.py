@@ -303,7 +303,11 @@ class Soak:
                 ("429 without Retry-After", Fault(status=429, body="{}")),
                 ("HTML 5xx", Fault(status=self.rng.choice([500, 502, 503, 504]))),
                 ("dropped connection", Fault(drop=True)),
-                ("answer slower than the timeout", Fault(delay=CLIENT_TIMEOUT + 0.5)),
+                # Handled at once, answered after the client gave up: the client cannot
+                # know, retries, and the receiver sees a duplicate. (A receiver that
+                # applied an abandoned request *after* later ones would reorder them;
+                # no client can prevent that over plain HTTP, see the README.)
+                ("answer slower than the timeout", Fault(slow_answer=CLIENT_TIMEOUT + 0.5)),
             ]
         )
         fault.path = path
@@ -428,9 +432,39 @@ class Soak:
         fd_open = self.fd.open_keys()
         f.open_servicenow, f.open_flashduty = len(sn_open), len(fd_open)
         f.losses = len(sn_open ^ fd_open) + (0 if clean else 1)
+        self.mismatches = sorted(sn_open ^ fd_open)
         for kinds in self.fd.intents().values():
             if not alternates(kinds):
                 f.broken_histories += 1
+
+    def explain(self, limit: int = 5) -> str:
+        """For each mismatching incident: ServiceNow's row, the ledger's, Flashduty's events."""
+        conn = sqlite3.connect(f"file:{self.database}?mode=ro", uri=True, timeout=5)
+        out = []
+        for sys_id in getattr(self, "mismatches", [])[:limit]:
+            try:
+                row = self.sn.incident(sys_id)
+                sn = f"state {row['state']} at {row['sys_updated_on']} mod {row['sys_mod_count']}"
+            except KeyError:
+                sn = "deleted"
+            ledger = conn.execute(
+                "SELECT state, updated_on, mod_count, alert_open FROM incidents WHERE sys_id = ?",
+                [sys_id],
+            ).fetchone()
+            events = conn.execute(
+                "SELECT id, kind, status, attempts FROM outbox WHERE sys_id = ? ORDER BY id",
+                [sys_id],
+            ).fetchall()
+            received = [
+                (e.intent or e.kind, e.duplicate, round(e.at, 2))
+                for e in self.fd.events()
+                if e.key == sys_id
+            ]
+            out.append(
+                f"{sys_id}: servicenow {sn}; ledger {ledger}; outbox {events}; flashduty {received}"
+            )
+        conn.close()
+        return "\n".join(out)
 
     def close(self) -> None:
         if self.daemon is not None and self.daemon.poll() is None:
@@ -486,6 +520,7 @@ def main(argv: list[str] | None = None) -> int:
         print(figures.table())
         print("result: " + ("PASS" if figures.ok else "FAIL"))
         if not figures.ok:
+            print(soak.explain())
             print((Path(tmp) / "daemon.log").read_text()[-5000:])
         return 0 if figures.ok else 1
 

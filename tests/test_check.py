@@ -110,8 +110,9 @@ def test_send_test_opens_and_resolves_a_labelled_alert(
 
 def test_every_route_push_url_is_probed(servicenow, flashduty, write_config, run_fd_sync):
     bad = flashduty.url + "/event/push/alert/standard?integration_key=route-key-revoked"
-    config = write_config(route=[{"name": "network", "match": {"category": ["network"]},
-                                  "push_url": bad}])
+    config = write_config(
+        route=[{"name": "network", "match": {"category": ["network"]}, "push_url": bad}]
+    )
     result = run_fd_sync("--config", str(config), "check")
     assert result.code == 76
     assert any("push_url: reachable" in line for line in lines_with(result, "ok"))
@@ -124,14 +125,16 @@ def test_openapi_app_key_and_channel(servicenow, flashduty, write_config, run_fd
     channel = flashduty.add_channel("Ops")
     flashduty.add_rule(channel, "Ops default", [])
     domain = flashduty.url
-    good = write_config(flashduty={"app_key": flashduty.app_key, "api_domain": domain,
-                                   "channel_id": channel})
+    good = write_config(
+        flashduty={"app_key": flashduty.app_key, "api_domain": domain, "channel_id": channel}
+    )
     result = run_fd_sync("--config", str(good), "check")
     assert result.code == 0, result.output
     assert any("app_key accepted" in line for line in lines_with(result, "ok"))
     assert any(f"channel {channel}: 1 enabled" in line for line in lines_with(result, "ok"))
-    bad = write_config(flashduty={"app_key": "not-the-app-key", "api_domain": domain},
-                       name="bad.toml")
+    bad = write_config(
+        flashduty={"app_key": "not-the-app-key", "api_domain": domain}, name="bad.toml"
+    )
     result = run_fd_sync("--config", str(bad), "check")
     assert result.code == 77
     assert "fail  openapi" in result.stdout and "not-the-app-key" not in result.output

@@ -57,8 +57,9 @@ def test_a_deletion_before_the_alert_was_sent_cancels_it(servicenow, flashduty, 
     assert flashduty.open_keys() == set()
 
 
-def test_without_audit_access_missing_incidents_are_reported(servicenow, flashduty, harness,
-                                                             write_config, run_fd_sync):
+def test_without_audit_access_missing_incidents_are_reported(
+    servicenow, flashduty, harness, write_config, run_fd_sync
+):
     servicenow.deny_tables.add("sys_audit_delete")
     h = harness()
     h.cycle()

@@ -15,7 +15,7 @@ def test_short_chaos_soak_loses_nothing(tmp_path):
     finally:
         soak.close()
     report = f"seed {seed} (rerun: python -m tests.chaos --minutes 0.75 --seed {seed})\n"
-    report += figures.table()
+    report += figures.table() + "\n" + soak.explain()
     assert figures.kills >= 1 and sum(figures.faults.values()) >= 10, report
     assert figures.losses == 0, report
     assert figures.broken_histories == 0, report

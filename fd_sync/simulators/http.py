@@ -63,7 +63,8 @@ class Fault:
     body: bytes | str | None = None  # with this body (default: an HTML page for 5xx)
     headers: dict[str, str] = field(default_factory=dict)
     drop: bool = False  # close the connection without answering
-    delay: float = 0.0  # wait this long, then answer normally (or with status)
+    delay: float = 0.0  # wait this long, then handle and answer normally (or with status)
+    slow_answer: float = 0.0  # handle at once, answer this much later
     truncate: bool = False  # promise the whole body, send half, close
     trickle: float = 0.0  # send the body one byte every `trickle` seconds
     hold: threading.Event | None = None  # park the request until this is set
@@ -239,6 +240,8 @@ class SimServer:
                 response = self.handle(request)
         except Exception as exc:  # a bug in a simulator must show, not hang the client
             response = Response.json({"error": {"message": f"simulator bug: {exc!r}"}}, 500)
+        if fault is not None and fault.slow_answer:
+            time.sleep(fault.slow_answer)
         self._write(handler, response, fault)
 
     def _write(
@@ -284,7 +287,7 @@ def _fault_kind(fault: Fault) -> str:
         return "429 with Retry-After" if "Retry-After" in fault.headers else "429"
     if fault.status is not None:
         return f"HTTP {fault.status}"
-    if fault.delay:
+    if fault.delay or fault.slow_answer:
         return "slow response"
     return "other"
 
