@@ -45,7 +45,7 @@ from fd_sync.errors import (
 )
 from fd_sync.incident import BadRecord, Incident, parse_record
 from fd_sync.ledger import Ledger
-from fd_sync.payloads import Extras
+from fd_sync.payloads import NO_EXTRAS, Extras
 from fd_sync.reconcile import (
     DEFAULT_DESTINATION,
     Decision,
@@ -433,7 +433,7 @@ class Cycle:
     def _plan(self, decisions: list[Decision], extras: dict[str, Extras]) -> list[PlannedEvent]:
         planned = []
         for d in decisions:
-            severity = extras.get(d.incident.sys_id, Extras()).severity
+            severity = extras.get(d.incident.sys_id, NO_EXTRAS).severity
             for event in d.events:
                 shown = "Ok" if event.kind is Kind.RESOLVE else severity or "Warning"
                 planned.append(

@@ -34,7 +34,7 @@ from sqlite_utils import Database, Migrations
 
 from fd_sync.errors import EX_CONFIG, EX_TEMPFAIL, StorageError
 from fd_sync.incident import Incident
-from fd_sync.payloads import Extras
+from fd_sync.payloads import NO_EXTRAS, Extras
 from fd_sync.reconcile import Decision, Kind, LedgerEntry
 
 PENDING, DELIVERED, DEAD, CANCELLED = "pending", "delivered", "dead", "cancelled"
@@ -442,7 +442,7 @@ class Ledger:
             )
             if d.cancel_pending:
                 cancels.append((now, inc.sys_id, inc.sys_id))
-            added = (extras or {}).get(inc.sys_id, Extras())
+            added = (extras or {}).get(inc.sys_id, NO_EXTRAS)
             for event in d.events:
                 counts[event.kind.value] += 1
                 payload = snapshot

@@ -78,6 +78,9 @@ class Extras:
         )
 
 
+NO_EXTRAS = Extras()  # shared: an incident without a route's additions (frozen, so safe)
+
+
 def truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - len(ELLIPSIS)] + ELLIPSIS
 
@@ -135,7 +138,7 @@ def labels(incident: Incident, *, link: str, extra: dict[str, str] | None = None
 
 
 def standard_body(
-    kind: Kind, incident: Incident, *, link: str, extras: Extras = Extras()
+    kind: Kind, incident: Incident, *, link: str, extras: Extras = NO_EXTRAS
 ) -> dict[str, Any]:
     route_labels = dict(extras.labels)
     if extras.route:
@@ -159,7 +162,7 @@ def _urgency(incident: Incident, extras: Extras) -> str:
     return LEVEL_NAMES.get(incident.urgency, incident.urgency)
 
 
-def servicenow_body(kind: Kind, incident: Incident, extras: Extras = Extras()) -> dict[str, Any]:
+def servicenow_body(kind: Kind, incident: Incident, extras: Extras = NO_EXTRAS) -> dict[str, Any]:
     """The body fd-servicenow posted; resolve is ``rule_update`` with the state's name."""
     if kind is Kind.RESOLVE:
         return {
@@ -197,7 +200,7 @@ def build(
     *,
     instance_url: str,
     table: str,
-    extras: Extras = Extras(),
+    extras: Extras = NO_EXTRAS,
 ) -> dict[str, Any]:
     if fmt == "standard":
         link = incident_link(instance_url, table, incident.sys_id)
