@@ -33,7 +33,12 @@ FIELDS = [
     "assigned_to.name",
     "sys_updated_on",
     "sys_mod_count",
-]
+    "category",
+    "cmdb_ci",
+    "cmdb_ci.name",
+    "company",
+    "company.name",
+]  # fd-sync's own sysparm_fields (tests/test_bench_clients.py keeps them equal)
 
 
 def _allow_loopback_http() -> None:
