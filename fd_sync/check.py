@@ -98,13 +98,13 @@ class Checker:
             self.add(Step("config", "warning", "warn", warning))
         if self._network("servicenow", self.config.servicenow.instance_url):
             self._servicenow()
-        reached: set[str] = set()
+        reachable: dict[str, bool] = {}  # host -> network steps passed; probed once each
         for label, push_url, push_format in self._push_endpoints():
             host = urllib.parse.urlsplit(push_url).netloc
-            if host not in reached:
-                if not self._network("flashduty", push_url):
-                    continue
-                reached.add(host)
+            if host not in reachable:
+                reachable[host] = self._network("flashduty", push_url)
+            if not reachable[host]:
+                continue
             client = self._probe(label, push_url, push_format)
             if client is not None and send_test and label == "push_url":
                 self._send_test(client)
@@ -279,12 +279,14 @@ class Checker:
         try:
             client.push({})
         except FatalAPIError as exc:
+            rejected = (
+                f"the integration key or token in {label} was rejected: copy the push "
+                "URL again from the Flashduty integration"
+            )
             hints = {
                 400: None,
-                401: f"the integration key or token in {label} was rejected: copy the push "
-                "URL again from the Flashduty integration",
-                403: f"the integration key or token in {label} was rejected: copy the push "
-                "URL again from the Flashduty integration",
+                401: rejected,
+                403: rejected,
                 404: f"no such route: check the path of {label}",
             }
             hint = hints.get(exc.status or 0, "Flashduty refused the probe unexpectedly")

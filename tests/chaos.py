@@ -124,6 +124,7 @@ class Soak:
         self.sn = ServiceNowSim(clock=SimClock()).start()
         self.fd = FlashdutySim().start()
         self.figures = Figures()
+        self.mismatches: list[str] = []  # incidents open on one side only, after count()
         self.database = workdir / "fd-sync.db"
         self.config = workdir / "config.toml"
         push_url = (
@@ -440,7 +441,7 @@ class Soak:
         """For each mismatching incident: ServiceNow's row, the ledger's, Flashduty's events."""
         conn = sqlite3.connect(f"file:{self.database}?mode=ro", uri=True, timeout=5)
         out = []
-        for sys_id in getattr(self, "mismatches", [])[:limit]:
+        for sys_id in self.mismatches[:limit]:
             try:
                 row = self.sn.incident(sys_id)
                 sn = f"state {row['state']} at {row['sys_updated_on']} mod {row['sys_mod_count']}"

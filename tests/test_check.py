@@ -138,3 +138,19 @@ def test_openapi_app_key_and_channel(servicenow, flashduty, write_config, run_fd
     result = run_fd_sync("--config", str(bad), "check")
     assert result.code == 77
     assert "fail  openapi" in result.stdout and "not-the-app-key" not in result.output
+
+
+def test_an_unreachable_flashduty_host_is_reported_once(servicenow, write_config, run_fd_sync):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    down = f"http://127.0.0.1:{port}/event/push/alert/standard?integration_key="
+    config = write_config(
+        flashduty={"push_url": down + "default-key"},
+        route=[{"name": "network", "match": {"category": ["network"]}, "push_url": down + "k2"}],
+    )
+    result = run_fd_sync("--config", str(config), "check")
+    assert result.code == 75
+    # The default push_url and the route share the host: one refused connection, not two.
+    assert len([line for line in lines_with(result, "fail") if "flashduty  tcp" in line]) == 1
+    assert "route network" not in result.stdout  # nothing to probe behind a dead host
