@@ -26,13 +26,13 @@ from bench.scenarios import OPEN_RATIO, write_config
 
 # (stage, module, attribute): the functions whose CPU time is a stage's.
 STAGES = (
-    ("ServiceNow request + JSON decode", "fd_sync.servicenow", "ServiceNowClient.table_get"),
-    ("parse rows into incidents", "fd_sync.cycle", "Cycle._parse"),
-    ("ledger look-ups", "fd_sync.ledger", "Ledger.entries"),
-    ("reconcile", "fd_sync.cycle", "reconcile"),
-    ("ledger write (rows, events)", "fd_sync.ledger", "Ledger.record"),
-    ("page transaction (incl. write)", "fd_sync.cycle", "Cycle._commit"),
-    ("delivery (build, push, mark)", "fd_sync.delivery", "Deliverer.drain"),
+    ("ServiceNow request + JSON decode", "fd_sync.servicenow.client", "ServiceNowClient.table_get"),
+    ("parse rows into incidents", "fd_sync.sync.cycle", "Cycle._parse"),
+    ("ledger look-ups", "fd_sync.store.ledger", "Ledger.entries"),
+    ("reconcile", "fd_sync.sync.cycle", "reconcile"),
+    ("ledger write (rows, events)", "fd_sync.store.ledger", "Ledger.record"),
+    ("page transaction (incl. write)", "fd_sync.sync.cycle", "Cycle._commit"),
+    ("delivery (build, push, mark)", "fd_sync.sync.delivery", "Deliverer.drain"),
 )
 
 
@@ -71,7 +71,7 @@ def metering() -> Iterator[dict[str, float]]:
 
 def measure_stages(incidents: int, flashduty: Simulator) -> dict[str, Any]:
     """One in-process backfill of ``incidents``; CPU seconds per stage and in all."""
-    import fd_sync.app
+    import fd_sync.wiring
     from fd_sync.cli import main
 
     with (
@@ -88,9 +88,9 @@ def measure_stages(incidents: int, flashduty: Simulator) -> dict[str, Any]:
         )
         flashduty.command("reset")
         lift = contextlib.ExitStack()
-        original_limiter = fd_sync.app.flashduty_limiter
-        fd_sync.app.flashduty_limiter = lambda per_minute, **_: None  # type: ignore[assignment]
-        lift.callback(setattr, fd_sync.app, "flashduty_limiter", original_limiter)
+        original_limiter = fd_sync.wiring.flashduty_limiter
+        fd_sync.wiring.flashduty_limiter = lambda per_minute, **_: None  # type: ignore[assignment]
+        lift.callback(setattr, fd_sync.wiring, "flashduty_limiter", original_limiter)
         argv = ["--config", str(config), "--log-level", "warning", "once"]
         argv += ["--since", sn.hello["oldest"].replace(" ", "T")]
         with lift, metering() as spent, contextlib.redirect_stdout(sys.stderr):

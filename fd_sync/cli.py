@@ -93,12 +93,12 @@ def once(options: Options, since: str | None, dry_run: bool) -> int:
     Without --since, the very first run records the current state of ServiceNow
     without sending anything: only changes made after installation page anyone.
     """
-    from fd_sync import app
-    from fd_sync.cycle import Cycle
-    from fd_sync.ledger import Ledger
-    from fd_sync.lock import RunLock
-    from fd_sync.transport import interruptible_sleep
-    from fd_sync.watermark import parse_since
+    from fd_sync import wiring
+    from fd_sync.core.watermark import parse_since
+    from fd_sync.http.transport import interruptible_sleep
+    from fd_sync.store.ledger import Ledger
+    from fd_sync.store.lock import RunLock
+    from fd_sync.sync.cycle import Cycle
 
     try:
         since_at = parse_since(since) if since else None
@@ -113,8 +113,8 @@ def once(options: Options, since: str | None, dry_run: bool) -> int:
         return Cycle(
             cfg,
             ledger,
-            app.servicenow_client(cfg, sleep=sleep),
-            app.destinations(cfg, sleep=sleep),
+            wiring.servicenow_client(cfg, sleep=sleep),
+            wiring.destinations(cfg, sleep=sleep),
             should_stop=stop.is_set,
         )
 
@@ -152,7 +152,7 @@ def run(options: Options) -> int:
     systemd. SIGHUP reloads the configuration (a broken file is reported and the old
     one keeps running); SIGTERM or SIGINT finish the work in progress and exit 0.
     """
-    from fd_sync import daemon
+    from fd_sync.service import daemon
 
     cfg = _load_config(options)
     return daemon.run(cfg, config_path=options.config_path)
@@ -172,7 +172,7 @@ def check(options: Options, send_test: bool) -> int:
     for ServiceNow, then the Flashduty push endpoint, one line each. Creates nothing
     in Flashduty unless --send-test is given. Exits 0 only if everything passed.
     """
-    from fd_sync.check import run_check
+    from fd_sync.ops.check import run_check
 
     cfg = _load_config(options)
     return run_check(cfg, send_test=send_test, echo=click.echo)
@@ -202,7 +202,7 @@ def outbox() -> None:
 @click.pass_obj
 def outbox_list(options: Options, dead: bool, show_all: bool, limit: int, as_json: bool) -> int:
     """List pending (and with --dead, dead) events with their last error and request id."""
-    from fd_sync.ledger import DEAD, PENDING, Ledger
+    from fd_sync.store.ledger import DEAD, PENDING, Ledger
 
     cfg = _load_config(options, secrets_required=False)
     with Ledger(cfg.sync.database, readonly=True) as ledger:
@@ -249,8 +249,8 @@ def outbox_list(options: Options, dead: bool, show_all: bool, limit: int, as_jso
 @click.pass_obj
 def outbox_retry(options: Options, event_id: int | None, retry_all: bool) -> int:
     """Requeue a dead event (or --all of them); the next cycle sends them, in order."""
-    from fd_sync.ledger import Ledger
-    from fd_sync.lock import RunLock
+    from fd_sync.store.ledger import Ledger
+    from fd_sync.store.lock import RunLock
 
     if (event_id is None) == (not retry_all):
         raise click.UsageError("give an event ID or --all")
@@ -278,8 +278,8 @@ def outbox_drop(options: Options, event_id: int) -> int:
     change in ServiceNow opens a new one. Dropping a resolve leaves the alert open in
     Flashduty: resolve it there.
     """
-    from fd_sync.ledger import Ledger
-    from fd_sync.lock import RunLock
+    from fd_sync.store.ledger import Ledger
+    from fd_sync.store.lock import RunLock
 
     cfg = _load_config(options, secrets_required=False)
     with RunLock(cfg.sync.database), Ledger(cfg.sync.database) as ledger:
@@ -308,7 +308,7 @@ def outbox_drop(options: Options, event_id: int) -> int:
 @click.pass_obj
 def status(options: Options, as_json: bool, health_check: bool) -> int:
     """Show the watermark, tracked incidents, open alerts, the outbox and the last run."""
-    from fd_sync.ledger import Ledger
+    from fd_sync.store.ledger import Ledger
 
     cfg = _load_config(options, secrets_required=False)
     with Ledger(cfg.sync.database, readonly=True) as ledger:
@@ -422,7 +422,7 @@ def demo(cycles: int) -> int:
     Flashduty receiver on 127.0.0.1, seeds incidents, and runs real cycles while
     incidents open, change and resolve, printing what Flashduty receives.
     """
-    from fd_sync.demo import run_demo
+    from fd_sync.ops.demo import run_demo
 
     return run_demo(cycles=cycles, echo=click.echo)
 
@@ -443,7 +443,7 @@ def _channels(
 ) -> tuple[str, ...] | None:
     if value is None:
         return None
-    from fd_sync.routing import CHANNELS
+    from fd_sync.core.routing import CHANNELS
 
     chosen = tuple(dict.fromkeys(c.strip().lower() for c in value.split(",") if c.strip()))
     unknown = [c for c in chosen if c not in CHANNELS]
@@ -520,11 +520,18 @@ def dispatch(
     and its resolve follow it to where it was sent, whatever the routes say,
     until it closes.
     """
-    from fd_sync import app
-    from fd_sync.dispatch import Choices, Dispatcher, describe_plan, describe_sent, dumps, failure
-    from fd_sync.enrich import Lookups
-    from fd_sync.ledger import Ledger
-    from fd_sync.lock import RunLock
+    from fd_sync import wiring
+    from fd_sync.ops.dispatch import (
+        Choices,
+        Dispatcher,
+        describe_plan,
+        describe_sent,
+        dumps,
+        failure,
+    )
+    from fd_sync.store.ledger import Ledger
+    from fd_sync.store.lock import RunLock
+    from fd_sync.sync.enrich import Lookups
 
     if rule_id and rule_name:
         raise click.UsageError("--rule and --rule-name exclude each other")
@@ -541,11 +548,11 @@ def dispatch(
         force=force,
     )
     cfg = _load_config(options)
-    lookups = Lookups(app.servicenow_client(cfg))
-    destinations = app.destinations(cfg)
+    lookups = Lookups(wiring.servicenow_client(cfg))
+    destinations = wiring.destinations(cfg)
 
     def openapi() -> Any:
-        return app.openapi_client(cfg, purpose="--rule-name")
+        return wiring.openapi_client(cfg, purpose="--rule-name")
 
     database = cfg.sync.database
     if dry_run:
@@ -583,8 +590,9 @@ def dispatch(
 def rules(options: Options, channel_id: int | None, as_json: bool) -> int:
     """Show a channel's enabled escalation rules: each layer's persons, teams and schedules
     by name, when it starts, and the channels used per severity."""
-    from fd_sync import app, escalation
+    from fd_sync import wiring
     from fd_sync.errors import ConfigError
+    from fd_sync.flashduty import escalation
 
     cfg = _load_config(options, secrets_required=False)
     channel_id = channel_id or cfg.flashduty.channel_id
@@ -592,7 +600,7 @@ def rules(options: Options, channel_id: int | None, as_json: bool) -> int:
         raise ConfigError(
             f"{cfg.path}: [flashduty] channel_id is not set: set it, or pass --channel ID"
         )
-    client = app.openapi_client(cfg, purpose="fd-sync rules")
+    client = wiring.openapi_client(cfg, purpose="fd-sync rules")
     found = escalation.load_rules(client, channel_id)
     name = escalation.channel_name(client, channel_id)
     if as_json:
@@ -610,24 +618,24 @@ def rules(options: Options, channel_id: int | None, as_json: bool) -> int:
 def explain(options: Options, number: str) -> int:
     """Show which route an incident matches and why, the exact payload its next change
     would send, and the escalation path Flashduty would follow. Changes nothing."""
-    from fd_sync import app
-    from fd_sync.enrich import Lookups
-    from fd_sync.explain import explain as explain_incident
-    from fd_sync.ledger import Ledger
+    from fd_sync import wiring
+    from fd_sync.ops.explain import explain as explain_incident
+    from fd_sync.store.ledger import Ledger
+    from fd_sync.sync.enrich import Lookups
 
     cfg = _load_config(options)
     database = cfg.sync.database
     ledger = Ledger(database, readonly=True) if database.exists() else Ledger.scratch()
 
     def openapi() -> Any:
-        return app.openapi_client(cfg, purpose="fd-sync explain")
+        return wiring.openapi_client(cfg, purpose="fd-sync explain")
 
     with ledger:
         lines = explain_incident(
             cfg,
             ledger,
-            Lookups(app.servicenow_client(cfg)),
-            app.destinations(cfg),
+            Lookups(wiring.servicenow_client(cfg)),
+            wiring.destinations(cfg),
             number,
             openapi=openapi if cfg.flashduty.app_key else None,
         )

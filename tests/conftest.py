@@ -23,12 +23,12 @@ from typing import Any
 
 import pytest
 
-from fd_sync import app, logs
+from fd_sync import logs, wiring
 from fd_sync.config import Config, parse
-from fd_sync.cycle import Cycle
-from fd_sync.ledger import Ledger
 from fd_sync.simulators.flashduty import FlashdutySim
 from fd_sync.simulators.servicenow import ServiceNowSim, SimClock
+from fd_sync.store.ledger import Ledger
+from fd_sync.sync.cycle import Cycle
 
 START = datetime(2026, 11, 1, 8, 0, 0, tzinfo=UTC)
 OUTPUTS: list[str] = []  # every byte fd-sync printed in this session
@@ -225,8 +225,8 @@ class Harness:
         cycle = Cycle(
             self.config,
             self.ledger,
-            app.servicenow_client(self.config, sleep=self.sleeps),
-            app.destinations(self.config, sleep=self.sleeps),
+            wiring.servicenow_client(self.config, sleep=self.sleeps),
+            wiring.destinations(self.config, sleep=self.sleeps),
         )
         return cycle.run(**kwargs)
 

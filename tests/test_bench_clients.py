@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fd_sync.incident import FIELDS
+from fd_sync.core.incident import FIELDS
 
 CLIENTS = Path(__file__).resolve().parent.parent / "bench" / "clients"
 

@@ -24,16 +24,16 @@ from hypothesis.stateful import (
     rule,
 )
 
-from fd_sync import app
+from fd_sync import wiring
 from fd_sync.config import parse
-from fd_sync.cycle import Cycle
-from fd_sync.dispatch import Choices, Dispatcher
-from fd_sync.enrich import Lookups
 from fd_sync.errors import FdSyncError
-from fd_sync.ledger import Ledger
+from fd_sync.ops.dispatch import Choices, Dispatcher
 from fd_sync.simulators.flashduty import FlashdutySim
 from fd_sync.simulators.http import Fault
 from fd_sync.simulators.servicenow import ServiceNowSim, SimClock
+from fd_sync.store.ledger import Ledger
+from fd_sync.sync.cycle import Cycle
+from fd_sync.sync.enrich import Lookups
 
 from .conftest import START, Sleeps, base_document, merge
 
@@ -114,8 +114,8 @@ class Convergence(RuleBasedStateMachine):
         Cycle(
             self.config,
             self.ledger,
-            app.servicenow_client(self.config, sleep=self.sleeps),
-            app.destinations(self.config, sleep=self.sleeps),
+            wiring.servicenow_client(self.config, sleep=self.sleeps),
+            wiring.destinations(self.config, sleep=self.sleeps),
         ).run()
 
     def teardown(self) -> None:
@@ -178,8 +178,8 @@ class Convergence(RuleBasedStateMachine):
         dispatcher = Dispatcher(
             config,
             self.ledger,
-            Lookups(app.servicenow_client(config, sleep=self.sleeps)),
-            app.destinations(config, sleep=self.sleeps),
+            Lookups(wiring.servicenow_client(config, sleep=self.sleeps)),
+            wiring.destinations(config, sleep=self.sleeps),
         )
         if urgency:  # a skipped incident is the one most worth sending by hand
             self.tick()

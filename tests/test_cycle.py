@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from fd_sync.cycle import BASELINE_UNTIL, SCAN_FROM, WATERMARK
+from fd_sync.core.watermark import CLOCK_MARGIN, format_sn_time
 from fd_sync.errors import EX_OK, EX_TEMPFAIL
-from fd_sync.ledger import Ledger
-from fd_sync.watermark import CLOCK_MARGIN, format_sn_time
+from fd_sync.store.ledger import Ledger
+from fd_sync.sync.cycle import BASELINE_UNTIL, SCAN_FROM, WATERMARK
 
 from .conftest import START, change, open_incident
 
@@ -170,12 +170,12 @@ def test_dry_run_changes_nothing(servicenow, flashduty, harness, database):
     inc = open_incident(servicenow, urgency="1")
     ledger_before = h.ledger.summary()
     dry = Ledger(database, readonly=True)
-    from fd_sync import app
-    from fd_sync.cycle import Cycle
+    from fd_sync import wiring
+    from fd_sync.sync.cycle import Cycle
 
-    report = Cycle(h.config, dry, app.servicenow_client(h.config), app.destinations(h.config)).run(
-        dry_run=True
-    )
+    report = Cycle(
+        h.config, dry, wiring.servicenow_client(h.config), wiring.destinations(h.config)
+    ).run(dry_run=True)
     dry.close()
     assert [p.line() for p in report.planned] == [f"{inc['number']} create Critical"]
     assert flashduty.events() == []

@@ -8,15 +8,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fd_sync.incident import FIELDS, BadRecord, Incident, parse_record
-from fd_sync.payloads import (
+from fd_sync.core.decide import Kind, decide
+from fd_sync.core.incident import FIELDS, BadRecord, Incident, parse_record
+from fd_sync.core.payloads import (
     DESCRIPTION_LIMIT,
     LABEL_VALUE_LIMIT,
     MAX_LABELS,
     TITLE_LIMIT,
     build,
 )
-from fd_sync.reconcile import Kind, decide
 
 # Every character, lone surrogates and control characters included.
 any_text = st.text(st.characters(codec=None, categories=None), max_size=300)

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from fd_sync.core.decide import reconcile
+from fd_sync.core.incident import Incident
 from fd_sync.errors import StorageError
-from fd_sync.incident import Incident
-from fd_sync.ledger import Ledger, known_migrations, migrations
-from fd_sync.reconcile import reconcile
+from fd_sync.store.ledger import Ledger, known_migrations, migrations
 
 
 def incident(n: int, state: str = "1") -> Incident:
@@ -135,7 +135,7 @@ def m001_ledger(database, inc):
     """A ledger as fd-sync wrote it before routing: one open alert, its create queued."""
     from sqlite_utils import Database
 
-    from fd_sync.ledger import migrations
+    from fd_sync.store.ledger import migrations
 
     database.parent.mkdir(parents=True)
     old = Database(database)
@@ -166,7 +166,7 @@ def test_an_older_ledger_opened_read_only_is_read_without_migrating(database):
 def test_a_ledger_from_before_routing_upgrades_in_place(database):
     """m001 ledgers: open alerts lived at the [flashduty] push_url, queued events had no
     route extras; both must keep working after the upgrade."""
-    from fd_sync.reconcile import Kind, decide
+    from fd_sync.core.decide import Kind, decide
 
     inc = incident(1)
     m001_ledger(database, inc)

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from fd_sync.lock import RunLock
+from fd_sync.store.lock import RunLock
 
 from .conftest import change, child_env, fd_sync_command, open_incident
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from fd_sync import app, redaction
+from fd_sync import redaction, wiring
 from fd_sync.config import parse
 from fd_sync.errors import AccessDenied, TemporaryFailure
-from fd_sync.openapi import LIMITS, NotFound, OpenAPIClient
-from fd_sync.ratelimit import SlidingWindowLimiter
+from fd_sync.flashduty.openapi import LIMITS, NotFound, OpenAPIClient
+from fd_sync.http.ratelimit import SlidingWindowLimiter
 from fd_sync.simulators.flashduty import FlashdutySim, layer
 
 from .conftest import Sleeps
@@ -128,10 +128,10 @@ def test_a_private_api_domain_behind_a_private_ca(tls, tmp_path, servicenow):
             {**base, "http": {"ca_bundle": str(tls.ca_file)}}, path=tmp_path / "c", env={}
         )
         assert trusting.flashduty.api_url == private.url
-        assert app.openapi_client(trusting, purpose="test").escalation_rules(channel) == []
+        assert wiring.openapi_client(trusting, purpose="test").escalation_rules(channel) == []
         plain = parse(base, path=tmp_path / "c", env={})
         with pytest.raises(TemporaryFailure, match=r"set \[http\] ca_bundle"):
-            app.openapi_client(plain, purpose="test").escalation_rules(channel)
+            wiring.openapi_client(plain, purpose="test").escalation_rules(channel)
 
 
 def test_app_key_sources_and_redaction(tmp_path):

@@ -8,11 +8,11 @@ fake clock, so two and a half minutes of pacing take a few real seconds.
 
 from __future__ import annotations
 
-from fd_sync import app
+from fd_sync import wiring
 from fd_sync.config import parse
-from fd_sync.cycle import Cycle
-from fd_sync.ledger import Ledger
 from fd_sync.simulators.flashduty import FlashdutySim
+from fd_sync.store.ledger import Ledger
+from fd_sync.sync.cycle import Cycle
 
 from .test_ratelimit import FakeTime, sends_in_any_window
 
@@ -36,13 +36,13 @@ def run_backfill(servicenow, tmp_path, flashduty: FlashdutySim, t: FakeTime, *, 
         path=tmp_path / "config.toml",
         env={},
     )
-    destinations = app.destinations(
+    destinations = wiring.destinations(
         config, sleep=t.sleep, pacing_clock=t.clock, pacing_sleep=t.sleep
     )
     if not paced:
         destinations["default"].client.limiter = None
     with Ledger(config.sync.database) as ledger:
-        cycle = Cycle(config, ledger, app.servicenow_client(config, sleep=t.sleep), destinations)
+        cycle = Cycle(config, ledger, wiring.servicenow_client(config, sleep=t.sleep), destinations)
         return cycle.run(since=servicenow.clock.now().replace(year=2020))
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from fd_sync.incident import Incident
-from fd_sync.payloads import (
+from fd_sync.core.decide import Kind
+from fd_sync.core.incident import Incident
+from fd_sync.core.payloads import (
     DESCRIPTION_LIMIT,
     LABEL_VALUE_LIMIT,
     MAX_LABELS,
@@ -17,7 +18,6 @@ from fd_sync.payloads import (
     severity,
     standard_body,
 )
-from fd_sync.reconcile import Kind
 
 LINK = "https://acme.service-now.com/incident.do?sys_id=abc"
 

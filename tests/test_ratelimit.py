@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fd_sync.ratelimit import SlidingWindowLimiter, flashduty_limiter
+from fd_sync.http.ratelimit import SlidingWindowLimiter, flashduty_limiter
 
 
 class FakeTime:

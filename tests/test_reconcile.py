@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fd_sync.incident import Incident
-from fd_sync.reconcile import Kind, LedgerEntry, decide, dispatch, reconcile
+from fd_sync.core.decide import Kind, LedgerEntry, decide, dispatch, reconcile
+from fd_sync.core.incident import Incident
 
 T0 = "2026-11-01 08:00:00"
 T1 = "2026-11-01 08:00:01"

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from fd_sync import app
+from fd_sync import wiring
 from fd_sync.config import parse
+from fd_sync.core.incident import Incident
+from fd_sync.core.routing import Route, Routing, route
 from fd_sync.errors import ConfigError
-from fd_sync.incident import Incident
-from fd_sync.routing import Route, Routing, route
 
 from .conftest import change, open_incident, to_toml
 from .test_config import PUSH, minimal
@@ -167,7 +167,7 @@ def test_route_push_url_sources_and_shared_destinations(tmp_path):
     assert names == ["route:net", "route:net", "route:db", "default"]
     assert {d.name for d in cfg.routing.destinations} == {"route:net", "route:db"}
     assert "rOuTeSeCrEt99" in cfg.secrets()
-    built = app.destinations(cfg)
+    built = wiring.destinations(cfg)
     # Routes sharing a URL share one client, hence one rate limiter.
     assert built["route:net2"] is built["route:net"]
     assert built["route:same-as-default"] is built["default"]
@@ -331,8 +331,8 @@ def test_a_route_removed_while_its_alert_is_open_keeps_the_resolve_for_later(
 
 
 def test_dry_run_shows_where_events_would_go(servicenow, flashduty, harness, database):
-    from fd_sync.cycle import Cycle
-    from fd_sync.ledger import Ledger
+    from fd_sync.store.ledger import Ledger
+    from fd_sync.sync.cycle import Cycle
 
     network = servicenow.add_group("Network")
     h = harness("standard", route=network_routes(flashduty))
@@ -341,7 +341,9 @@ def test_dry_run_shows_where_events_would_go(servicenow, flashduty, harness, dat
     h.cycle()
     change(servicenow, inc["sys_id"], assignment_group=network)
     with Ledger(database, readonly=True) as ledger:
-        cycle = Cycle(h.config, ledger, app.servicenow_client(h.config), app.destinations(h.config))
+        cycle = Cycle(
+            h.config, ledger, wiring.servicenow_client(h.config), wiring.destinations(h.config)
+        )
         report = cycle.run(dry_run=True)
     assert [p.line() for p in report.planned] == [
         f"{inc['number']} resolve Ok",

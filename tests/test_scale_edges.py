@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fd_sync.cycle import WATERMARK
+from fd_sync.core.watermark import CLOCK_MARGIN, format_sn_time
 from fd_sync.errors import EX_OK
-from fd_sync.watermark import CLOCK_MARGIN, format_sn_time
+from fd_sync.sync.cycle import WATERMARK
 
 
 def test_five_thousand_rows_in_one_second(servicenow, flashduty, harness):

@@ -6,7 +6,7 @@ import pytest
 
 from fd_sync.config import parse
 from fd_sync.errors import AccessDenied, RemoteRejected, TemporaryFailure
-from fd_sync.servicenow import ServiceNowClient, keyset_query, newest_query
+from fd_sync.servicenow.client import ServiceNowClient, keyset_query, newest_query
 from fd_sync.simulators.http import Fault
 
 from .conftest import open_incident
@@ -178,7 +178,7 @@ def test_a_trickling_body_hits_the_total_deadline(servicenow, client_for, sleeps
 
 
 def test_an_oversized_body_is_refused_without_retrying(servicenow, client_for, sleeps, monkeypatch):
-    from fd_sync import servicenow as module
+    from fd_sync.servicenow import client as module
 
     monkeypatch.setattr(module, "MAX_RESPONSE_BYTES", 4096)
     for _ in range(40):
@@ -305,7 +305,7 @@ def test_an_untrusted_certificate_names_the_fix_and_is_not_retried(
 
 
 def test_ca_bundle_makes_a_private_ca_trusted(tls, sn_clock, make_config, sleeps):
-    from fd_sync import app
+    from fd_sync import wiring
     from fd_sync.simulators.servicenow import ServiceNowSim
 
     with ServiceNowSim(clock=sn_clock, tls=tls.server_context) as sim:
@@ -313,14 +313,14 @@ def test_ca_bundle_makes_a_private_ca_trusted(tls, sn_clock, make_config, sleeps
         config = make_config(
             servicenow={"instance_url": sim.url}, http={"ca_bundle": str(tls.ca_file)}
         )
-        client = app.servicenow_client(config, sleep=sleeps)
+        client = wiring.servicenow_client(config, sleep=sleeps)
         assert len(list(client.scan("2026-01-01 00:00:00"))) == 1
 
 
 def test_ca_bundle_wins_over_requests_ca_bundle(
     tls, sn_clock, make_config, sleeps, monkeypatch, tmp_path
 ):
-    from fd_sync import app
+    from fd_sync import wiring
     from fd_sync.simulators.servicenow import ServiceNowSim
 
     other = tmp_path / "other.pem"
@@ -330,4 +330,6 @@ def test_ca_bundle_wins_over_requests_ca_bundle(
         config = make_config(
             servicenow={"instance_url": sim.url}, http={"ca_bundle": str(tls.ca_file)}
         )
-        assert list(app.servicenow_client(config, sleep=sleeps).scan("2026-01-01 00:00:00")) == []
+        assert (
+            list(wiring.servicenow_client(config, sleep=sleeps).scan("2026-01-01 00:00:00")) == []
+        )

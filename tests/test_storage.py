@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlite_utils import Database
 
-from fd_sync.ledger import Ledger, known_migrations, migrations
+from fd_sync.store.ledger import Ledger, known_migrations, migrations
 
 from .conftest import open_incident
 

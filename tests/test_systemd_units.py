@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from fd_sync.config import DEFAULT_DATABASE, SCHEMA
-from fd_sync.lock import RunLock
+from fd_sync.store.lock import RunLock
 
 SYSTEMD = Path(__file__).resolve().parent.parent / "systemd"
 DAEMON = SYSTEMD / "fd-sync.service"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from fd_sync.transport import make_session
+from fd_sync.http.transport import make_session
 
 
 def test_environment_proxies_apply_per_host_and_are_read_once(monkeypatch):

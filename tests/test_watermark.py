@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fd_sync.watermark import (
+from fd_sync.core.watermark import (
     CLOCK_MARGIN,
     advance,
     format_sn_time,

@@ -11,7 +11,7 @@ and one ``sys_journal_field`` request per page for the latest additional
 comments. The integration user needs read access to those tables only when
 the configuration uses them.
 
-The rendered :class:`~fd_sync.payloads.Extras` are stored with each queued
+The rendered :class:`~fd_sync.core.payloads.Extras` are stored with each queued
 event, so what was decided at queue time is what Flashduty receives.
 """
 
@@ -21,13 +21,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from fd_sync import logs, routing
+from fd_sync import logs
+from fd_sync.core import routing
+from fd_sync.core.decide import Decision, Kind
+from fd_sync.core.incident import Incident
+from fd_sync.core.payloads import Extras, Member
+from fd_sync.core.routing import Match, Route
 from fd_sync.errors import UsageRefused
-from fd_sync.incident import Incident
-from fd_sync.payloads import Extras, Member
-from fd_sync.reconcile import Decision, Kind
-from fd_sync.routing import Match, Route
-from fd_sync.servicenow import ServiceNowClient
+from fd_sync.servicenow.client import ServiceNowClient
 
 JOURNAL_PAGE = 1000  # comments per request; one request per page unless a page has more
 

@@ -4,7 +4,7 @@ The rule is that Flashduty's open alerts mirror ServiceNow's open incidents.
 The ledger remembers, per incident, the last version we acted on, whether its
 alert is open, and at which destination (Flashduty integration) it lives;
 comparing a fetched incident with that entry gives its events. The caller
-routes each incident first (:mod:`fd_sync.routing`) and passes the
+routes each incident first (:mod:`fd_sync.core.routing`) and passes the
 destination it should be at, or None when a skip route matched: an open
 alert that must move yields two events, a resolve where it was and a create
 where it now belongs, in that order, so the outbox's per-incident order keeps
@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from fd_sync.incident import STATE_NAMES, Incident
+from fd_sync.core.incident import STATE_NAMES, Incident
 
 DEFAULT_DESTINATION = "default"  # the [flashduty] push_url
 

@@ -7,7 +7,7 @@ match key matches wins, and incidents that match none take the default route
 incident offers for that field: a reference by name or sys_id, a choice by
 value (``1``), list label (``1 - Critical``) or name (``Critical``). Routing
 runs locally on every changed incident, so that a reassignment can move an
-open alert from one integration to another (see :mod:`fd_sync.reconcile`).
+open alert from one integration to another (see :mod:`fd_sync.core.decide`).
 
 A route's push URL is a secret; the outbox and ledger name a destination
 instead: ``default`` for ``[flashduty] push_url``, else ``route:<name>`` of
@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from fd_sync.incident import LEVEL_NAMES, PRIORITY_NAMES, STATE_NAMES, Incident
-from fd_sync.reconcile import DEFAULT_DESTINATION
+from fd_sync.core.decide import DEFAULT_DESTINATION
+from fd_sync.core.incident import LEVEL_NAMES, PRIORITY_NAMES, STATE_NAMES, Incident
 
 SEND, SKIP = "send", "skip"
 DEFAULT_ROUTE = "default"

@@ -1,7 +1,7 @@
 """The SQLite ledger: incidents as last acted on, the outbox, the watermark, run history.
 
 Concurrency contract: one process changes incidents and the outbox at a time.
-Callers take the run lock (:mod:`fd_sync.lock`) before doing so; readers such
+Callers take the run lock (:mod:`fd_sync.store.lock`) before doing so; readers such
 as ``fd-sync status`` may open the ledger at any moment (WAL mode lets them
 read while a run writes), and small state writes (the daemon's status) rely on
 SQLite's own locking. A :class:`Ledger` object belongs to the thread that
@@ -32,10 +32,10 @@ from typing import Any
 
 from sqlite_utils import Database, Migrations
 
+from fd_sync.core.decide import Decision, Kind, LedgerEntry
+from fd_sync.core.incident import Incident
+from fd_sync.core.payloads import NO_EXTRAS, Extras
 from fd_sync.errors import EX_CONFIG, EX_TEMPFAIL, StorageError
-from fd_sync.incident import Incident
-from fd_sync.payloads import NO_EXTRAS, Extras
-from fd_sync.reconcile import Decision, Kind, LedgerEntry
 
 PENDING, DELIVERED, DEAD, CANCELLED = "pending", "delivered", "dead", "cancelled"
 DROPPED = "dropped"  # an operator gave up on it (fd-sync outbox drop)

@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from fd_sync import redaction, routing
+from fd_sync import redaction
+from fd_sync.core import routing
+from fd_sync.core.decide import DEFAULT_DESTINATION
+from fd_sync.core.incident import FIELDS
 from fd_sync.errors import ConfigError
-from fd_sync.incident import FIELDS
-from fd_sync.reconcile import DEFAULT_DESTINATION
 
 DEFAULT_CONFIG_PATH = Path("/etc/fd-sync/config.toml")
 DEFAULT_DATABASE = Path("/var/lib/fd-sync/fd-sync.db")

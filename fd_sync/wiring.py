@@ -13,14 +13,14 @@ from collections.abc import Callable
 import requests
 
 from fd_sync.config import Config
-from fd_sync.delivery import Destination
+from fd_sync.core.decide import DEFAULT_DESTINATION
 from fd_sync.errors import ConfigError
-from fd_sync.flashduty import FlashdutyClient
-from fd_sync.openapi import OpenAPIClient
-from fd_sync.ratelimit import flashduty_limiter
-from fd_sync.reconcile import DEFAULT_DESTINATION
-from fd_sync.servicenow import ServiceNowClient
-from fd_sync.transport import make_session
+from fd_sync.flashduty.openapi import OpenAPIClient
+from fd_sync.flashduty.push import FlashdutyClient
+from fd_sync.http.ratelimit import flashduty_limiter
+from fd_sync.http.transport import make_session
+from fd_sync.servicenow.client import ServiceNowClient
+from fd_sync.sync.delivery import Destination
 
 
 def session(config: Config) -> requests.Session:

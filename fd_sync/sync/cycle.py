@@ -4,9 +4,9 @@ This is what ``fd-sync once`` runs and what ``fd-sync run`` repeats. The order
 of writes is the safety argument:
 
 1. a page is fetched; nothing is written yet;
-2. the page's changed incidents are routed (:mod:`fd_sync.routing`) and
+2. the page's changed incidents are routed (:mod:`fd_sync.core.routing`) and
    decided; the extras their routes add (members to notify, comments) are
-   looked up in batches and rendered into the events (:mod:`fd_sync.enrich`);
+   looked up in batches and rendered into the events (:mod:`fd_sync.sync.enrich`);
    the decisions (ledger rows, outbox rows) and the watermark advance are
    committed together, so the watermark never passes a change whose event is
    not safely queued (the singer "bookmark after hand-off" rule);
@@ -30,11 +30,20 @@ from typing import Any
 
 import structlog
 
-from fd_sync import logs, routing
+from fd_sync import logs
 from fd_sync.config import Config
-from fd_sync.deletions import DeletionCheck
-from fd_sync.delivery import Deliverer, DeliveryReport, Destination, canonical
-from fd_sync.enrich import Enricher, Lookups
+from fd_sync.core import routing
+from fd_sync.core.decide import (
+    DEFAULT_DESTINATION,
+    Decision,
+    Kind,
+    LedgerEntry,
+    is_newer,
+    reconcile,
+)
+from fd_sync.core.incident import BadRecord, Incident, parse_record
+from fd_sync.core.payloads import NO_EXTRAS, Extras
+from fd_sync.core.watermark import advance, format_sn_time, scan_start
 from fd_sync.errors import (
     EX_OK,
     EX_PROTOCOL,
@@ -43,19 +52,11 @@ from fd_sync.errors import (
     Interrupted,
     StorageError,
 )
-from fd_sync.incident import BadRecord, Incident, parse_record
-from fd_sync.ledger import Ledger
-from fd_sync.payloads import NO_EXTRAS, Extras
-from fd_sync.reconcile import (
-    DEFAULT_DESTINATION,
-    Decision,
-    Kind,
-    LedgerEntry,
-    is_newer,
-    reconcile,
-)
-from fd_sync.servicenow import Page, ServiceNowClient
-from fd_sync.watermark import advance, format_sn_time, scan_start
+from fd_sync.servicenow.client import Page, ServiceNowClient
+from fd_sync.store.ledger import Ledger
+from fd_sync.sync.deletions import DeletionCheck
+from fd_sync.sync.delivery import Deliverer, DeliveryReport, Destination, canonical
+from fd_sync.sync.enrich import Enricher, Lookups
 
 WATERMARK = "watermark"  # newest sys_updated_on handled
 SCAN_FROM = "scan_from"  # set by --since: the next scan starts exactly here

@@ -1,7 +1,7 @@
 """Drain the outbox to Flashduty, oldest event first.
 
 Concurrency contract: one drain per ledger at a time; the caller holds the run
-lock (:mod:`fd_sync.lock`). The drain is sequential over one keep-alive
+lock (:mod:`fd_sync.store.lock`). The drain is sequential over one keep-alive
 connection per destination, which keeps per-incident order trivially true.
 
 Ordering contract: one incident's events leave strictly in the order they were
@@ -13,7 +13,7 @@ a refused event; but when retries run out the endpoint itself is down, and the
 drain stops for that destination: the next run continues where this one stopped.
 
 Crash contract: an event is marked attempted before it is sent and delivered
-after Flashduty acknowledged it (see :mod:`fd_sync.ledger`): a crash between
+after Flashduty acknowledged it (see :mod:`fd_sync.store.ledger`): a crash between
 the two sends that one event again on the next run, and nothing is lost.
 """
 
@@ -22,13 +22,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
-from fd_sync import logs, payloads
+from fd_sync import logs
 from fd_sync.config import PushFormat
+from fd_sync.core import payloads
+from fd_sync.core.decide import LedgerEntry
 from fd_sync.errors import Interrupted
-from fd_sync.flashduty import FlashdutyClient, describe
-from fd_sync.ledger import Ledger, OutboxEvent
-from fd_sync.reconcile import LedgerEntry
-from fd_sync.transport import FatalAPIError, RetriableAPIError
+from fd_sync.flashduty.push import FlashdutyClient, describe
+from fd_sync.http.transport import FatalAPIError, RetriableAPIError
+from fd_sync.store.ledger import Ledger, OutboxEvent
 
 BATCH = 500
 

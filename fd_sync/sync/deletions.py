@@ -24,11 +24,11 @@ from datetime import timedelta
 from typing import Any
 
 from fd_sync import logs
+from fd_sync.core.decide import Decision, deleted
+from fd_sync.core.watermark import advance, format_sn_time, parse_sn_time, scan_start
 from fd_sync.errors import AccessDenied, RemoteRejected
-from fd_sync.ledger import Ledger
-from fd_sync.reconcile import Decision, deleted
-from fd_sync.servicenow import ServiceNowClient
-from fd_sync.watermark import advance, format_sn_time, parse_sn_time, scan_start
+from fd_sync.servicenow.client import ServiceNowClient
+from fd_sync.store.ledger import Ledger
 
 CHECKED = "deletions_checked_at"  # ServiceNow time up to which deletions were read
 MISSING = "missing_incidents"  # JSON: open alerts whose incident ServiceNow no longer returns

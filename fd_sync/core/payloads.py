@@ -20,10 +20,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from fd_sync import routing
 from fd_sync.config import PushFormat
-from fd_sync.incident import LEVEL_NAMES, PRIORITY_NAMES, Incident
-from fd_sync.reconcile import Kind
+from fd_sync.core import routing
+from fd_sync.core.decide import Kind
+from fd_sync.core.incident import LEVEL_NAMES, PRIORITY_NAMES, Incident
 
 TITLE_LIMIT = 512
 DESCRIPTION_LIMIT = 2048

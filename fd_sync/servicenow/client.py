@@ -25,9 +25,9 @@ import requests
 
 from fd_sync import logs, redaction
 from fd_sync.config import ServiceNowConfig
+from fd_sync.core.incident import FIELDS
 from fd_sync.errors import AccessDenied, FdSyncError, RemoteRejected, TemporaryFailure
-from fd_sync.incident import FIELDS
-from fd_sync.transport import (
+from fd_sync.http.transport import (
     APIError,
     BackoffWait,
     Exchange,

@@ -32,15 +32,15 @@ from typing import Any
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from fd_sync import app, logs
 from fd_sync import config as config_module
+from fd_sync import logs, wiring
 from fd_sync.config import Config
-from fd_sync.cycle import Cycle, CycleReport
 from fd_sync.errors import AccessDenied, ConfigError, FdSyncError, LockBusy, StorageError
-from fd_sync.ledger import Ledger
-from fd_sync.lock import RunLock
-from fd_sync.sdnotify import Notifier
-from fd_sync.transport import interruptible_sleep
+from fd_sync.http.transport import interruptible_sleep
+from fd_sync.service.sdnotify import Notifier
+from fd_sync.store.ledger import Ledger
+from fd_sync.store.lock import RunLock
+from fd_sync.sync.cycle import Cycle, CycleReport
 
 STOP_GRACE_SECONDS = 25.0  # systemd's default stop timeout is 90 s; the issue promises 30
 AUTH_BACKOFF_CAP = 1800.0
@@ -152,7 +152,7 @@ class Daemon:
         listen = self.config.metrics.listen
         if listen is None:
             return
-        from fd_sync.metrics import Metrics
+        from fd_sync.service.metrics import Metrics
 
         self.metrics = Metrics(poll_interval=self.config.sync.poll_interval_seconds)
         self.metrics.start(*listen)
@@ -246,8 +246,8 @@ class Daemon:
             cycle = Cycle(
                 config,
                 ledger,
-                app.servicenow_client(config, sleep=sleep),
-                app.destinations(config, sleep=sleep),
+                wiring.servicenow_client(config, sleep=sleep),
+                wiring.destinations(config, sleep=sleep),
                 should_stop=self.stop_event.is_set,
                 progress=self._progress,
             )

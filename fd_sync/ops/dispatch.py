@@ -7,7 +7,7 @@ incident's route would send. The event takes the outbox like every other:
 queued, then delivered at once, behind any earlier event of the same
 incident. The incident is then pinned where it was sent: its later updates
 and its resolve go there, with the same choices, whatever the routes say,
-until it closes. Callers hold the run lock (:mod:`fd_sync.lock`).
+until it closes. Callers hold the run lock (:mod:`fd_sync.store.lock`).
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from fd_sync import payloads, reconcile, routing
 from fd_sync.config import Config
-from fd_sync.delivery import Deliverer, DeliveryReport, Destination, canonical
-from fd_sync.enrich import Lookups, merge_members, with_severity
+from fd_sync.core import decide, payloads, routing
+from fd_sync.core.decide import Decision, Kind
+from fd_sync.core.incident import BadRecord, Incident, parse_record
+from fd_sync.core.payloads import Extras
+from fd_sync.core.routing import Match, Route
 from fd_sync.errors import (
     EX_OK,
     EX_PROTOCOL,
@@ -30,12 +32,10 @@ from fd_sync.errors import (
     RemoteRejected,
     UsageRefused,
 )
-from fd_sync.incident import BadRecord, Incident, parse_record
-from fd_sync.ledger import DEAD, DELIVERED, Ledger, OutboxEvent
-from fd_sync.openapi import OpenAPIClient
-from fd_sync.payloads import Extras
-from fd_sync.reconcile import Decision, Kind
-from fd_sync.routing import Match, Route
+from fd_sync.flashduty.openapi import OpenAPIClient
+from fd_sync.store.ledger import DEAD, DELIVERED, Ledger, OutboxEvent
+from fd_sync.sync.delivery import Deliverer, DeliveryReport, Destination, canonical
+from fd_sync.sync.enrich import Lookups, merge_members, with_severity
 
 OpenAPIFactory = Callable[[], OpenAPIClient]
 
@@ -167,7 +167,7 @@ class Dispatcher:
         entries = self.ledger.entries([incident.sys_id])
         entry = entries.get(incident.sys_id)
         entry = canonical(entry, self.destinations) if entry is not None else None
-        decision = reconcile.dispatch(incident, entry, route.destination)
+        decision = decide.dispatch(incident, entry, route.destination)
         return Dispatch(incident, match, route, decision, pin, extras)
 
     def _members(

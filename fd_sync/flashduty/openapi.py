@@ -4,8 +4,8 @@ Requests are ``POST {api_url}{path}?app_key=KEY`` with a JSON body and a 30 s
 limit, as fd-servicenow made them. Answers use Flashduty's envelope
 (``{"request_id", "data"}`` or ``{"request_id", "error": {"code",
 "message"}}``) and are judged by the same rules as pushes
-(:func:`fd_sync.flashduty.classify`), over the shared retry policy and HTTP
-exchange of :mod:`fd_sync.transport`. Every failure names the path, the HTTP
+(:func:`fd_sync.flashduty.push.classify`), over the shared retry policy and HTTP
+exchange of :mod:`fd_sync.http.transport`. Every failure names the path, the HTTP
 status, Flashduty's code and message and the request id (also sent as
 ``Flashcat-Request-Id``), never the app_key, which rides in the query string
 that the transport never quotes.
@@ -25,9 +25,9 @@ import requests
 
 from fd_sync import logs
 from fd_sync.errors import AccessDenied, RemoteRejected, TemporaryFailure
-from fd_sync.flashduty import classify, describe, flashduty_retrying
-from fd_sync.ratelimit import SlidingWindowLimiter
-from fd_sync.transport import (
+from fd_sync.flashduty.push import classify, describe, flashduty_retrying
+from fd_sync.http.ratelimit import SlidingWindowLimiter
+from fd_sync.http.transport import (
     BackoffWait,
     FatalAPIError,
     RetriableAPIError,

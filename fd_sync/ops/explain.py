@@ -2,8 +2,8 @@
 the escalation path Flashduty would follow. Reads only: ServiceNow, the ledger, the OpenAPI.
 
 The events shown are those its next change would queue, built by the same
-code a cycle runs (:func:`fd_sync.reconcile.decide`, :class:`fd_sync.enrich.Enricher`,
-:func:`fd_sync.payloads.build`), so the payload is byte for byte what Flashduty
+code a cycle runs (:func:`fd_sync.core.decide.decide`, :class:`fd_sync.sync.enrich.Enricher`,
+:func:`fd_sync.core.payloads.build`), so the payload is byte for byte what Flashduty
 would receive.
 """
 
@@ -12,17 +12,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from fd_sync import escalation, payloads, routing
 from fd_sync.config import Config
-from fd_sync.delivery import Destination, canonical
-from fd_sync.dispatch import OpenAPIFactory, dumps, read_incident
-from fd_sync.enrich import Enricher, Lookups
+from fd_sync.core import payloads, routing
+from fd_sync.core.decide import Decision, Kind, LedgerEntry, decide
+from fd_sync.core.incident import LEVEL_NAMES, PRIORITY_NAMES, Incident
+from fd_sync.core.payloads import Extras
+from fd_sync.core.routing import Match
 from fd_sync.errors import ConfigError, FdSyncError
-from fd_sync.incident import LEVEL_NAMES, PRIORITY_NAMES, Incident
-from fd_sync.ledger import Ledger
-from fd_sync.payloads import Extras
-from fd_sync.reconcile import Decision, Kind, LedgerEntry, decide
-from fd_sync.routing import Match
+from fd_sync.flashduty import escalation
+from fd_sync.ops.dispatch import OpenAPIFactory, dumps, read_incident
+from fd_sync.store.ledger import Ledger
+from fd_sync.sync.delivery import Destination, canonical
+from fd_sync.sync.enrich import Enricher, Lookups
 
 
 def _summary(incident: Incident) -> list[str]:

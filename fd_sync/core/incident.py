@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from fd_sync.watermark import parse_sn_time
+from fd_sync.core.watermark import parse_sn_time
 
 OPEN_STATES = {"1": "New", "2": "In Progress", "3": "On Hold"}
 CLOSED_STATES = {"6": "Resolved", "7": "Closed", "8": "Canceled"}

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fd_sync.openapi import OpenAPIClient
+from fd_sync.flashduty.openapi import OpenAPIClient
 
 SEVERITY_KEYS = ("critical", "warning", "info")
 

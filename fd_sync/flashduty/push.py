@@ -19,8 +19,8 @@ import requests
 import tenacity
 
 from fd_sync import logs, redaction
-from fd_sync.ratelimit import SlidingWindowLimiter
-from fd_sync.transport import (
+from fd_sync.http.ratelimit import SlidingWindowLimiter
+from fd_sync.http.transport import (
     BackoffWait,
     Exchange,
     FatalAPIError,

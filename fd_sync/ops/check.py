@@ -22,8 +22,11 @@ from datetime import UTC, datetime
 
 import requests
 
-from fd_sync import app
+from fd_sync import wiring
 from fd_sync.config import Config
+from fd_sync.core.decide import Kind
+from fd_sync.core.incident import Incident
+from fd_sync.core.payloads import build
 from fd_sync.errors import (
     EX_NOPERM,
     EX_OK,
@@ -33,12 +36,9 @@ from fd_sync.errors import (
     FdSyncError,
     RemoteRejected,
 )
-from fd_sync.flashduty import FlashdutyClient, describe
-from fd_sync.incident import Incident
-from fd_sync.payloads import build
-from fd_sync.reconcile import Kind
-from fd_sync.servicenow import ServiceNowClient
-from fd_sync.transport import FatalAPIError, RetriableAPIError
+from fd_sync.flashduty.push import FlashdutyClient, describe
+from fd_sync.http.transport import FatalAPIError, RetriableAPIError
+from fd_sync.servicenow.client import ServiceNowClient
 
 SKEW_WARNING_SECONDS = 60
 NO_ANSWER_HINT = (
@@ -186,7 +186,7 @@ class Checker:
     def _servicenow(self) -> None:
         sn = self.config.servicenow
         one_try = dataclasses.replace(sn, max_attempts=1)
-        client = ServiceNowClient(one_try, session=app.session(self.config))
+        client = ServiceNowClient(one_try, session=wiring.session(self.config))
         who = f"user {sn.username}" if sn.auth == "basic" else f"OAuth client {sn.client_id}"
         try:
             rows, server_now = client.table_get({"sysparm_fields": "sys_id", "sysparm_limit": "1"})
@@ -274,7 +274,7 @@ class Checker:
             push_url,
             timeout=self.config.flashduty.timeout_seconds,
             max_attempts=1,
-            session=app.session(self.config),
+            session=wiring.session(self.config),
         )
         try:
             client.push({})
@@ -327,7 +327,7 @@ class Checker:
         """With an app_key: the OpenAPI answers, the key is accepted, the channel exists."""
         fd = self.config.flashduty
         try:
-            client = app.openapi_client(self.config, purpose="check")
+            client = wiring.openapi_client(self.config, purpose="check")
             client.call("/channel/list", {"p": 1, "limit": 1})
         except AccessDenied as exc:
             self.add(

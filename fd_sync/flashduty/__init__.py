@@ -1,0 +1,1 @@
+"""The write side: Flashduty's push endpoints and its OpenAPI."""

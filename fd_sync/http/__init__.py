@@ -1,0 +1,1 @@
+"""Outbound HTTP shared by both remotes: sessions, deadlines, the retry policy, pacing."""

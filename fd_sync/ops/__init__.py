@@ -1,0 +1,1 @@
+"""Operator commands over the library: check, dispatch, explain, status, demo."""

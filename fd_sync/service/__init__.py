@@ -1,0 +1,1 @@
+"""``fd-sync run``: the scheduler loop, systemd notify, Prometheus metrics."""

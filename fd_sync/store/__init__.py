@@ -1,0 +1,1 @@
+"""The ledger: incidents as last acted on, the outbox, state, run history, the run lock."""
