@@ -1,14 +1,16 @@
-"""The ``fd-sync`` command: a thin click layer over the library.
+"""The ``fd-sync`` command: click only, over the library.
 
 Each command turns options into library calls and results into text. Exit
 codes are the contract with operators, cron and systemd (see the README):
 0 ok, 64 usage, 70 bug, 75 temporary failure, 76 refused by a remote,
-77 ServiceNow credentials or ACL, 78 configuration. An expected failure
-prints one line, ``fd-sync: <what failed and the fix>``, never a traceback.
+77 credentials, 78 configuration. An expected failure prints one line,
+``fd-sync: <what failed and the fix>``, never a traceback: :func:`main` is the
+one place where exceptions become exit codes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -17,16 +19,22 @@ import sys
 import threading
 import traceback
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
 
 import click
 
 from fd_sync import __version__, logs
 from fd_sync.errors import EX_SOFTWARE, EX_TEMPFAIL, EX_USAGE, FdSyncError
 from fd_sync.redaction import redact
+
+if TYPE_CHECKING:  # the CLI imports the library lazily: start-up time of every command
+    from fd_sync.config import Config
+    from fd_sync.store.ledger import Ledger
+
+F = TypeVar("F", bound=Callable[..., Any])
+Access = Literal["read", "preview", "write"]
 
 
 @dataclass
@@ -35,7 +43,7 @@ class Options:
     log_level: str
 
 
-def _load_config(options: Options, *, secrets_required: bool = True) -> Any:
+def _load_config(options: Options, *, secrets_required: bool = True) -> Config:
     from fd_sync import config as config_module
 
     cfg = config_module.load(options.config_path, secrets_required=secrets_required)
@@ -43,6 +51,33 @@ def _load_config(options: Options, *, secrets_required: bool = True) -> Any:
     for warning in cfg.warnings:
         log.warning("config_warning", path=str(cfg.path), warning=warning)
     return cfg
+
+
+@contextlib.contextmanager
+def _ledger(cfg: Config, access: Access) -> Iterator[Ledger]:
+    """The ledger as a command needs it: ``read`` (status: it must exist), ``preview``
+    (dry runs: read-only, or empty before the first run) or ``write`` (under the run lock)."""
+    from fd_sync.store.ledger import Ledger
+    from fd_sync.store.lock import RunLock
+
+    database = cfg.sync.database
+    if access == "write":
+        with RunLock(database), Ledger(database) as ledger:
+            yield ledger
+    else:
+        opened = (
+            Ledger(database, readonly=True) if access == "read" else Ledger.for_reading(database)
+        )
+        with opened as ledger:
+            yield ledger
+
+
+def json_option(help: str) -> Callable[[F], F]:
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+def dry_run_option(help: str) -> Callable[[F], F]:
+    return click.option("--dry-run", is_flag=True, help=help)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -80,11 +115,9 @@ def cli(ctx: click.Context, config_path: str | None, log_level: str) -> None:
     help="Backfill: push every incident open among those changed since WHEN "
     "(ISO-8601 date or date-time, UTC unless it has an offset).",
 )
-@click.option(
-    "--dry-run",
-    is_flag=True,
-    help="Fetch and reconcile, print the events that would be sent; "
-    "change neither Flashduty nor the ledger.",
+@dry_run_option(
+    "Fetch and reconcile, print the events that would be sent; "
+    "change neither Flashduty nor the ledger."
 )
 @click.pass_obj
 def once(options: Options, since: str | None, dry_run: bool) -> int:
@@ -96,50 +129,22 @@ def once(options: Options, since: str | None, dry_run: bool) -> int:
     from fd_sync import wiring
     from fd_sync.core.watermark import parse_since
     from fd_sync.http.transport import interruptible_sleep
-    from fd_sync.store.ledger import Ledger
-    from fd_sync.store.lock import RunLock
-    from fd_sync.sync.cycle import Cycle
 
     try:
         since_at = parse_since(since) if since else None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from None
     cfg = _load_config(options)
-    database = cfg.sync.database
     stop = _stop_on_signals()
-    sleep = interruptible_sleep(stop)
-
-    def cycle_for(ledger: Ledger) -> Cycle:
-        return Cycle(
-            cfg,
-            ledger,
-            wiring.servicenow_client(cfg, sleep=sleep),
-            wiring.destinations(cfg, sleep=sleep),
-            should_stop=stop.is_set,
-        )
-
-    if dry_run:
-        ledger = Ledger(database, readonly=True) if database.exists() else Ledger.scratch()
-        with ledger:
-            report = cycle_for(ledger).run(since=since_at, dry_run=True)
-        for planned in report.planned:
-            click.echo(planned.line())
-    else:
-        with RunLock(database), Ledger(database) as ledger:
-            report = cycle_for(ledger).run(since=since_at, command="once")
+    with _ledger(cfg, "preview" if dry_run else "write") as ledger:
+        cycle = wiring.cycle(cfg, ledger, sleep=interruptible_sleep(stop), should_stop=stop.is_set)
+        report = cycle.run(since=since_at, dry_run=dry_run, command="once")
+    for planned in report.planned:
+        click.echo(planned.line())
     click.echo(report.summary())
-    if report.error is not None:
-        _print_error(report.error)
-    elif report.exit_code:
-        reasons = [f"Flashduty ({n}) unavailable: {why}" for n, why in report.delivery.down.items()]
-        if report.delivery.stopped:
-            reasons.append("stopped by a signal; the next run delivers what is left")
-        if report.dead or report.held:
-            reasons.append(
-                f"{report.dead} dead event(s) refused by Flashduty and {report.held} held "
-                "behind them; see fd-sync status"
-            )
-        _print_error(FdSyncError("; ".join(reasons) or report.outcome))
+    failure = report.failure()
+    if failure is not None:
+        _print_error(failure)
     return report.exit_code
 
 
@@ -154,8 +159,7 @@ def run(options: Options) -> int:
     """
     from fd_sync.service import daemon
 
-    cfg = _load_config(options)
-    return daemon.run(cfg, config_path=options.config_path)
+    return daemon.run(_load_config(options), config_path=options.config_path)
 
 
 @cli.command()
@@ -174,8 +178,7 @@ def check(options: Options, send_test: bool) -> int:
     """
     from fd_sync.ops.check import run_check
 
-    cfg = _load_config(options)
-    return run_check(cfg, send_test=send_test, echo=click.echo)
+    return run_check(_load_config(options), send_test=send_test, echo=click.echo)
 
 
 @cli.group()
@@ -198,46 +201,16 @@ def outbox() -> None:
     type=click.IntRange(1, 100000),
     help="At most this many events.",
 )
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@json_option("One JSON object per line.")
 @click.pass_obj
 def outbox_list(options: Options, dead: bool, show_all: bool, limit: int, as_json: bool) -> int:
     """List pending (and with --dead, dead) events with their last error and request id."""
-    from fd_sync.store.ledger import DEAD, PENDING, Ledger
+    from fd_sync.ops import outbox as ops
 
-    cfg = _load_config(options, secrets_required=False)
-    with Ledger(cfg.sync.database, readonly=True) as ledger:
-        if show_all:
-            events = ledger.events(limit=limit)
-        else:
-            statuses = [DEAD] if dead else [PENDING, DEAD]
-            events = [e for s in statuses for e in ledger.events(status=s, limit=limit)]
-            events.sort(key=lambda e: e.id)
-    for e in events[:limit]:
-        if as_json:
-            click.echo(
-                json.dumps(
-                    {
-                        "id": e.id,
-                        "number": e.number,
-                        "sys_id": e.sys_id,
-                        "kind": e.kind.value,
-                        "destination": e.destination,
-                        "status": e.status,
-                        "attempts": e.attempts,
-                        "created_at": e.created_at,
-                        "http_status": e.http_status,
-                        "error_code": e.error_code,
-                        "error": e.error_message,
-                        "request_id": e.request_id,
-                    }
-                )
-            )
-        else:
-            error = f"  {e.error_message}" if e.error_message else ""
-            click.echo(
-                f"{e.id:>7}  {e.number:<12} {e.kind.value:<8} {e.status:<9} "
-                f"tries {e.attempts:<3} {e.created_at}{error}"
-            )
+    with _ledger(_load_config(options, secrets_required=False), "read") as ledger:
+        events = ops.waiting(ledger, dead_only=dead, show_all=show_all, limit=limit)
+    for event in events:
+        click.echo(json.dumps(ops.as_json(event)) if as_json else ops.line(event))
     if not events and not as_json:
         click.echo("no events" + (" that are dead" if dead else " waiting"))
     return 0
@@ -249,21 +222,12 @@ def outbox_list(options: Options, dead: bool, show_all: bool, limit: int, as_jso
 @click.pass_obj
 def outbox_retry(options: Options, event_id: int | None, retry_all: bool) -> int:
     """Requeue a dead event (or --all of them); the next cycle sends them, in order."""
-    from fd_sync.store.ledger import Ledger
-    from fd_sync.store.lock import RunLock
+    from fd_sync.ops import outbox as ops
 
     if (event_id is None) == (not retry_all):
         raise click.UsageError("give an event ID or --all")
-    cfg = _load_config(options, secrets_required=False)
-    with RunLock(cfg.sync.database), Ledger(cfg.sync.database) as ledger:
-        if event_id is not None:
-            event = ledger.event(event_id)
-            if event is None or event.status != "dead":
-                state = event.status if event else "unknown"
-                raise FdSyncError(
-                    f"event {event_id} is {state}, not dead; nothing requeued", exit_code=EX_USAGE
-                )
-        count = ledger.retry_dead(event_id)
+    with _ledger(_load_config(options, secrets_required=False), "write") as ledger:
+        count = ops.retry(ledger, event_id)
     click.echo(f"requeued {count} event(s); the next cycle delivers them")
     return 0
 
@@ -278,27 +242,18 @@ def outbox_drop(options: Options, event_id: int) -> int:
     change in ServiceNow opens a new one. Dropping a resolve leaves the alert open in
     Flashduty: resolve it there.
     """
-    from fd_sync.store.ledger import Ledger
-    from fd_sync.store.lock import RunLock
+    from fd_sync.ops import outbox as ops
 
-    cfg = _load_config(options, secrets_required=False)
-    with RunLock(cfg.sync.database), Ledger(cfg.sync.database) as ledger:
-        event = ledger.event(event_id)
-        if event is None or event.status not in ("pending", "dead"):
-            state = event.status if event else "unknown"
-            raise FdSyncError(
-                f"event {event_id} is {state}: only pending or dead events can be dropped",
-                exit_code=EX_USAGE,
-            )
-        count = ledger.drop(event)
+    with _ledger(_load_config(options, secrets_required=False), "write") as ledger:
+        event, count, notes = ops.drop(ledger, event_id)
     click.echo(f"dropped {count} event(s) of {event.number}")
-    if event.kind.value == "resolve":
-        click.echo(f"note: the alert of {event.number} stays open in Flashduty; resolve it there")
+    for note in notes:
+        click.echo(note)
     return 0
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
+@json_option("Print the status as one JSON object.")
 @click.option(
     "--check",
     "health_check",
@@ -308,103 +263,19 @@ def outbox_drop(options: Options, event_id: int) -> int:
 @click.pass_obj
 def status(options: Options, as_json: bool, health_check: bool) -> int:
     """Show the watermark, tracked incidents, open alerts, the outbox and the last run."""
-    from fd_sync.store.ledger import Ledger
+    from fd_sync.ops.status import read_status, render
 
     cfg = _load_config(options, secrets_required=False)
-    with Ledger(cfg.sync.database, readonly=True) as ledger:
-        summary = ledger.summary()
-        daemon = json.loads(ledger.get_state("daemon") or "null")
-    summary["daemon"] = daemon
-    healthy, why = _health(summary, cfg.sync.poll_interval_seconds)
-    summary["healthy"], summary["health"] = healthy, why
+    with _ledger(cfg, "read") as ledger:
+        found = read_status(ledger, cfg.sync.poll_interval_seconds)
     if as_json:
-        click.echo(json.dumps(summary, indent=2))
+        click.echo(json.dumps(found.as_json(), indent=2))
     else:
-        _print_status(summary)
-    if health_check and not healthy:
-        _print_error(FdSyncError(f"unhealthy: {why}"))
+        _echo(render(found))
+    if health_check and not found.healthy:
+        _print_error(FdSyncError(f"unhealthy: {found.health}"))
         return EX_TEMPFAIL
     return 0
-
-
-def _health(summary: dict[str, Any], interval: int) -> tuple[bool, str]:
-    """Healthy while a cycle succeeded within the last 3 poll intervals."""
-    last_ok = summary["last_success_at"]
-    if not last_ok:
-        return False, "no successful cycle yet"
-    age = (datetime.now(UTC) - datetime.fromisoformat(last_ok)).total_seconds()
-    if age > 3 * interval:
-        return False, f"last successful cycle {age:.0f} s ago (more than 3 x {interval} s)"
-    return True, f"last successful cycle {age:.0f} s ago"
-
-
-def _print_status(summary: dict[str, Any]) -> None:
-    outbox = summary["outbox"]
-    last = summary["last_run"]
-    daemon = summary.get("daemon") or {}
-    watermark = summary["watermark"]
-    lag = ""
-    if watermark:
-        behind = datetime.now(UTC) - datetime.fromisoformat(watermark + "+00:00")
-        lag = f" ({behind.total_seconds():.0f} s behind this host's clock)"
-    lines = [
-        ("ledger", summary["database"]),
-        ("watermark", f"{watermark} UTC{lag}" if watermark else "none yet"),
-        (
-            "incidents",
-            f"{summary['incidents_tracked']} tracked, {summary['open_alerts']} with an open alert",
-        ),
-        (
-            "outbox",
-            f"{outbox['pending']} pending, {outbox['dead']} dead, "
-            f"{outbox['blocked']} held behind dead, {outbox['delivered']} delivered",
-        ),
-        ("quarantined", f"{summary['quarantined']} bad row(s)"),
-        (
-            "last run",
-            (
-                f"{last['started_at']} {last['command']}: {last['outcome'] or 'running'}"
-                f" (exit {last['exit_code']})"
-                if last
-                else "never"
-            ),
-        ),
-    ]
-    missing = summary.get("missing_incidents") or []
-    if missing:
-        shown = ", ".join(m["number"] for m in missing[:10]) + (" ..." if len(missing) > 10 else "")
-        lines.append(
-            (
-                "unknown",
-                f"{len(missing)} open alert(s) whose incident ServiceNow no "
-                f"longer returns (deleted, or hidden by an ACL): {shown}; grant read on "
-                "sys_audit_delete so that fd-sync resolves deleted ones",
-            )
-        )
-    for reason in summary.get("dead_reasons", []):
-        lines.append(("dead", _dead_reason(reason)))
-    if last and last.get("message") and last["exit_code"]:
-        lines.append(("last error", last["message"]))
-    lines.append(("last success", summary["last_success_at"] or "never"))
-    if daemon:
-        state = f"pid {daemon['pid']}" if daemon.get("running") else "stopped"
-        lines.append(
-            (
-                "daemon",
-                f"{state}, every {daemon['poll_interval_seconds']} s; {daemon.get('status', '')}",
-            )
-        )
-        if daemon.get("fetch_paused_until"):
-            lines.append(
-                (
-                    "fetch paused",
-                    f"until {daemon['fetch_paused_until']}: {daemon['fetch_paused_because']}",
-                )
-            )
-    lines.append(("health", ("ok: " if summary["healthy"] else "UNHEALTHY: ") + summary["health"]))
-    width = max(len(k) for k, _ in lines)
-    for key, value in lines:
-        click.echo(f"{key:<{width}}  {value}")
 
 
 @cli.command()
@@ -425,11 +296,6 @@ def demo(cycles: int) -> int:
     from fd_sync.ops.demo import run_demo
 
     return run_demo(cycles=cycles, echo=click.echo)
-
-
-def _echo(lines: Sequence[str]) -> None:
-    for line in lines:
-        click.echo(redact(line))
 
 
 def _number(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -493,11 +359,7 @@ def _channels(
 @click.option(
     "--force", is_flag=True, help="Dispatch even a resolved, closed or canceled incident."
 )
-@click.option(
-    "--dry-run",
-    is_flag=True,
-    help="Print the route, the choices and the exact bodies; send and record nothing.",
-)
+@dry_run_option("Print the route, the choices and the exact bodies; send and record nothing.")
 @click.pass_obj
 def dispatch(
     options: Options,
@@ -521,17 +383,8 @@ def dispatch(
     until it closes.
     """
     from fd_sync import wiring
-    from fd_sync.ops.dispatch import (
-        Choices,
-        Dispatcher,
-        describe_plan,
-        describe_sent,
-        dumps,
-        failure,
-    )
-    from fd_sync.store.ledger import Ledger
-    from fd_sync.store.lock import RunLock
-    from fd_sync.sync.enrich import Lookups
+    from fd_sync.ops.dispatch import describe_plan, describe_sent, dumps, failure
+    from fd_sync.sync.dispatch import Choices
 
     if rule_id and rule_name:
         raise click.UsageError("--rule and --rule-name exclude each other")
@@ -548,28 +401,17 @@ def dispatch(
         force=force,
     )
     cfg = _load_config(options)
-    lookups = Lookups(wiring.servicenow_client(cfg))
-    destinations = wiring.destinations(cfg)
-
-    def openapi() -> Any:
-        return wiring.openapi_client(cfg, purpose="--rule-name")
-
-    database = cfg.sync.database
-    if dry_run:
-        ledger = Ledger(database, readonly=True) if database.exists() else Ledger.scratch()
-        with ledger:
-            dispatcher = Dispatcher(cfg, ledger, lookups, destinations, openapi=openapi)
-            plan = dispatcher.plan(number, choices)
-            _echo(describe_plan(plan, destinations[plan.route.destination].push_format))
+    with _ledger(cfg, "preview" if dry_run else "write") as ledger:
+        dispatcher = wiring.dispatcher(cfg, ledger)
+        plan = dispatcher.plan(number, choices)
+        described = describe_plan(plan, dispatcher.destinations[plan.route.destination].push_format)
+        if dry_run:
+            _echo(described)
             for kind, where, body in dispatcher.bodies(plan):
                 _echo([f"would send {kind} to {where}:", *dumps(body).splitlines()])
-        return 0
-    with RunLock(database), Ledger(database) as ledger:
-        dispatcher = Dispatcher(cfg, ledger, lookups, destinations, openapi=openapi)
-        plan = dispatcher.plan(number, choices)
+            return 0
         sent = dispatcher.send(plan, run_id=uuid.uuid4().hex[:12])
-    push_format = destinations[plan.route.destination].push_format
-    _echo(describe_plan(plan, push_format) + describe_sent(sent))
+    _echo(described + describe_sent(sent))
     error = failure(sent)
     if error is not None:
         _print_error(error)
@@ -585,7 +427,7 @@ def dispatch(
     metavar="ID",
     help="Channel id [default: [flashduty] channel_id].",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the rules as one JSON object.")
+@json_option("Print the rules as one JSON object.")
 @click.pass_obj
 def rules(options: Options, channel_id: int | None, as_json: bool) -> int:
     """Show a channel's enabled escalation rules: each layer's persons, teams and schedules
@@ -620,21 +462,17 @@ def explain(options: Options, number: str) -> int:
     would send, and the escalation path Flashduty would follow. Changes nothing."""
     from fd_sync import wiring
     from fd_sync.ops.explain import explain as explain_incident
-    from fd_sync.store.ledger import Ledger
-    from fd_sync.sync.enrich import Lookups
 
     cfg = _load_config(options)
-    database = cfg.sync.database
-    ledger = Ledger(database, readonly=True) if database.exists() else Ledger.scratch()
 
     def openapi() -> Any:
         return wiring.openapi_client(cfg, purpose="fd-sync explain")
 
-    with ledger:
+    with _ledger(cfg, "preview") as ledger:
         lines = explain_incident(
             cfg,
             ledger,
-            Lookups(wiring.servicenow_client(cfg)),
+            wiring.lookups(cfg),
             wiring.destinations(cfg),
             number,
             openapi=openapi if cfg.flashduty.app_key else None,
@@ -643,21 +481,9 @@ def explain(options: Options, number: str) -> int:
     return 0
 
 
-def _dead_reason(reason: dict[str, Any]) -> str:
-    """Why Flashduty refused events, and what the operator should do about it."""
-    status, code, n = reason["http_status"], reason["error_code"] or "", reason["events"]
-    where = f"({reason['destination']})"
-    if status in (401, 403):
-        return (
-            f"Flashduty rejected the integration key {where} (HTTP {status} {code}) for "
-            f"{n} event(s): fix the push URL, then run fd-sync outbox retry --all"
-        )
-    if status == 404:
-        return (
-            f"Flashduty has no such route {where} (HTTP 404 {code}) for {n} event(s): "
-            "check the push URL's path, then run fd-sync outbox retry --all"
-        )
-    return f"{n} event(s) refused {where} with HTTP {status} {code}: see fd-sync outbox list --dead"
+def _echo(lines: Sequence[str]) -> None:
+    for line in lines:
+        click.echo(redact(line))
 
 
 def _stop_on_signals() -> threading.Event:

@@ -1,14 +1,15 @@
 """Wiring: from a validated configuration to the collaborators a command needs.
 
-Commands (``once``, later ``run`` and ``dispatch``) differ in how they drive a
-cycle, not in how its parts are built; building them here keeps the CLI thin
-and lets tests build the same graph with their own clock or sleep.
+The one construction point: commands (``once``, ``run``, ``dispatch``,
+``explain``, ``check``, the demo) differ in how they drive a cycle, not in how
+its parts are built, and tests build the same graph with their own sleep or
+pacing clock.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import requests
 
@@ -20,7 +21,21 @@ from fd_sync.flashduty.push import FlashdutyClient
 from fd_sync.http.ratelimit import flashduty_limiter
 from fd_sync.http.transport import make_session
 from fd_sync.servicenow.client import ServiceNowClient
-from fd_sync.sync.delivery import Destination
+from fd_sync.servicenow.lookups import Lookups
+from fd_sync.store.ledger import Ledger
+from fd_sync.sync.cycle import Cycle
+from fd_sync.sync.delivery import Deliverer, Destination
+from fd_sync.sync.dispatch import Dispatcher
+
+Sleep = Callable[[float], None]
+
+
+def _never() -> bool:
+    return False
+
+
+def _nothing() -> None:
+    return None
 
 
 def session(config: Config) -> requests.Session:
@@ -28,18 +43,20 @@ def session(config: Config) -> requests.Session:
     return make_session(ca_bundle=config.http.ca_bundle, proxy=config.http.proxy)
 
 
-def servicenow_client(
-    config: Config, *, sleep: Callable[[float], None] = time.sleep
-) -> ServiceNowClient:
+def servicenow_client(config: Config, *, sleep: Sleep = time.sleep) -> ServiceNowClient:
     return ServiceNowClient(config.servicenow, session=session(config), sleep=sleep)
+
+
+def lookups(config: Config, *, sleep: Sleep = time.sleep) -> Lookups:
+    return Lookups(servicenow_client(config, sleep=sleep))
 
 
 def destinations(
     config: Config,
     *,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Sleep = time.sleep,
     pacing_clock: Callable[[], float] = time.monotonic,
-    pacing_sleep: Callable[[float], None] = time.sleep,
+    pacing_sleep: Sleep = time.sleep,
 ) -> dict[str, Destination]:
     """Every Flashduty integration events may go to, keyed by the name the outbox stores.
 
@@ -75,9 +92,62 @@ def destinations(
     return out
 
 
-def openapi_client(
-    config: Config, *, purpose: str, sleep: Callable[[float], None] = time.sleep
-) -> OpenAPIClient:
+def deliverer(
+    config: Config,
+    ledger: Ledger,
+    *,
+    sleep: Sleep = time.sleep,
+    to: Mapping[str, Destination] | None = None,
+    should_stop: Callable[[], bool] = _never,
+    progress: Callable[[], None] = _nothing,
+) -> Deliverer:
+    """The outbox's consumer; ``to`` replaces the destinations (tests that pace by hand)."""
+    return Deliverer(
+        ledger,
+        to if to is not None else destinations(config, sleep=sleep),
+        instance_url=config.servicenow.instance_url,
+        table=config.servicenow.table,
+        should_stop=should_stop,
+        progress=progress,
+    )
+
+
+def cycle(
+    config: Config,
+    ledger: Ledger,
+    *,
+    sleep: Sleep = time.sleep,
+    to: Mapping[str, Destination] | None = None,
+    should_stop: Callable[[], bool] = _never,
+    progress: Callable[[], None] = _nothing,
+) -> Cycle:
+    """A cycle over this ledger with its own clients; ``sleep`` is every retry's wait."""
+    return Cycle(
+        config,
+        ledger,
+        servicenow_client(config, sleep=sleep),
+        deliverer(config, ledger, sleep=sleep, to=to, should_stop=should_stop, progress=progress),
+        should_stop=should_stop,
+        progress=progress,
+    )
+
+
+def dispatcher(config: Config, ledger: Ledger, *, sleep: Sleep = time.sleep) -> Dispatcher:
+    """What ``fd-sync dispatch`` runs; the OpenAPI client is built only for --rule-name."""
+
+    def openapi() -> OpenAPIClient:
+        return openapi_client(config, purpose="--rule-name", sleep=sleep)
+
+    return Dispatcher(
+        config,
+        ledger,
+        lookups(config, sleep=sleep),
+        deliverer(config, ledger, sleep=sleep),
+        openapi=openapi,
+    )
+
+
+def openapi_client(config: Config, *, purpose: str, sleep: Sleep = time.sleep) -> OpenAPIClient:
     """The Flashduty OpenAPI client; ``purpose`` names the command in the error."""
     fd = config.flashduty
     if not fd.app_key:

@@ -28,7 +28,6 @@ from fd_sync.config import Config, parse
 from fd_sync.simulators.flashduty import FlashdutySim
 from fd_sync.simulators.servicenow import ServiceNowSim, SimClock
 from fd_sync.store.ledger import Ledger
-from fd_sync.sync.cycle import Cycle
 
 START = datetime(2026, 11, 1, 8, 0, 0, tzinfo=UTC)
 OUTPUTS: list[str] = []  # every byte fd-sync printed in this session
@@ -222,13 +221,7 @@ class Harness:
     sleeps: Sleeps
 
     def cycle(self, **kwargs: Any) -> Any:
-        cycle = Cycle(
-            self.config,
-            self.ledger,
-            wiring.servicenow_client(self.config, sleep=self.sleeps),
-            wiring.destinations(self.config, sleep=self.sleeps),
-        )
-        return cycle.run(**kwargs)
+        return wiring.cycle(self.config, self.ledger, sleep=self.sleeps).run(**kwargs)
 
 
 @pytest.fixture

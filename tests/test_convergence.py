@@ -27,13 +27,11 @@ from hypothesis.stateful import (
 from fd_sync import wiring
 from fd_sync.config import parse
 from fd_sync.errors import FdSyncError
-from fd_sync.ops.dispatch import Choices, Dispatcher
 from fd_sync.simulators.flashduty import FlashdutySim
 from fd_sync.simulators.http import Fault
 from fd_sync.simulators.servicenow import ServiceNowSim, SimClock
 from fd_sync.store.ledger import Ledger
-from fd_sync.sync.cycle import Cycle
-from fd_sync.sync.enrich import Lookups
+from fd_sync.sync.dispatch import Choices
 
 from .conftest import START, Sleeps, base_document, merge
 
@@ -111,12 +109,7 @@ class Convergence(RuleBasedStateMachine):
         self.cycle()  # install: the empty table is the baseline
 
     def cycle(self) -> None:
-        Cycle(
-            self.config,
-            self.ledger,
-            wiring.servicenow_client(self.config, sleep=self.sleeps),
-            wiring.destinations(self.config, sleep=self.sleeps),
-        ).run()
+        wiring.cycle(self.config, self.ledger, sleep=self.sleeps).run()
 
     def teardown(self) -> None:
         self.ledger.close()
@@ -175,12 +168,7 @@ class Convergence(RuleBasedStateMachine):
     def dispatch(self, sys_id, group, urgency):
         """An operator sends it by hand: pinned wherever --group routes it."""
         config = self.config
-        dispatcher = Dispatcher(
-            config,
-            self.ledger,
-            Lookups(wiring.servicenow_client(config, sleep=self.sleeps)),
-            wiring.destinations(config, sleep=self.sleeps),
-        )
+        dispatcher = wiring.dispatcher(config, self.ledger, sleep=self.sleeps)
         if urgency:  # a skipped incident is the one most worth sending by hand
             self.tick()
             self.sn.update(sys_id, urgency="3")
@@ -276,7 +264,7 @@ class Convergence(RuleBasedStateMachine):
         self.cycle()
         # Where each open incident's alert must be: pinned by a dispatch, else its route.
         pinned = dict(
-            self.ledger.db.execute("SELECT sys_id, destination FROM incidents WHERE pinned = 1")
+            self.ledger.db.rows("SELECT sys_id, destination FROM incidents WHERE pinned = 1")
         )
         for sys_id, where in pinned.items():
             assert where in self.dispatched.get(sys_id, set()), "pinned but never dispatched"
@@ -294,13 +282,11 @@ class Convergence(RuleBasedStateMachine):
         assert self.fd.open_keys() == expected["default"]
         assert self.fd2.open_keys() == expected["route:network"]
         # Stronger than the open sets: the ledger saw every incident's latest version.
-        seen = {
-            r[0]: r[1] for r in self.ledger.db.execute("SELECT sys_id, mod_count FROM incidents")
-        }
+        seen = {r[0]: r[1] for r in self.ledger.db.rows("SELECT sys_id, mod_count FROM incidents")}
         latest = {r["sys_id"]: int(r["sys_mod_count"]) for r in self.sn.incidents()}
         assert seen == latest
         assert self.fd.violations == [] and self.fd2.violations == []
-        assert self.ledger.summary()["outbox"]["pending"] == 0
+        assert self.ledger.summary().outbox.pending == 0
 
 
 class ConvergenceTest(Convergence):

@@ -10,7 +10,7 @@ import pytest
 from fd_sync.core.watermark import CLOCK_MARGIN, format_sn_time
 from fd_sync.errors import EX_OK, EX_TEMPFAIL
 from fd_sync.store.ledger import Ledger
-from fd_sync.sync.cycle import BASELINE_UNTIL, SCAN_FROM, WATERMARK
+from fd_sync.store.state import BASELINE_UNTIL, SCAN_FROM, WATERMARK
 
 from .conftest import START, change, open_incident
 
@@ -25,9 +25,9 @@ def test_first_run_records_the_present_without_paging(servicenow, flashduty, har
     report = h.cycle()
     assert report.exit_code == EX_OK
     assert flashduty.events() == []
-    assert h.ledger.get_state(BASELINE_UNTIL) == before[-1]["sys_updated_on"]
+    assert h.ledger.state.get(BASELINE_UNTIL) == before[-1]["sys_updated_on"]
     # The watermark stays a margin behind ServiceNow's clock, which is at the newest row.
-    assert h.ledger.get_state(WATERMARK) == format_sn_time(servicenow.clock.now() - CLOCK_MARGIN)
+    assert h.ledger.state.get(WATERMARK) == format_sn_time(servicenow.clock.now() - CLOCK_MARGIN)
     # A change after installation pages, including on an incident seen at install.
     change(servicenow, before[0]["sys_id"], short_description="now much worse")
     new = open_incident(servicenow)
@@ -40,8 +40,8 @@ def test_first_run_records_the_present_without_paging(servicenow, flashduty, har
 def test_first_run_on_an_empty_table_starts_at_servicenows_clock(servicenow, flashduty, harness):
     h = harness()
     h.cycle()
-    assert h.ledger.get_state(WATERMARK) == format_sn_time(servicenow.clock.now() - CLOCK_MARGIN)
-    assert h.ledger.get_state(BASELINE_UNTIL) is None
+    assert h.ledger.state.get(WATERMARK) == format_sn_time(servicenow.clock.now() - CLOCK_MARGIN)
+    assert h.ledger.state.get(BASELINE_UNTIL) is None
     first = servicenow.create()  # in the very same second as the install
     h.cycle()
     assert flashduty.open_keys() == {first["sys_id"]}
@@ -57,7 +57,7 @@ def test_backfill_pushes_what_is_open(servicenow, flashduty, harness, push_forma
     assert report.exit_code == EX_OK
     assert kinds(flashduty) == [(a["sys_id"], "create")]
     assert flashduty.events()[0].fmt == push_format
-    assert h.ledger.get_state(SCAN_FROM) is None
+    assert h.ledger.state.get(SCAN_FROM) is None
 
 
 def test_lifecycle_create_update_resolve_reopen(servicenow, flashduty, harness, push_format):
@@ -89,7 +89,7 @@ def test_late_visible_rows_are_caught_by_the_lookback(
     visible = open_incident(servicenow)
     servicenow.clock.advance(30)
     h.cycle()
-    assert h.ledger.get_state(WATERMARK) == visible["sys_updated_on"]
+    assert h.ledger.state.get(WATERMARK) == visible["sys_updated_on"]
     servicenow.reveal(late["sys_id"])  # its timestamp is older than the watermark now
     servicenow.clock.advance(30)
     h.cycle()
@@ -105,7 +105,7 @@ def test_a_future_dated_row_does_not_blind_the_poller(servicenow, flashduty, har
         short_description="clock skew",
     )
     h.cycle()
-    watermark = h.ledger.get_state(WATERMARK)
+    watermark = h.ledger.state.get(WATERMARK)
     assert watermark <= format_sn_time(servicenow.clock.now() - CLOCK_MARGIN)
     later = open_incident(servicenow)
     h.cycle()
@@ -135,7 +135,7 @@ def test_a_failure_mid_scan_keeps_the_committed_pages(servicenow, flashduty, har
     assert h_report.exit_code == EX_TEMPFAIL
     assert h_report.pages == 1
     assert len(servicenow.requests_to(table)) - before == 3
-    assert h.ledger.get_state(WATERMARK) == rows[4]["sys_updated_on"]
+    assert h.ledger.state.get(WATERMARK) == rows[4]["sys_updated_on"]
     assert [k for k, _ in kinds(flashduty)] == [r["sys_id"] for r in rows[:5]]
     report = h.cycle()
     assert report.exit_code == EX_OK
@@ -161,7 +161,7 @@ def test_bad_rows_are_quarantined_and_the_page_goes_on(servicenow, flashduty, ha
     report = h.cycle()
     assert report.quarantined == 2
     assert good["sys_id"] in flashduty.open_keys()
-    assert h.ledger.summary()["quarantined"] == 2
+    assert h.ledger.summary().quarantined == 2
 
 
 def test_dry_run_changes_nothing(servicenow, flashduty, harness, database):
@@ -171,17 +171,14 @@ def test_dry_run_changes_nothing(servicenow, flashduty, harness, database):
     ledger_before = h.ledger.summary()
     dry = Ledger(database, readonly=True)
     from fd_sync import wiring
-    from fd_sync.sync.cycle import Cycle
 
-    report = Cycle(
-        h.config, dry, wiring.servicenow_client(h.config), wiring.destinations(h.config)
-    ).run(dry_run=True)
+    report = wiring.cycle(h.config, dry).run(dry_run=True)
     dry.close()
     assert [p.line() for p in report.planned] == [f"{inc['number']} create Critical"]
     assert flashduty.events() == []
     after = h.ledger.summary()
-    assert after["watermark"] == ledger_before["watermark"]
-    assert after["incidents_tracked"] == ledger_before["incidents_tracked"]
+    assert after.watermark == ledger_before.watermark
+    assert after.incidents_tracked == ledger_before.incidents_tracked
 
 
 def test_steady_cycle_costs_two_requests_when_nothing_changed(servicenow, harness):

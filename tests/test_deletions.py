@@ -70,7 +70,7 @@ def test_without_audit_access_missing_incidents_are_reported(
     report = cycle_after(h, servicenow, INTERVAL)
     assert report.exit_code == 0  # a missing permission is reported, not a failed cycle
     assert flashduty.open_keys() == {kept["sys_id"], gone["sys_id"]}  # not resolved: unknown
-    missing = json.loads(h.ledger.get_state("missing_incidents"))
+    missing = json.loads(h.ledger.state.get("missing_incidents"))
     assert missing == [{"sys_id": gone["sys_id"], "number": gone["number"]}]
     status = run_fd_sync("--config", str(write_config()), "status")
     assert f"(deleted, or hidden by an ACL): {gone['number']}" in status.stdout

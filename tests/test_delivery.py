@@ -54,9 +54,9 @@ def test_a_dead_event_holds_its_incident_but_not_others(servicenow, flashduty, h
     assert report.exit_code == EX_PROTOCOL  # a's resolve waits behind its dead create
     assert flashduty.history()[b["sys_id"]] == ["create", "resolve"]
     assert a["sys_id"] not in flashduty.history()
-    summary = h.ledger.summary()["outbox"]
-    assert summary["dead"] == 1 and summary["blocked"] == 1
-    dead = h.ledger.events(status="dead")[0]
+    summary = h.ledger.summary().outbox
+    assert summary.dead == 1 and summary.blocked == 1
+    dead = h.ledger.outbox.events(status="dead")[0]
     assert dead.http_status == 400 and dead.error_code == "InvalidParameter"
     assert dead.request_id == "rid-dead"
     assert "labels too long" in dead.error_message
@@ -121,7 +121,7 @@ def test_2xx_with_an_error_object_is_dead_not_delivered(servicenow, flashduty, h
     )
     report = h.cycle()
     assert report.exit_code == EX_PROTOCOL
-    assert h.ledger.summary()["outbox"]["dead"] == 1
+    assert h.ledger.summary().outbox.dead == 1
 
 
 def test_wrong_push_url_is_dead_not_retried_forever(servicenow, flashduty, harness):
@@ -135,5 +135,5 @@ def test_wrong_push_url_is_dead_not_retried_forever(servicenow, flashduty, harne
     report = h.cycle()
     assert report.exit_code == EX_PROTOCOL
     assert len(flashduty.requests) == 1
-    dead = h.ledger.events(status="dead")[0]
+    dead = h.ledger.outbox.events(status="dead")[0]
     assert dead.http_status == 401 and dead.error_code == "Unauthorized"

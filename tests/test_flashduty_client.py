@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from fd_sync.errors import FatalAPIError, RetriableAPIError
 from fd_sync.flashduty.push import FlashdutyClient, describe
-from fd_sync.http.transport import FatalAPIError, RetriableAPIError
 
 BODY = {"event_status": "Warning", "alert_key": "k1", "title_rule": "INC1: disk", "labels": {}}
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fd_sync.core.decide import Kind, decide
-from fd_sync.core.incident import FIELDS, BadRecord, Incident, parse_record
+from fd_sync.core.incident import FIELDS, Incident, parse_record
 from fd_sync.core.payloads import (
     DESCRIPTION_LIMIT,
     LABEL_VALUE_LIMIT,
@@ -17,6 +17,7 @@ from fd_sync.core.payloads import (
     TITLE_LIMIT,
     build,
 )
+from fd_sync.errors import BadRecord
 
 # Every character, lone surrogates and control characters included.
 any_text = st.text(st.characters(codec=None, categories=None), max_size=300)

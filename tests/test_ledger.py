@@ -11,7 +11,8 @@ import pytest
 from fd_sync.core.decide import reconcile
 from fd_sync.core.incident import Incident
 from fd_sync.errors import StorageError
-from fd_sync.store.ledger import Ledger, known_migrations, migrations
+from fd_sync.store.ledger import Ledger
+from fd_sync.store.migrations import known_migrations, migrations
 
 
 def incident(n: int, state: str = "1") -> Incident:
@@ -25,11 +26,14 @@ def incident(n: int, state: str = "1") -> Incident:
     )
 
 
+APPLIED = "SELECT name FROM _sqlite_migrations ORDER BY id"
+
+
 def test_a_new_ledger_is_wal_and_migrated(database):
     with Ledger(database) as ledger:
-        mode = ledger.db.execute("PRAGMA journal_mode").fetchone()[0]
+        mode = ledger.db.scalar("PRAGMA journal_mode")
         assert mode == "wal"
-        applied = [r[0] for r in ledger.db.execute("SELECT name FROM _sqlite_migrations")]
+        applied = [r[0] for r in ledger.db.rows("SELECT name FROM _sqlite_migrations")]
         assert applied == known_migrations()
     with Ledger(database):  # opening again applies nothing twice
         pass
@@ -40,20 +44,20 @@ def test_a_page_is_all_or_nothing(database):
         decisions = reconcile([incident(1), incident(2)], {})
         with pytest.raises(RuntimeError), ledger.transaction():
             ledger.record(decisions, run_id="r1")
-            ledger.set_state("watermark", "2026-11-01 08:00:00")
+            ledger.state.set("watermark", "2026-11-01 08:00:00")
             raise RuntimeError("crash between the rows and the commit")
         summary = ledger.summary()
-        assert summary["incidents_tracked"] == 0
-        assert summary["outbox"]["pending"] == 0
-        assert summary["watermark"] is None
+        assert summary.incidents_tracked == 0
+        assert summary.outbox.pending == 0
+        assert summary.watermark is None
 
 
 def test_entries_know_whether_an_alert_was_sent(database):
     with Ledger(database) as ledger:
         with ledger.transaction():
             ledger.record(reconcile([incident(1), incident(2)], {}), run_id="r")
-        first, _ = ledger.pending()
-        ledger.mark_attempt(first.id)
+        first, _ = ledger.outbox.pending()
+        ledger.outbox.mark_attempt(first.id)
         entries = ledger.entries([incident(1).sys_id, incident(2).sys_id])
         assert entries[incident(1).sys_id].alert_reached is True  # tried: maybe at Flashduty
         assert entries[incident(2).sys_id].alert_reached is False
@@ -94,9 +98,9 @@ def test_a_locked_database_is_temporary(database):
     blocker.execute("BEGIN EXCLUSIVE")
     try:
         ledger = Ledger(database)
-        ledger.db.conn.execute("PRAGMA busy_timeout = 100")
+        ledger.db.execute("PRAGMA busy_timeout = 100")
         with pytest.raises(StorageError) as info, ledger.transaction():
-            ledger.set_state("watermark", "x")
+            ledger.state.set("watermark", "x")
         assert "locked" in str(info.value) and info.value.exit_code == 75
         ledger.close()
     finally:
@@ -109,9 +113,9 @@ def test_finished_events_are_purged_after_retention_but_dead_ones_stay(database)
     with Ledger(database, clock=lambda: now[0]) as ledger:
         with ledger.transaction():
             ledger.record(reconcile([incident(1), incident(2)], {}), run_id="r")
-        delivered, dead = ledger.pending()
-        ledger.mark_delivered(delivered.id, http_status=200, request_id="x")
-        ledger.mark_failed(
+        delivered, dead = ledger.outbox.pending()
+        ledger.outbox.mark_delivered(delivered.id, http_status=200, request_id="x")
+        ledger.outbox.mark_failed(
             dead.id,
             dead=True,
             http_status=400,
@@ -120,22 +124,21 @@ def test_finished_events_are_purged_after_retention_but_dead_ones_stay(database)
             request_id="y",
         )
         now[0] += timedelta(days=31)
-        assert ledger.purge_finished() == 1
-        assert [e.status for e in ledger.events()] == ["dead"]
+        assert ledger.outbox.purge_finished() == 1
+        assert [e.status for e in ledger.outbox.events()] == ["dead"]
 
 
 def test_quarantine_keeps_one_copy_of_a_row_seen_again(database):
     with Ledger(database) as ledger:
         for _ in range(3):
-            ledger.quarantine("abc", "sys_updated_on missing", '{"sys_id": "abc"}')
-        assert ledger.summary()["quarantined"] == 1
+            ledger.quarantine.keep("abc", "sys_updated_on missing", '{"sys_id": "abc"}')
+        assert ledger.summary().quarantined == 1
 
 
 def m001_ledger(database, inc):
     """A ledger as fd-sync wrote it before routing: one open alert, its create queued."""
     from sqlite_utils import Database
 
-    from fd_sync.store.ledger import migrations
 
     database.parent.mkdir(parents=True)
     old = Database(database)
@@ -159,8 +162,8 @@ def test_an_older_ledger_opened_read_only_is_read_without_migrating(database):
     with Ledger(database, readonly=True) as ledger:  # what once --dry-run and explain open
         entry = ledger.entries([inc.sys_id])[inc.sys_id]
         assert entry.alert_at == "default" and not entry.pinned
-        assert ledger.pins([inc.sys_id]) == {}
-        assert "m002_routing" not in {m.name for m in migrations.applied(ledger.db)}
+        assert ledger.incidents.pins([inc.sys_id]) == {}
+        assert "m002_routing" not in {r[0] for r in ledger.db.rows(APPLIED)}
 
 
 def test_a_ledger_from_before_routing_upgrades_in_place(database):
@@ -171,14 +174,12 @@ def test_a_ledger_from_before_routing_upgrades_in_place(database):
     inc = incident(1)
     m001_ledger(database, inc)
     with Ledger(database) as ledger:
-        assert [r[0] for r in ledger.db.execute("SELECT name FROM _sqlite_migrations")] == (
-            known_migrations()
-        )
+        assert [r[0] for r in ledger.db.rows(APPLIED)] == (known_migrations())
         entry = ledger.entries([inc.sys_id])[inc.sys_id]
         assert entry.alert_at == "default" and entry.pinned is False
-        (queued,) = ledger.pending()
+        (queued,) = ledger.outbox.pending()
         assert queued.extras.severity is None and queued.incident == inc
-        ledger.mark_delivered(queued.id, http_status=200, request_id="r")
+        ledger.outbox.mark_delivered(queued.id, http_status=200, request_id="r")
         entry = ledger.entries([inc.sys_id])[inc.sys_id]
         # A reassignment after the upgrade moves the alert from where it was.
         later = Incident(**{**inc.to_dict(), "updated_on": "2026-11-01 08:00:05", "mod_count": 2})

@@ -9,7 +9,7 @@ import urllib.request
 
 from fd_sync.errors import TemporaryFailure
 from fd_sync.service.metrics import Metrics
-from fd_sync.sync.cycle import CycleReport
+from fd_sync.sync.report import CycleReport
 
 from .conftest import is_status, open_incident
 

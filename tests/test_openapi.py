@@ -10,8 +10,8 @@ import pytest
 
 from fd_sync import redaction, wiring
 from fd_sync.config import parse
-from fd_sync.errors import AccessDenied, TemporaryFailure
-from fd_sync.flashduty.openapi import LIMITS, NotFound, OpenAPIClient
+from fd_sync.errors import AccessDenied, NotFound, TemporaryFailure
+from fd_sync.flashduty.openapi import LIMITS, OpenAPIClient
 from fd_sync.http.ratelimit import SlidingWindowLimiter
 from fd_sync.simulators.flashduty import FlashdutySim, layer
 

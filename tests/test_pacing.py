@@ -12,7 +12,6 @@ from fd_sync import wiring
 from fd_sync.config import parse
 from fd_sync.simulators.flashduty import FlashdutySim
 from fd_sync.store.ledger import Ledger
-from fd_sync.sync.cycle import Cycle
 
 from .test_ratelimit import FakeTime, sends_in_any_window
 
@@ -42,7 +41,7 @@ def run_backfill(servicenow, tmp_path, flashduty: FlashdutySim, t: FakeTime, *, 
     if not paced:
         destinations["default"].client.limiter = None
     with Ledger(config.sync.database) as ledger:
-        cycle = Cycle(config, ledger, wiring.servicenow_client(config, sleep=t.sleep), destinations)
+        cycle = wiring.cycle(config, ledger, sleep=t.sleep, to=destinations)
         return cycle.run(since=servicenow.clock.now().replace(year=2020))
 
 

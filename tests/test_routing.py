@@ -332,7 +332,6 @@ def test_a_route_removed_while_its_alert_is_open_keeps_the_resolve_for_later(
 
 def test_dry_run_shows_where_events_would_go(servicenow, flashduty, harness, database):
     from fd_sync.store.ledger import Ledger
-    from fd_sync.sync.cycle import Cycle
 
     network = servicenow.add_group("Network")
     h = harness("standard", route=network_routes(flashduty))
@@ -341,10 +340,7 @@ def test_dry_run_shows_where_events_would_go(servicenow, flashduty, harness, dat
     h.cycle()
     change(servicenow, inc["sys_id"], assignment_group=network)
     with Ledger(database, readonly=True) as ledger:
-        cycle = Cycle(
-            h.config, ledger, wiring.servicenow_client(h.config), wiring.destinations(h.config)
-        )
-        report = cycle.run(dry_run=True)
+        report = wiring.cycle(h.config, ledger).run(dry_run=True)
     assert [p.line() for p in report.planned] == [
         f"{inc['number']} resolve Ok",
         f"{inc['number']} create Warning -> route:network",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fd_sync.core.watermark import CLOCK_MARGIN, format_sn_time
 from fd_sync.errors import EX_OK
-from fd_sync.sync.cycle import WATERMARK
+from fd_sync.store.state import WATERMARK
 
 
 def test_five_thousand_rows_in_one_second(servicenow, flashduty, harness):
@@ -19,10 +19,10 @@ def test_five_thousand_rows_in_one_second(servicenow, flashduty, harness):
     report = h.cycle()
     assert report.exit_code == EX_OK
     assert report.changed == 5000 and report.pages == 10
-    assert h.ledger.summary()["incidents_tracked"] == 5000
+    assert h.ledger.summary().incidents_tracked == 5000
     expected = {r["sys_id"] for r in rows if r["state"] == "1"}
     assert flashduty.open_keys() == expected and len(expected) == 100
-    assert h.ledger.get_state(WATERMARK) == stamp
+    assert h.ledger.state.get(WATERMARK) == stamp
     assert h.cycle().changed == 0  # the look-back re-read decides nothing twice
 
 
@@ -45,6 +45,6 @@ def test_backfill_from_far_in_the_past_over_100k_rows(servicenow, flashduty, har
     assert flashduty.open_keys() == open_ids
     assert flashduty.duplicates() == 0
     newest = max(r["sys_updated_on"] for r in servicenow.incidents())
-    assert h.ledger.get_state(WATERMARK) == min(
+    assert h.ledger.state.get(WATERMARK) == min(
         newest, format_sn_time(servicenow.clock.now() - CLOCK_MARGIN)
     )

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from sqlite_utils import Database
 
-from fd_sync.store.ledger import Ledger, known_migrations, migrations
+from fd_sync.store.ledger import Ledger
+from fd_sync.store.migrations import known_migrations, migrations
 
 from .conftest import open_incident
 
@@ -166,10 +167,10 @@ def test_upgrade_from_every_earlier_schema(tmp_path, applied):
     db.executescript(SEED_V1)  # rows as the first schema wrote them
     db.close()
     with Ledger(path) as ledger:
-        applied_now = [m.name for m in migrations.applied(ledger.db)]
+        applied_now = [r[0] for r in ledger.db.rows("SELECT name FROM _sqlite_migrations")]
         assert applied_now == names
         entries = ledger.entries(["aaaa"])
         assert entries["aaaa"].alert_open and entries["aaaa"].mod_count == 3
-        (event,) = ledger.pending()
+        (event,) = ledger.outbox.pending()
         assert event.number == "INC0000001" and event.kind.value == "create"
-        assert ledger.get_state("watermark") == "2026-11-01 08:00:00"
+        assert ledger.state.get("watermark") == "2026-11-01 08:00:00"

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from fd_sync.core.watermark import parse_sn_time
+from fd_sync.errors import BadRecord
 
 OPEN_STATES = {"1": "New", "2": "In Progress", "3": "On Hold"}
 CLOSED_STATES = {"6": "Resolved", "7": "Closed", "8": "Canceled"}
@@ -57,10 +58,6 @@ _SN_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
 # json.dumps with options builds an encoder per call; these are built once.
 _FINGERPRINT_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=True)
 MAX_FIELD_CHARS = 65536  # far above Flashduty's limits; bounds memory per record
-
-
-class BadRecord(ValueError):
-    """A row that cannot be synced; the message says why, for the quarantine log."""
 
 
 @dataclass(frozen=True)

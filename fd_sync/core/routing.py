@@ -18,9 +18,9 @@ destination, so reordering routes that share a URL moves nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from fd_sync.core.decide import DEFAULT_DESTINATION
+from fd_sync.core.decide import DEFAULT_DESTINATION, LedgerEntry
 from fd_sync.core.incident import LEVEL_NAMES, PRIORITY_NAMES, STATE_NAMES, Incident
 
 SEND, SKIP = "send", "skip"
@@ -162,3 +162,11 @@ def severity(incident: Incident, route: Route | None, severity_by: str) -> str:
     if severity_by == "priority":
         return SEVERITY_BY_PRIORITY.get(incident.priority, DEFAULT_SEVERITY)
     return SEVERITY_BY_URGENCY.get(incident.urgency, DEFAULT_SEVERITY)
+
+
+def canonical(entry: LedgerEntry, aliases: Mapping[str, str]) -> LedgerEntry:
+    """The entry with its stored destination name through the current aliases, so that
+    renaming or reordering routes that share a push URL does not look like a move."""
+    name = entry.destination
+    shared = aliases.get(name, name) if name else name
+    return entry if shared == name else replace(entry, destination=shared)

@@ -24,13 +24,18 @@ from typing import Any
 import requests
 
 from fd_sync import logs
-from fd_sync.errors import AccessDenied, RemoteRejected, TemporaryFailure
+from fd_sync.errors import (
+    AccessDenied,
+    FatalAPIError,
+    NotFound,
+    RemoteRejected,
+    RetriableAPIError,
+    TemporaryFailure,
+)
 from fd_sync.flashduty.push import classify, describe, flashduty_retrying
 from fd_sync.http.ratelimit import SlidingWindowLimiter
 from fd_sync.http.transport import (
     BackoffWait,
-    FatalAPIError,
-    RetriableAPIError,
     exchange,
     make_session,
 )
@@ -41,10 +46,6 @@ BATCH = 100  # ids per /person/infos, /team/infos, /schedule/infos request
 PAGE_LIMIT = 100  # the largest page /member/list and /channel/list serve
 MAX_PAGES = 1000
 MAX_RESPONSE_BYTES = 8 * 2**20
-
-
-class NotFound(RemoteRejected):
-    """Flashduty answered ResourceNotFound: the channel, rule or person does not exist."""
 
 
 def _items(data: Any) -> list[dict[str, Any]]:

@@ -19,12 +19,11 @@ import requests
 import tenacity
 
 from fd_sync import logs, redaction
+from fd_sync.errors import FatalAPIError, RetriableAPIError
 from fd_sync.http.ratelimit import SlidingWindowLimiter
 from fd_sync.http.transport import (
     BackoffWait,
     Exchange,
-    FatalAPIError,
-    RetriableAPIError,
     exchange,
     looks_like_html,
     make_session,

@@ -28,44 +28,10 @@ import tenacity
 import urllib3
 
 from fd_sync import __version__
-from fd_sync.errors import Interrupted
+from fd_sync.errors import APIError, Interrupted, RetriableAPIError
 
 USER_AGENT = f"fd-sync/{__version__} (+https://github.com/flashcatcloud)"
 RETRY_AFTER_CAP = 60.0  # seconds; a longer Retry-After ends the run instead of stalling it
-
-
-class APIError(Exception):
-    """A failed exchange, described without secrets."""
-
-    def __init__(
-        self,
-        reason: str,
-        *,
-        status: int | None = None,
-        code: str | None = None,
-        detail: str | None = None,
-        request_id: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-        self.code = code
-        self.detail = detail
-        self.request_id = request_id
-        self.retry_after = retry_after
-
-
-class RetriableAPIError(APIError):
-    """Asking again later may succeed. ``retry=False``: not within this run."""
-
-    def __init__(self, reason: str, *, retry: bool = True, **kwargs: Any) -> None:
-        super().__init__(reason, **kwargs)
-        self.retry = retry
-
-
-class FatalAPIError(APIError):
-    """The remote refused the request itself; repeating it cannot help."""
 
 
 @dataclass(frozen=True)

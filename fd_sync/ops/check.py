@@ -33,11 +33,12 @@ from fd_sync.errors import (
     EX_PROTOCOL,
     EX_TEMPFAIL,
     AccessDenied,
+    FatalAPIError,
     FdSyncError,
     RemoteRejected,
+    RetriableAPIError,
 )
 from fd_sync.flashduty.push import FlashdutyClient, describe
-from fd_sync.http.transport import FatalAPIError, RetriableAPIError
 from fd_sync.servicenow.client import ServiceNowClient
 
 SKEW_WARNING_SECONDS = 60

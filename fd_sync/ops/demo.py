@@ -17,7 +17,8 @@ from fd_sync.config import Config, parse
 from fd_sync.simulators.flashduty import FlashdutySim
 from fd_sync.simulators.servicenow import ServiceNowSim
 from fd_sync.store.ledger import Ledger
-from fd_sync.sync.cycle import Cycle, CycleReport
+from fd_sync.sync.cycle import Cycle
+from fd_sync.sync.report import CycleReport
 
 Echo = Callable[[str], None]
 
@@ -114,7 +115,7 @@ def _run(demo: _Demo, cycles: int) -> int:
     echo(f"  seeded {len(ids)} open incidents, last changed 10 minutes ago")
 
     with Ledger(config.sync.database) as ledger:
-        cycle = Cycle(config, ledger, wiring.servicenow_client(config), wiring.destinations(config))
+        cycle = wiring.cycle(config, ledger)
         since = sn.clock.now() - timedelta(hours=1)
         demo.cycle(
             cycle, 1, "fd-sync once --since <an hour ago>: backfill the open incidents", since=since

@@ -20,10 +20,12 @@ from fd_sync.core.payloads import Extras
 from fd_sync.core.routing import Match
 from fd_sync.errors import ConfigError, FdSyncError
 from fd_sync.flashduty import escalation
-from fd_sync.ops.dispatch import OpenAPIFactory, dumps, read_incident
+from fd_sync.ops.dispatch import dumps
+from fd_sync.servicenow.lookups import Lookups
 from fd_sync.store.ledger import Ledger
-from fd_sync.sync.delivery import Destination, canonical
-from fd_sync.sync.enrich import Enricher, Lookups
+from fd_sync.sync.delivery import Destination
+from fd_sync.sync.dispatch import OpenAPIFactory, read_incident
+from fd_sync.sync.enrich import Enricher
 
 
 def _summary(incident: Incident) -> list[str]:
@@ -107,13 +109,13 @@ def explain(
     incident = read_incident(config, lookups, number)
     match = routing.route(incident, config.routing)
     entry = ledger.entries([incident.sys_id]).get(incident.sys_id)
-    entry = canonical(entry, destinations) if entry is not None else None
+    entry = routing.canonical(entry, config.routing.aliases) if entry is not None else None
     # Decide as if this version were a new change that Flashduty displays.
     probe = replace(entry, updated_on="", mod_count=-1, fingerprint="") if entry else None
     decision = decide(incident, probe, target=match.target)
     if decision is None:  # pragma: no cover - the probe is always older
         raise FdSyncError("internal error: no decision for explain")
-    pins = ledger.pins([incident.sys_id]) if decision.entry.pinned else {}
+    pins = ledger.incidents.pins([incident.sys_id]) if decision.entry.pinned else {}
     enricher = Enricher(
         lookups, sync_comments=False, severity_by=config.routing.severity_by
     )  # the comment is on the incident already

@@ -18,7 +18,6 @@ never lock the integration account; the outbox keeps draining meanwhile.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -40,11 +39,11 @@ from fd_sync.http.transport import interruptible_sleep
 from fd_sync.service.sdnotify import Notifier
 from fd_sync.store.ledger import Ledger
 from fd_sync.store.lock import RunLock
-from fd_sync.sync.cycle import Cycle, CycleReport
+from fd_sync.store.state import DAEMON
+from fd_sync.sync.report import CycleReport
 
 STOP_GRACE_SECONDS = 25.0  # systemd's default stop timeout is 90 s; the issue promises 30
 AUTH_BACKOFF_CAP = 1800.0
-DAEMON_STATE = "daemon"  # ledger state key read by `fd-sync status`
 
 
 @dataclass
@@ -243,11 +242,10 @@ class Daemon:
             )
         sleep = interruptible_sleep(self.stop_event)
         with RunLock(config.sync.database), Ledger(config.sync.database) as ledger:
-            cycle = Cycle(
+            cycle = wiring.cycle(
                 config,
                 ledger,
-                wiring.servicenow_client(config, sleep=sleep),
-                wiring.destinations(config, sleep=sleep),
+                sleep=sleep,
                 should_stop=self.stop_event.is_set,
                 progress=self._progress,
             )
@@ -292,7 +290,7 @@ class Daemon:
         try:
             # Outside the run lock: a small state write, serialised by SQLite itself.
             with Ledger(self.config.sync.database) as ledger:
-                ledger.set_state(DAEMON_STATE, json.dumps(state))
+                ledger.state.set_json(DAEMON, state)
         except FdSyncError as exc:
             self.log.warning("daemon_state_not_saved", error=str(exc))
 

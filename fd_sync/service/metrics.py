@@ -18,7 +18,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 
 from fd_sync.core.watermark import parse_sn_time
-from fd_sync.sync.cycle import CycleReport
+from fd_sync.sync.report import CycleReport
 
 
 class _QuietHandler(WSGIRequestHandler):

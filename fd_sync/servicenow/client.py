@@ -26,13 +26,18 @@ import requests
 from fd_sync import logs, redaction
 from fd_sync.config import ServiceNowConfig
 from fd_sync.core.incident import FIELDS
-from fd_sync.errors import AccessDenied, FdSyncError, RemoteRejected, TemporaryFailure
-from fd_sync.http.transport import (
+from fd_sync.errors import (
+    AccessDenied,
     APIError,
+    FatalAPIError,
+    FdSyncError,
+    RemoteRejected,
+    RetriableAPIError,
+    TemporaryFailure,
+)
+from fd_sync.http.transport import (
     BackoffWait,
     Exchange,
-    FatalAPIError,
-    RetriableAPIError,
     exchange,
     looks_like_html,
     make_session,

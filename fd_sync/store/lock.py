@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from fd_sync.errors import EX_CONFIG, LockBusy, StorageError
+from fd_sync.errors import LockBusy, StorageUnusable
 
 DEFAULT_WAIT_SECONDS = 10.0
 
@@ -40,10 +40,9 @@ class RunLock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
-            raise StorageError(
+            raise StorageUnusable(
                 f"{self.path}: cannot create the run lock ({exc.strerror}); the fd-sync user "
-                "needs write access to the ledger's folder",
-                exit_code=EX_CONFIG,
+                "needs write access to the ledger's folder"
             ) from None
         deadline = self.clock() + self.wait_seconds
         while True:

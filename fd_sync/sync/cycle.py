@@ -20,144 +20,26 @@ events at most once.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 import structlog
 
 from fd_sync import logs
 from fd_sync.config import Config
-from fd_sync.core import routing
-from fd_sync.core.decide import (
-    DEFAULT_DESTINATION,
-    Decision,
-    Kind,
-    LedgerEntry,
-    is_newer,
-    reconcile,
-)
-from fd_sync.core.incident import BadRecord, Incident, parse_record
-from fd_sync.core.payloads import NO_EXTRAS, Extras
 from fd_sync.core.watermark import advance, format_sn_time, scan_start
-from fd_sync.errors import (
-    EX_OK,
-    EX_PROTOCOL,
-    EX_TEMPFAIL,
-    FdSyncError,
-    Interrupted,
-    StorageError,
-)
-from fd_sync.servicenow.client import Page, ServiceNowClient
+from fd_sync.errors import FdSyncError, StorageError
+from fd_sync.servicenow.client import ServiceNowClient
+from fd_sync.servicenow.lookups import Lookups
 from fd_sync.store.ledger import Ledger
+from fd_sync.store.state import BASELINE_UNTIL, SCAN_FROM, WATERMARK
 from fd_sync.sync.deletions import DeletionCheck
-from fd_sync.sync.delivery import Deliverer, DeliveryReport, Destination, canonical
-from fd_sync.sync.enrich import Enricher, Lookups
-
-WATERMARK = "watermark"  # newest sys_updated_on handled
-SCAN_FROM = "scan_from"  # set by --since: the next scan starts exactly here
-BASELINE_UNTIL = "baseline_until"  # rows last changed up to here predate the install
-
-_unknown_states_logged: set[str] = set()
-
-
-@dataclass(frozen=True)
-class PagePlan:
-    """One page, decided: parsed incidents, their decisions, and the rows that were bad."""
-
-    incidents: list[Incident]
-    decisions: list[Decision]
-    bad: list[tuple[str | None, str, str]]  # (sys_id, reason, sample) for the quarantine
-    extras: dict[str, Extras] = field(default_factory=dict)  # by sys_id: what routes add
-
-
-@dataclass(frozen=True)
-class PlannedEvent:
-    """An event as --dry-run prints it."""
-
-    number: str
-    kind: Kind
-    severity: str
-    destination: str = DEFAULT_DESTINATION
-
-    def line(self) -> str:
-        where = "" if self.destination == DEFAULT_DESTINATION else f" -> {self.destination}"
-        return f"{self.number} {self.kind.value} {self.severity}{where}"
-
-
-@dataclass
-class CycleReport:
-    run_id: str
-    dry_run: bool = False
-    pages: int = 0
-    fetched: int = 0  # rows read, including look-back re-reads
-    changed: int = 0  # rows newer than the ledger's version
-    quarantined: int = 0
-    events: dict[str, int] = field(
-        default_factory=lambda: {"create": 0, "update": 0, "resolve": 0, "cancelled": 0}
-    )
-    planned: list[PlannedEvent] = field(default_factory=list)
-    delivery: DeliveryReport = field(default_factory=DeliveryReport)
-    pending: int = 0
-    dead: int = 0
-    held: int = 0
-    watermark: str | None = None
-    error: FdSyncError | None = None
-    seconds: float = 0.0
-
-    @property
-    def exit_code(self) -> int:
-        codes = [EX_OK]
-        if self.error is not None:
-            codes.append(self.error.exit_code)
-        if self.dead or self.held:
-            codes.append(EX_PROTOCOL)
-        if self.pending - self.held > 0 and not self.dry_run:
-            codes.append(EX_TEMPFAIL)
-        return max(codes)
-
-    @property
-    def outcome(self) -> str:
-        if isinstance(self.error, Interrupted) or self.delivery.stopped:
-            return "interrupted"
-        return {
-            0: "ok",
-            75: "temporary failure",
-            76: "refused",
-            77: "access denied",
-            78: "configuration",
-        }.get(self.exit_code, "failed")
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            "pages": self.pages,
-            "fetched": self.fetched,
-            "changed": self.changed,
-            "quarantined": self.quarantined,
-            **self.events,
-            "delivered": self.delivery.delivered,
-            "dead": self.dead,
-            "pending": self.pending,
-        }
-
-    def summary(self) -> str:
-        e = self.events
-        text = (
-            f"read {self.fetched} incident(s) in {self.pages} page(s), {self.changed} changed; "
-            f"queued {e['create']} create, {e['update']} update, {e['resolve']} resolve"
-        )
-        if e["cancelled"]:
-            text += f", cancelled {e['cancelled']}"
-        if self.dry_run:
-            return text + " (dry run: nothing sent, ledger unchanged)"
-        text += f"; delivered {self.delivery.delivered}, pending {self.pending}, dead {self.dead}"
-        if self.quarantined:
-            text += f"; quarantined {self.quarantined} bad row(s)"
-        return text
+from fd_sync.sync.delivery import Deliverer
+from fd_sync.sync.enrich import Enricher
+from fd_sync.sync.plan import PagePlan, Planner
+from fd_sync.sync.report import CycleReport, planned_events
 
 
 def _new_run_id() -> str:
@@ -172,7 +54,7 @@ class Cycle:
         config: Config,
         ledger: Ledger,
         servicenow: ServiceNowClient,
-        destinations: Mapping[str, Destination],
+        deliverer: Deliverer,
         *,
         should_stop: Callable[[], bool] = lambda: False,
         progress: Callable[[], None] = lambda: None,
@@ -181,7 +63,7 @@ class Cycle:
         self.config = config
         self.ledger = ledger
         self.servicenow = servicenow
-        self.destinations = destinations
+        self.deliverer = deliverer
         self.should_stop = should_stop
         self.progress = progress  # called after each page and each event: the daemon's pulse
         self.clock = clock
@@ -206,7 +88,7 @@ class Cycle:
                 dry_run=dry_run,
                 since=format_sn_time(since) if since else None,
             )
-            run_row = None if dry_run else self.ledger.start_run(report.run_id, command)
+            run_row = None if dry_run else self.ledger.runs.start(report.run_id, command)
             try:
                 if fetch:
                     self._fetch(report, since=since, dry_run=dry_run)
@@ -216,25 +98,17 @@ class Cycle:
                 report.error = exc
                 self.log.error("fetch_failed", error=str(exc), exit_code=exc.exit_code)
             if not dry_run:
-                deliverer = Deliverer(
-                    self.ledger,
-                    self.destinations,
-                    instance_url=self.config.servicenow.instance_url,
-                    table=self.config.servicenow.table,
-                    should_stop=self.should_stop,
-                    progress=self.progress,
-                )
-                report.delivery = deliverer.drain()
+                report.delivery = self.deliverer.drain()
                 self._count_outbox(report)
-                self.ledger.purge_finished()
+                self.ledger.outbox.purge_finished()
             report.seconds = self.clock() - started
-            report.watermark = self.ledger.get_state(WATERMARK) if not dry_run else None
+            report.watermark = self.ledger.state.get(WATERMARK) if not dry_run else None
             if run_row is not None:
-                self.ledger.finish_run(
+                self.ledger.runs.finish(
                     run_row,
                     outcome=report.outcome,
                     exit_code=report.exit_code,
-                    message=self._message(report),
+                    message=report.message(),
                     stats=report.stats(),
                 )
             self.log.info(
@@ -246,21 +120,11 @@ class Cycle:
             )
         return report
 
-    def _message(self, report: CycleReport) -> str:
-        parts = []
-        if report.error is not None:
-            parts.append(str(report.error))
-        for name, why in report.delivery.down.items():
-            parts.append(f"Flashduty ({name}) unavailable: {why}")
-        if report.dead:
-            parts.append(f"{report.dead} dead event(s) wait for an operator")
-        return "; ".join(parts) or report.summary()
-
     def _count_outbox(self, report: CycleReport) -> None:
-        outbox = self.ledger.summary()["outbox"]
-        report.pending = outbox["pending"]
-        report.dead = outbox["dead"]
-        report.held = outbox["blocked"]
+        outbox = self.ledger.outbox_counts()
+        report.pending = outbox.pending
+        report.dead = outbox.dead
+        report.held = outbox.blocked
 
     # --- fetch and reconcile ------------------------------------------------------------
 
@@ -272,34 +136,41 @@ class Cycle:
             if not dry_run:
                 # Recorded before the first fetch: an interrupted backfill resumes here.
                 with ledger.transaction():
-                    ledger.set_state(WATERMARK, low)
-                    ledger.set_state(SCAN_FROM, low)
-                    ledger.set_state(BASELINE_UNTIL, None)
+                    ledger.state.set(WATERMARK, low)
+                    ledger.state.set(SCAN_FROM, low)
+                    ledger.state.set(BASELINE_UNTIL, None)
             baseline_until = None
             watermark: str | None = low
         else:
-            watermark = ledger.get_state(WATERMARK)
-            baseline_until = ledger.get_state(BASELINE_UNTIL)
+            watermark = ledger.state.get(WATERMARK)
+            baseline_until = ledger.state.get(BASELINE_UNTIL)
             if watermark is None:
                 watermark, baseline_until = self._first_run_start(dry_run)
-            low = ledger.get_state(SCAN_FROM) or scan_start(watermark, lookback)
+            low = ledger.state.get(SCAN_FROM) or scan_start(watermark, lookback)
         self.log.info("scan_started", low=low, watermark=watermark)
 
-        overlay: dict[str, LedgerEntry] = {}  # dry run: decisions the ledger did not keep
         enricher = Enricher(
             Lookups(self.servicenow),  # a fresh cache per cycle: people and groups change
             sync_comments=self.config.servicenow.sync_comments,
             severity_by=self.config.routing.severity_by,
         )
+        planner = Planner(
+            ledger,
+            self.config.routing,
+            enricher,
+            extra_fields=self.config.servicenow.extra_fields,
+            baseline_until=baseline_until,
+        )
         for page in self.servicenow.scan(low):
             report.pages += 1
-            plan = self._decide(page, overlay, baseline_until, enricher)
+            plan = planner.plan(page.records)
             report.fetched += len(plan.incidents)
             report.changed += len(plan.decisions)
             report.quarantined += len(plan.bad)
             watermark = advance(watermark, page.cursor[0], page.server_now)
             if dry_run:
-                self._preview(plan, report, overlay)
+                planner.remember(plan)
+                self._preview(plan, report)
             else:
                 self._commit(plan, report, watermark)
             self.progress()
@@ -328,57 +199,24 @@ class Cycle:
             progress=self.progress,
         )
         if check.due():
-            for kind, n in check.run().items():
-                report.events[kind] += n
-
-    def _decide(
-        self,
-        page: Page,
-        overlay: Mapping[str, LedgerEntry],
-        baseline_until: str | None,
-        enricher: Enricher,
-    ) -> PagePlan:
-        """Parse, route and decide a page, and render its events' extras; writes nothing."""
-        incidents, bad = self._parse(page.records)
-        entries = self.ledger.entries(i.sys_id for i in incidents)
-        entries.update({i.sys_id: overlay[i.sys_id] for i in incidents if i.sys_id in overlay})
-        entries = {k: canonical(e, self.destinations) for k, e in entries.items()}
-        changed = {
-            i.sys_id for i in incidents if i.sys_id not in entries or is_newer(i, entries[i.sys_id])
-        }
-        incidents = enricher.with_comments(incidents, changed)
-        matches = {
-            i.sys_id: routing.route(i, self.config.routing)
-            for i in incidents
-            if i.sys_id in changed
-        }
-        targets = {sys_id: m.target for sys_id, m in matches.items()}
-        decisions = reconcile(incidents, entries, targets=targets, baseline_until=baseline_until)
-        self._note_unknown_states(decisions)
-        pins = self.ledger.pins(d.incident.sys_id for d in decisions if d.entry.pinned)
-        extras = enricher.extras(decisions, matches, pins)
-        return PagePlan(incidents, decisions, bad, extras)
+            report.count(check.run())
 
     def _commit(self, plan: PagePlan, report: CycleReport, watermark: str) -> None:
         """Rows, events and the watermark advance: one transaction, all or nothing."""
         with self.ledger.transaction("record a page"):
             counts = self.ledger.record(plan.decisions, run_id=report.run_id, extras=plan.extras)
             for sys_id, reason, sample in plan.bad:
-                self.ledger.quarantine(sys_id, reason, sample)
-            self.ledger.set_state(WATERMARK, watermark)
-            self.ledger.set_state(SCAN_FROM, None)
-        for kind, n in counts.items():
-            report.events[kind] += n
+                self.ledger.quarantine.keep(sys_id, reason, sample)
+            self.ledger.state.set(WATERMARK, watermark)
+            self.ledger.state.set(SCAN_FROM, None)
+        report.count(counts)
         for d in plan.decisions:
             if d.cancel_pending:
                 self.log.info("events_cancelled", number=d.incident.number, reason=d.why)
 
-    def _preview(
-        self, plan: PagePlan, report: CycleReport, overlay: dict[str, LedgerEntry]
-    ) -> None:
-        """Dry run: remember the decisions in memory only, so later pages build on them."""
-        overlay.update({d.incident.sys_id: d.entry for d in plan.decisions})
-        report.planned.extend(self._plan(plan.decisions, plan.extras))
+    def _preview(self, plan: PagePlan, report: CycleReport) -> None:
+        """Dry run: count and list what would be queued."""
+        report.planned.extend(planned_events(plan.decisions, plan.extras))
         for d in plan.decisions:
             for event in d.events:
                 report.events[event.kind.value] += 1
@@ -402,42 +240,6 @@ class Cycle:
         )
         if not dry_run:
             with self.ledger.transaction():
-                self.ledger.set_state(WATERMARK, start)
-                self.ledger.set_state(BASELINE_UNTIL, baseline)
+                self.ledger.state.set(WATERMARK, start)
+                self.ledger.state.set(BASELINE_UNTIL, baseline)
         return start, baseline
-
-    def _parse(
-        self, records: list[Any]
-    ) -> tuple[list[Incident], list[tuple[str | None, str, str]]]:
-        incidents: list[Incident] = []
-        bad: list[tuple[str | None, str, str]] = []
-        for raw in records:
-            try:
-                incidents.append(parse_record(raw, self.config.servicenow.extra_fields))
-            except BadRecord as exc:
-                sys_id = raw.get("sys_id") if isinstance(raw, dict) else None
-                sys_id = sys_id if isinstance(sys_id, str) else None
-                sample = json.dumps(raw, ensure_ascii=True, default=str)[:2000]
-                self.log.warning("record_quarantined", sys_id=sys_id, reason=str(exc))
-                bad.append((sys_id, str(exc), sample))
-        return incidents, bad
-
-    def _note_unknown_states(self, decisions: list[Decision]) -> None:
-        for d in decisions:
-            state = d.incident.state
-            if d.unknown_state and state not in _unknown_states_logged:
-                _unknown_states_logged.add(state)
-                self.log.warning(
-                    "unknown_state_treated_as_open", state=state, number=d.incident.number
-                )
-
-    def _plan(self, decisions: list[Decision], extras: dict[str, Extras]) -> list[PlannedEvent]:
-        planned = []
-        for d in decisions:
-            severity = extras.get(d.incident.sys_id, NO_EXTRAS).severity
-            for event in d.events:
-                shown = "Ok" if event.kind is Kind.RESOLVE else severity or "Warning"
-                planned.append(
-                    PlannedEvent(d.incident.number, event.kind, shown, event.destination)
-                )
-        return planned

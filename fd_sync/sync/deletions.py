@@ -18,7 +18,6 @@ as unknown with the fix (grant read on ``sys_audit_delete``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -29,14 +28,11 @@ from fd_sync.core.watermark import advance, format_sn_time, parse_sn_time, scan_
 from fd_sync.errors import AccessDenied, RemoteRejected
 from fd_sync.servicenow.client import ServiceNowClient
 from fd_sync.store.ledger import Ledger
+from fd_sync.store.state import DELETIONS_CHECKED, MISSING_INCIDENTS
 
-CHECKED = "deletions_checked_at"  # ServiceNow time up to which deletions were read
-MISSING = "missing_incidents"  # JSON: open alerts whose incident ServiceNow no longer returns
 AUDIT_TABLE = "sys_audit_delete"
 AUDIT_FIELDS = ("sys_id", "documentkey", "sys_created_on")
 BATCH = 100  # sys_ids per existence query
-
-_unreadable_logged = False
 
 
 class DeletionCheck:
@@ -66,11 +62,11 @@ class DeletionCheck:
         now = self.servicenow.last_server_now
         if not self.interval or now is None:
             return False
-        checked = self.ledger.get_state(CHECKED)
+        checked = self.ledger.state.get(DELETIONS_CHECKED)
         if checked is None:
             # The first check starts now: no alert predates it.
             with self.ledger.transaction("record the deletion check"):
-                self.ledger.set_state(CHECKED, format_sn_time(now))
+                self.ledger.state.set(DELETIONS_CHECKED, format_sn_time(now))
             return False
         return now - parse_sn_time(checked) >= timedelta(seconds=self.interval)
 
@@ -85,7 +81,7 @@ class DeletionCheck:
         return counts
 
     def _from_audit(self) -> dict[str, int]:
-        checked = self.ledger.get_state(CHECKED) or ""
+        checked = self.ledger.state.get(DELETIONS_CHECKED) or ""
         low = scan_start(checked, self.lookback)
         totals: dict[str, int] = {}
         pages = self.servicenow.scan(
@@ -106,21 +102,21 @@ class DeletionCheck:
             with self.ledger.transaction("record deletions"):
                 for kind, n in self.ledger.record(decisions, run_id=self.run_id).items():
                     totals[kind] = totals.get(kind, 0) + n
-                self.ledger.set_state(CHECKED, checked)
+                self.ledger.state.set(DELETIONS_CHECKED, checked)
             for d in decisions:
                 self.log.info("incident_deleted", number=d.incident.number, reason=d.why)
             self.progress()
         now = self.servicenow.last_server_now
         if now is not None:
             with self.ledger.transaction("record the deletion check"):
-                self.ledger.set_state(CHECKED, advance(checked, format_sn_time(now), now))
-                self.ledger.set_state(MISSING, None)  # the audit now speaks for them
+                self.ledger.state.set(DELETIONS_CHECKED, advance(checked, format_sn_time(now), now))
+                self.ledger.state.set(MISSING_INCIDENTS, None)  # the audit now speaks for them
         return totals
 
     def _decide(self, deleted_on: dict[str, str]) -> list[Decision]:
         entries = self.ledger.entries(deleted_on)
         open_ones = [k for k, e in entries.items() if e.alert_at is not None]
-        snapshots = self.ledger.snapshots(open_ones)
+        snapshots = self.ledger.incidents.snapshots(open_ones)
         decisions = []
         for sys_id in open_ones:
             if sys_id in snapshots:
@@ -130,19 +126,17 @@ class DeletionCheck:
         return decisions
 
     def _audit_unreadable(self, exc: Exception) -> None:
-        global _unreadable_logged  # noqa: PLW0603 - once per process is the point
-        if not _unreadable_logged:
-            _unreadable_logged = True
-            self.log.warning(
-                "deletions_unreadable",
-                error=str(exc),
-                fix=f"grant the integration user read access to {AUDIT_TABLE}; until then "
-                "deleted incidents are listed by fd-sync status, not resolved",
-            )
+        # Once per check, so once per deletion_check_seconds: no process-wide flag needed.
+        self.log.warning(
+            "deletions_unreadable",
+            error=str(exc),
+            fix=f"grant the integration user read access to {AUDIT_TABLE}; until then "
+            "deleted incidents are listed by fd-sync status, not resolved",
+        )
 
     def _find_missing(self) -> None:
         """Which incidents with open alerts ServiceNow no longer returns."""
-        open_alerts = self.ledger.open_alerts()
+        open_alerts = self.ledger.incidents.open_alerts()
         ids = sorted(open_alerts)
         missing: list[dict[str, Any]] = []
         for start in range(0, len(ids), BATCH):
@@ -161,9 +155,9 @@ class DeletionCheck:
             self.progress()
         now = self.servicenow.last_server_now
         with self.ledger.transaction("record the deletion check"):
-            self.ledger.set_state(MISSING, json.dumps(missing) if missing else None)
+            self.ledger.state.set_json(MISSING_INCIDENTS, missing)
             if now is not None:
-                self.ledger.set_state(CHECKED, format_sn_time(now))
+                self.ledger.state.set(DELETIONS_CHECKED, format_sn_time(now))
         if missing:
             self.log.warning(
                 "open_alerts_without_incident",

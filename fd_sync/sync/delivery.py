@@ -20,16 +20,15 @@ the two sends that one event again on the next run, and nothing is lost.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from fd_sync import logs
 from fd_sync.config import PushFormat
 from fd_sync.core import payloads
-from fd_sync.core.decide import LedgerEntry
-from fd_sync.errors import Interrupted
+from fd_sync.errors import FatalAPIError, Interrupted, RetriableAPIError
 from fd_sync.flashduty.push import FlashdutyClient, describe
-from fd_sync.http.transport import FatalAPIError, RetriableAPIError
-from fd_sync.store.ledger import Ledger, OutboxEvent
+from fd_sync.store.ledger import Ledger
+from fd_sync.store.outbox import OutboxEvent
 
 BATCH = 500
 
@@ -41,14 +40,6 @@ class Destination:
     name: str
     client: FlashdutyClient
     push_format: PushFormat
-
-
-def canonical(entry: LedgerEntry, destinations: Mapping[str, Destination]) -> LedgerEntry:
-    """The entry with its stored destination name through the current aliases, so that
-    renaming or reordering routes that share a push URL does not look like a move."""
-    name = entry.destination
-    shared = destinations[name].name if name in destinations else name
-    return entry if shared == name else replace(entry, destination=shared)
 
 
 @dataclass
@@ -82,10 +73,10 @@ class Deliverer:
     def drain(self, *, only: str | None = None) -> DeliveryReport:
         """Deliver pending events in order; with ``only`` (a sys_id), that incident's alone."""
         report = DeliveryReport()
-        held = self.ledger.dead_incidents()  # earlier refusals still hold their incidents
+        held = self.ledger.outbox.dead_incidents()  # earlier refusals still hold their incidents
         after_id = 0
         while True:
-            batch = self.ledger.pending(after_id=after_id, limit=BATCH, sys_id=only)
+            batch = self.ledger.outbox.pending(after_id=after_id, limit=BATCH, sys_id=only)
             if not batch:
                 return report
             for event in batch:
@@ -134,7 +125,7 @@ class Deliverer:
             table=self.table,
             extras=event.extras,
         )
-        self.ledger.mark_attempt(event.id)
+        self.ledger.outbox.mark_attempt(event.id)
         try:
             receipt = destination.client.push(body)
         except FatalAPIError as exc:
@@ -161,7 +152,7 @@ class Deliverer:
                 error=reason,
             )
             return
-        self.ledger.mark_delivered(
+        self.ledger.outbox.mark_delivered(
             event.id, http_status=receipt.status, request_id=receipt.request_id
         )
         report.delivered += 1
@@ -183,7 +174,7 @@ class Deliverer:
     ) -> str:
         """Record why an attempt failed; the incident's later events wait behind it."""
         reason = describe(exc)
-        self.ledger.mark_failed(
+        self.ledger.outbox.mark_failed(
             event.id,
             dead=dead,
             http_status=exc.status,

@@ -1,0 +1,132 @@
+"""`fd-sync status`: what the ledger says, whether the sync is healthy, and the fix.
+
+Read-only: it opens the ledger without the run lock, so it answers while a
+cycle runs. Health is "a cycle succeeded within the last 3 poll intervals".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from fd_sync.store.ledger import Ledger, Summary
+from fd_sync.store.outbox import DeadReason
+from fd_sync.store.state import DAEMON
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Status:
+    summary: Summary
+    daemon: dict[str, Any] | None  # what the daemon last wrote (pid, interval, status line)
+    healthy: bool
+    health: str
+
+    def as_json(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self.summary)
+        out.update(daemon=self.daemon, healthy=self.healthy, health=self.health)
+        return out
+
+
+def read_status(
+    ledger: Ledger, poll_interval: int, *, now: Callable[[], datetime] = _now
+) -> Status:
+    summary = ledger.summary()
+    healthy, why = health(summary.last_success_at, poll_interval, now())
+    return Status(summary, ledger.state.get_json(DAEMON), healthy, why)
+
+
+def health(last_ok: str | None, interval: int, now: datetime) -> tuple[bool, str]:
+    """Healthy while a cycle succeeded within the last 3 poll intervals."""
+    if not last_ok:
+        return False, "no successful cycle yet"
+    age = (now - datetime.fromisoformat(last_ok)).total_seconds()
+    if age > 3 * interval:
+        return False, f"last successful cycle {age:.0f} s ago (more than 3 x {interval} s)"
+    return True, f"last successful cycle {age:.0f} s ago"
+
+
+def render(status: Status, *, now: Callable[[], datetime] = _now) -> list[str]:
+    """The status as aligned ``key  value`` lines."""
+    summary, daemon = status.summary, status.daemon or {}
+    outbox, last, watermark = summary.outbox, summary.last_run, summary.watermark
+    lag = ""
+    if watermark:
+        behind = now() - datetime.fromisoformat(watermark + "+00:00")
+        lag = f" ({behind.total_seconds():.0f} s behind this host's clock)"
+    lines = [
+        ("ledger", summary.database),
+        ("watermark", f"{watermark} UTC{lag}" if watermark else "none yet"),
+        (
+            "incidents",
+            f"{summary.incidents_tracked} tracked, {summary.open_alerts} with an open alert",
+        ),
+        (
+            "outbox",
+            f"{outbox.pending} pending, {outbox.dead} dead, "
+            f"{outbox.blocked} held behind dead, {outbox.delivered} delivered",
+        ),
+        ("quarantined", f"{summary.quarantined} bad row(s)"),
+        (
+            "last run",
+            f"{last.started_at} {last.command}: {last.outcome or 'running'} (exit {last.exit_code})"
+            if last
+            else "never",
+        ),
+    ]
+    missing = summary.missing_incidents
+    if missing:
+        shown = ", ".join(m["number"] for m in missing[:10]) + (" ..." if len(missing) > 10 else "")
+        lines.append(
+            (
+                "unknown",
+                f"{len(missing)} open alert(s) whose incident ServiceNow no "
+                f"longer returns (deleted, or hidden by an ACL): {shown}; grant read on "
+                "sys_audit_delete so that fd-sync resolves deleted ones",
+            )
+        )
+    lines.extend(("dead", dead_reason(reason)) for reason in summary.dead_reasons)
+    if last and last.message and last.exit_code:
+        lines.append(("last error", last.message))
+    lines.append(("last success", summary.last_success_at or "never"))
+    if daemon:
+        state = f"pid {daemon['pid']}" if daemon.get("running") else "stopped"
+        lines.append(
+            (
+                "daemon",
+                f"{state}, every {daemon['poll_interval_seconds']} s; {daemon.get('status', '')}",
+            )
+        )
+        if daemon.get("fetch_paused_until"):
+            lines.append(
+                (
+                    "fetch paused",
+                    f"until {daemon['fetch_paused_until']}: {daemon['fetch_paused_because']}",
+                )
+            )
+    lines.append(("health", ("ok: " if status.healthy else "UNHEALTHY: ") + status.health))
+    width = max(len(k) for k, _ in lines)
+    return [f"{key:<{width}}  {value}" for key, value in lines]
+
+
+def dead_reason(reason: DeadReason) -> str:
+    """Why Flashduty refused events, and what the operator should do about it."""
+    status, code, n = reason.http_status, reason.error_code or "", reason.events
+    where = f"({reason.destination})"
+    if status in (401, 403):
+        return (
+            f"Flashduty rejected the integration key {where} (HTTP {status} {code}) for "
+            f"{n} event(s): fix the push URL, then run fd-sync outbox retry --all"
+        )
+    if status == 404:
+        return (
+            f"Flashduty has no such route {where} (HTTP 404 {code}) for {n} event(s): "
+            "check the push URL's path, then run fd-sync outbox retry --all"
+        )
+    return f"{n} event(s) refused {where} with HTTP {status} {code}: see fd-sync outbox list --dead"

@@ -1,0 +1,194 @@
+"""The ledger's connection: open, migrate, translate SQLite's errors, run statements.
+
+This is the one module that talks to SQLite (through sqlite-utils); the table
+modules hand it SQL and parameters and get rows back, so a second backend
+replaces this module, not the tables' callers. Every SQLite failure leaves as
+a :class:`~fd_sync.errors.StorageError` that names the file and the fix: a
+full disk or a lock is temporary (75), a corrupt file or a schema from a newer
+fd-sync needs the operator (78). The ledger is never reset silently.
+
+A :class:`Database` belongs to the thread that opened it (a sqlite3 rule).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database as SqliteUtilsDatabase
+
+from fd_sync.errors import StorageError, StorageUnavailable, StorageUnusable
+from fd_sync.store.migrations import migrations, refuse_newer_schema
+
+MEMORY = ":memory:"
+CHUNK = 500  # values per IN (...) query, far below SQLite's variable limit
+Row = tuple[Any, ...]
+
+
+class Database:
+    """One SQLite ledger file in WAL mode, migrated on a writable open."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        with self.errors("open"):
+            self._db = self._connect()
+            if not readonly:
+                self._prepare()
+            else:
+                self._check_readable()
+
+    @property
+    def in_memory(self) -> bool:
+        return str(self.path) == MEMORY
+
+    def _connect(self) -> SqliteUtilsDatabase:
+        if self.in_memory:
+            return SqliteUtilsDatabase(memory=True, execute_plugins=False)
+        if self.readonly:
+            if not self.path.exists():
+                raise StorageUnavailable(f"{self.path}: no ledger yet (fd-sync once creates it)")
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5)
+        else:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageUnusable(
+                    f"{self.path.parent}: cannot create the ledger folder ({exc.strerror}); "
+                    "create it for the fd-sync user or set [sync] database"
+                ) from None
+            conn = sqlite3.connect(self.path, timeout=5)
+        return SqliteUtilsDatabase(conn, execute_plugins=False)
+
+    def _prepare(self) -> None:
+        if self.in_memory:
+            migrations.apply(self._db)
+            return
+        with self._db.ensure_autocommit_on():
+            mode = self._db.execute("PRAGMA journal_mode=wal").fetchone()[0]
+            if mode != "wal":
+                raise StorageUnusable(
+                    f"{self.path}: cannot switch to WAL journaling (got {mode}); "
+                    "put the ledger on a local file system"
+                )
+            # NORMAL is durable against process crashes in WAL mode; only a power
+            # loss can drop the last commits, which the next scan re-decides.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        refuse_newer_schema(self._db, self.path)
+        migrations.apply(self._db)
+
+    def _check_readable(self) -> None:
+        refuse_newer_schema(self._db, self.path)
+        if not self._db["outbox"].exists():
+            raise StorageUnusable(
+                f"{self.path}: not an fd-sync ledger (no outbox table); check [sync] database"
+            )
+
+    def has_column(self, table: str, column: str) -> bool:
+        """Whether a migration is applied: a read-only open of an older ledger is not migrated."""
+        return column in self._db[table].columns_dict
+
+    # --- statements -------------------------------------------------------------------
+
+    def rows(
+        self, sql: str, params: Sequence[Any] = (), doing: str = "read the ledger"
+    ) -> list[Row]:
+        with self.errors(doing):
+            return [tuple(r) for r in self._db.execute(sql, list(params))]
+
+    def one(
+        self, sql: str, params: Sequence[Any] = (), doing: str = "read the ledger"
+    ) -> Row | None:
+        with self.errors(doing):
+            row = self._db.execute(sql, list(params)).fetchone()
+        return tuple(row) if row is not None else None
+
+    def scalar(self, sql: str, params: Sequence[Any] = (), doing: str = "read the ledger") -> Any:
+        row = self.one(sql, params, doing)
+        return row[0] if row else None
+
+    def execute(self, sql: str, params: Sequence[Any] = (), doing: str = "write the ledger") -> int:
+        """Run one change (committed at once outside a transaction); returns how many rows
+        it changed."""
+        with self.errors(doing):
+            return int(self._db.execute(sql, list(params)).rowcount)
+
+    def insert(self, sql: str, params: Sequence[Any] = (), doing: str = "write the ledger") -> int:
+        """Run one INSERT; returns the new row's id."""
+        with self.errors(doing):
+            return int(self._db.execute(sql, list(params)).lastrowid or 0)
+
+    def executemany(
+        self, sql: str, rows: Iterable[Sequence[Any]], doing: str = "write the ledger"
+    ) -> None:
+        with self.errors(doing), self._db.atomic():
+            self._db.conn.executemany(sql, rows)
+
+    def rows_in(
+        self, sql: str, values: Iterable[str], doing: str = "read the ledger"
+    ) -> Iterator[Row]:
+        """Run ``sql`` (with one ``IN ({marks})``) over ``values`` in chunks, each value once."""
+        unique = list(dict.fromkeys(values))
+        for start in range(0, len(unique), CHUNK):
+            chunk = unique[start : start + CHUNK]
+            yield from self.rows(sql.format(marks=",".join("?" * len(chunk))), chunk, doing)
+
+    @contextlib.contextmanager
+    def transaction(self, doing: str = "write the ledger") -> Iterator[None]:
+        """All or nothing: a page, an outbox transition, a run record."""
+        with self.errors(doing), self._db.atomic():
+            yield
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._db.close()
+
+    # --- errors -----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def errors(self, doing: str) -> Iterator[None]:
+        """Translate SQLite's exceptions into one-line, actionable StorageErrors."""
+        try:
+            yield
+        except StorageError:
+            raise
+        except sqlite3.DatabaseError as exc:
+            raise storage_error(self.path, exc, doing) from None
+        except PermissionError as exc:
+            raise StorageUnusable(
+                f"{self.path}: {exc.strerror} while trying to {doing}; "
+                "the fd-sync user needs write access to the file and its folder"
+            ) from None
+
+
+def storage_error(path: Path, exc: sqlite3.DatabaseError, doing: str) -> StorageError:
+    text = str(exc)
+    lowered = text.lower()
+    if "disk is full" in lowered or "database or disk is full" in lowered:
+        return StorageUnavailable(
+            f"{path}: disk full while trying to {doing}; free space on its file system "
+            "(nothing was lost: the last page is rolled back and will be re-read)"
+        )
+    if "locked" in lowered or "busy" in lowered:
+        return StorageUnavailable(
+            f"{path}: database is locked by another process while trying to {doing}; "
+            "retry when it is done"
+        )
+    if "readonly" in lowered or "read-only" in lowered or "unable to open" in lowered:
+        return StorageUnusable(
+            f"{path}: cannot write ({text}); the fd-sync user needs write access "
+            "to the file and its folder"
+        )
+    if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
+        return StorageUnusable(
+            f"{path}: not a usable fd-sync ledger ({text}); move it aside and "
+            "restore a backup, or start a new ledger with fd-sync once --since"
+        )
+    if isinstance(exc, sqlite3.OperationalError) and "i/o" in lowered:
+        return StorageUnavailable(
+            f"{path}: I/O error while trying to {doing} ({text}); check the disk"
+        )
+    return StorageUnavailable(f"{path}: SQLite error while trying to {doing}: {text}")

@@ -1,0 +1,48 @@
+"""The ledger's key-value state: every key named once, here, beside its meaning.
+
+The scan's bookmark keys follow singer's rule: the watermark advances only in
+the transaction that queues the page's events (see :mod:`fd_sync.sync.cycle`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fd_sync.store.db import Database
+
+WATERMARK = "watermark"  # newest sys_updated_on handled
+SCAN_FROM = "scan_from"  # set by --since: the next scan starts exactly here
+BASELINE_UNTIL = "baseline_until"  # rows last changed up to here predate the install
+DELETIONS_CHECKED = "deletions_checked_at"  # ServiceNow time up to which deletions were read
+MISSING_INCIDENTS = "missing_incidents"  # JSON: open alerts whose incident ServiceNow hides
+DAEMON = "daemon"  # JSON: the daemon's pid, interval and status line, for `fd-sync status`
+
+
+class State:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def get(self, key: str) -> str | None:
+        row = self.db.one("SELECT value FROM state WHERE key = ?", [key], "read the ledger state")
+        return row[0] if row else None
+
+    def set(self, key: str, value: str | None) -> None:
+        """Set or (with None) forget a key; inside a transaction when it goes with other writes."""
+        if value is None:
+            self.db.execute("DELETE FROM state WHERE key = ?", [key], "write the ledger state")
+        else:
+            self.db.execute(
+                "INSERT INTO state (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [key, value],
+                "write the ledger state",
+            )
+
+    def get_json(self, key: str, default: Any = None) -> Any:
+        text = self.get(key)
+        return json.loads(text) if text else default
+
+    def set_json(self, key: str, value: Any) -> None:
+        """Store ``value`` as JSON; an empty value forgets the key."""
+        self.set(key, json.dumps(value) if value else None)

@@ -1,0 +1,135 @@
+"""What a cycle did, for the log, the runs table, the CLI and the metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fd_sync.core.decide import DEFAULT_DESTINATION, Decision, Kind
+from fd_sync.core.payloads import NO_EXTRAS, Extras
+from fd_sync.errors import EX_OK, EX_PROTOCOL, EX_TEMPFAIL, FdSyncError, Interrupted, outcome, worst
+from fd_sync.sync.delivery import DeliveryReport
+
+
+@dataclass(frozen=True)
+class PlannedEvent:
+    """An event as --dry-run prints it."""
+
+    number: str
+    kind: Kind
+    severity: str
+    destination: str = DEFAULT_DESTINATION
+
+    def line(self) -> str:
+        where = "" if self.destination == DEFAULT_DESTINATION else f" -> {self.destination}"
+        return f"{self.number} {self.kind.value} {self.severity}{where}"
+
+
+def planned_events(
+    decisions: Sequence[Decision], extras: Mapping[str, Extras]
+) -> list[PlannedEvent]:
+    """The events of these decisions as --dry-run lists them."""
+    planned = []
+    for d in decisions:
+        severity = extras.get(d.incident.sys_id, NO_EXTRAS).severity
+        for event in d.events:
+            shown = "Ok" if event.kind is Kind.RESOLVE else severity or "Warning"
+            planned.append(PlannedEvent(d.incident.number, event.kind, shown, event.destination))
+    return planned
+
+
+def _no_events() -> dict[str, int]:
+    return {"create": 0, "update": 0, "resolve": 0, "cancelled": 0}
+
+
+@dataclass
+class CycleReport:
+    run_id: str
+    dry_run: bool = False
+    pages: int = 0
+    fetched: int = 0  # rows read, including look-back re-reads
+    changed: int = 0  # rows newer than the ledger's version
+    quarantined: int = 0
+    events: dict[str, int] = field(default_factory=_no_events)  # queued, by kind
+    planned: list[PlannedEvent] = field(default_factory=list)
+    delivery: DeliveryReport = field(default_factory=DeliveryReport)
+    pending: int = 0
+    dead: int = 0
+    held: int = 0
+    watermark: str | None = None
+    error: FdSyncError | None = None
+    seconds: float = 0.0
+
+    def count(self, counts: dict[str, int]) -> None:
+        for kind, n in counts.items():
+            self.events[kind] += n
+
+    @property
+    def exit_code(self) -> int:
+        codes = [EX_OK]
+        if self.error is not None:
+            codes.append(self.error.exit_code)
+        if self.dead or self.held:
+            codes.append(EX_PROTOCOL)
+        if self.pending - self.held > 0 and not self.dry_run:
+            codes.append(EX_TEMPFAIL)
+        return worst(codes)
+
+    @property
+    def outcome(self) -> str:
+        if isinstance(self.error, Interrupted) or self.delivery.stopped:
+            return "interrupted"
+        return outcome(self.exit_code)
+
+    def problems(self) -> list[str]:
+        """Why the cycle did not end clean, one phrase each: the CLI's error line and the
+        runs table's message say the same."""
+        parts = [str(self.error)] if self.error is not None else []
+        parts += [f"Flashduty ({n}) unavailable: {why}" for n, why in self.delivery.down.items()]
+        if self.delivery.stopped:
+            parts.append("stopped by a signal; the next run delivers what is left")
+        if self.dead or self.held:
+            parts.append(
+                f"{self.dead} dead event(s) refused by Flashduty and {self.held} held "
+                "behind them; see fd-sync status"
+            )
+        return parts
+
+    def failure(self) -> FdSyncError | None:
+        """The one error the CLI prints for a non-zero exit, None when all went well."""
+        if self.error is not None:
+            return self.error
+        if not self.exit_code:
+            return None
+        return FdSyncError("; ".join(self.problems()) or self.outcome, exit_code=self.exit_code)
+
+    def message(self) -> str:
+        return "; ".join(self.problems()) or self.summary()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "pages": self.pages,
+            "fetched": self.fetched,
+            "changed": self.changed,
+            "quarantined": self.quarantined,
+            **self.events,
+            "delivered": self.delivery.delivered,
+            "dead": self.dead,
+            "pending": self.pending,
+        }
+
+    def summary(self) -> str:
+        e = self.events
+        text = (
+            f"read {self.fetched} incident(s) in {self.pages} page(s), {self.changed} changed; "
+            f"queued {e['create']} create, {e['update']} update, {e['resolve']} resolve"
+        )
+        if e["cancelled"]:
+            text += f", cancelled {e['cancelled']}"
+        if self.dry_run:
+            return text + " (dry run: nothing sent, ledger unchanged)"
+        text += f"; delivered {self.delivery.delivered}, pending {self.pending}, dead {self.dead}"
+        if self.quarantined:
+            text += f"; quarantined {self.quarantined} bad row(s)"
+        return text
