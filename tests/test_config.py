@@ -260,4 +260,9 @@ def test_proxy_credentials_are_secrets(tmp_path):
     doc = minimal(http={"proxy": "http://user:proxy-pass-77@proxy.corp:3128"})
     cfg = parse(doc, path=tmp_path / "c.toml", env={})
     assert "proxy-pass-77" in cfg.secrets()
+    # parse() has no side effects; load() registers the secrets for redaction.
+    assert "proxy-pass-77" in redaction.redact("via http://user:proxy-pass-77@proxy.corp")
+    path = tmp_path / "c.toml"
+    path.write_text(to_toml(doc))
+    load(path, env={})
     assert "proxy-pass-77" not in redaction.redact("via http://user:proxy-pass-77@proxy.corp")

@@ -1,0 +1,93 @@
+"""The validated configuration: frozen dataclasses, all the rest of fd-sync ever sees.
+
+Defaults live in :mod:`fd_sync.config.schema` only; these classes have none
+for keys the file can set, so a default cannot drift between the two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from fd_sync.config.urls import proxy_secrets, push_url_secrets
+from fd_sync.core.payloads import PushFormat
+from fd_sync.core.routing import Routing
+
+DEFAULT_CONFIG_PATH = Path("/etc/fd-sync/config.toml")
+DEFAULT_DATABASE = Path("/var/lib/fd-sync/fd-sync.db")
+DEFAULT_API_URL = "https://api.flashcat.cloud"
+
+
+@dataclass(frozen=True)
+class ServiceNowConfig:
+    instance_url: str
+    username: str | None
+    password: str | None = field(repr=False)
+    auth: Literal["basic", "oauth"]
+    client_id: str | None
+    client_secret: str | None = field(repr=False)
+    table: str
+    query: str
+    page_size: int
+    timeout_seconds: float
+    max_attempts: int
+    extra_fields: tuple[str, ...]  # more incident fields to fetch, for routes to match
+    sync_comments: bool  # send the latest additional comment with create/update
+
+
+@dataclass(frozen=True)
+class FlashdutyConfig:
+    push_url: str = field(repr=False)
+    push_format: PushFormat
+    timeout_seconds: float
+    max_attempts: int
+    max_requests_per_minute: int
+    app_key: str | None = field(repr=False)  # OpenAPI: rules, explain, dispatch
+    api_url: str  # from api_domain, for private deployments
+    channel_id: int | None
+    teams_id: str
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    database: Path
+    lookback_seconds: int
+    poll_interval_seconds: int
+    stall_seconds: int
+    deletion_check_seconds: int
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    listen: tuple[str, int] | None = None  # (host, port) of the Prometheus endpoint; None: off
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    """Outbound HTTP for both remotes. TLS verification is always on."""
+
+    ca_bundle: Path | None = None  # a private CA or a TLS-inspecting proxy's CA
+    proxy: str | None = field(default=None, repr=False)  # may carry user:password
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    servicenow: ServiceNowConfig
+    flashduty: FlashdutyConfig
+    sync: SyncConfig
+    http: HttpConfig = field(default_factory=HttpConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    warnings: tuple[str, ...] = ()
+    routing: Routing = field(default_factory=Routing)
+
+    def secrets(self) -> list[str]:
+        """Every secret value this configuration holds, for redaction."""
+        sn, fd = self.servicenow, self.flashduty
+        values = [sn.password, sn.client_secret, *push_url_secrets(fd.push_url)]
+        values.extend(proxy_secrets(self.http.proxy))
+        values.append(fd.app_key)
+        for destination in self.routing.destinations:
+            values.extend(push_url_secrets(destination.push_url))
+        return [v for v in values if v]

@@ -1,0 +1,247 @@
+"""From a parsed TOML document to a :class:`Config`: each section validated in turn.
+
+:func:`parse` has no side effects beyond reading the secret and CA files the
+document names: it registers nothing for redaction (``load`` does) and warns
+only through ``Config.warnings``.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from fd_sync.config.model import (
+    DEFAULT_DATABASE,
+    Config,
+    FlashdutyConfig,
+    HttpConfig,
+    MetricsConfig,
+    ServiceNowConfig,
+    SyncConfig,
+)
+from fd_sync.config.routes import parse_routing, push_url_format
+from fd_sync.config.schema import (
+    ARRAY_SECTIONS,
+    SCHEMA,
+    SECRET_FILES,
+    check_section,
+    check_sections,
+    problem,
+    resolve_path,
+)
+from fd_sync.config.secrets import section_secret
+
+
+def parse(
+    raw: Mapping[str, Any],
+    *,
+    path: Path,
+    env: Mapping[str, str],
+    secrets_required: bool = True,
+) -> Config:
+    """Validate a parsed TOML document into a :class:`Config`."""
+    warnings: list[str] = []
+    sections = check_sections(raw, path)
+    values: dict[str, dict[str, Any]] = {}
+    for name, keys in SCHEMA.items():
+        if name in ARRAY_SECTIONS:
+            continue
+        values[name] = check_section(name, sections.get(name, {}), keys, path)
+    for section, key in SECRET_FILES:
+        values[section][key] = section_secret(section, key, values[section], path, env)
+
+    sn = _servicenow(values["servicenow"], path, warnings, secrets_required)
+    fd = _flashduty(values["flashduty"], path, warnings, secrets_required)
+    sync = _sync(values["sync"], path, env)
+    http = _http(values["http"], path)
+    metrics = _metrics(values["metrics"], path)
+    routes = parse_routing(
+        values["routing"], raw.get("route", []), sn, fd, path, env, warnings, secrets_required
+    )
+    return Config(
+        path=path,
+        servicenow=sn,
+        flashduty=fd,
+        sync=sync,
+        http=http,
+        metrics=metrics,
+        warnings=tuple(warnings),
+        routing=routes,
+    )
+
+
+def _plain_url(value: str, path: Path, section: str, key: str, warnings: list[str]) -> str:
+    parsed = urllib.parse.urlsplit(value)
+    if parsed.scheme not in ("https", "http") or not parsed.hostname:
+        raise problem(
+            path, section, key, "must be an https:// URL such as https://acme.service-now.com"
+        )
+    if parsed.scheme == "http":
+        warnings.append(
+            f"[{section}] {key} uses http://: credentials travel unencrypted "
+            "(accepted for local testing only)"
+        )
+    return value
+
+
+def _servicenow(
+    v: dict[str, Any], path: Path, warnings: list[str], secrets_required: bool = True
+) -> ServiceNowConfig:
+    if not v["instance_url"]:
+        raise problem(
+            path, "servicenow", "instance_url", "is required, e.g. https://acme.service-now.com"
+        )
+    url = _plain_url(v["instance_url"], path, "servicenow", "instance_url", warnings)
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.path not in ("", "/") or parsed.query:
+        raise problem(
+            path,
+            "servicenow",
+            "instance_url",
+            f"must be the instance root without a path, e.g. {parsed.scheme}://{parsed.netloc}",
+        )
+    if v["auth"] == "basic":
+        if not v["username"]:
+            raise problem(path, "servicenow", "username", 'is required for auth = "basic"')
+        if not v["password"] and secrets_required:
+            raise problem(
+                path,
+                "servicenow",
+                "password",
+                "is required: set password, password_file, or FD_SYNC_SERVICENOW_PASSWORD",
+            )
+    else:
+        if not v["client_id"]:
+            raise problem(path, "servicenow", "client_id", 'is required for auth = "oauth"')
+        if not v["client_secret"] and secrets_required:
+            raise problem(
+                path,
+                "servicenow",
+                "client_secret",
+                'is required for auth = "oauth": set client_secret, client_secret_file, '
+                "or FD_SYNC_SERVICENOW_CLIENT_SECRET",
+            )
+        if v["username"] and not v["password"] and secrets_required:
+            raise problem(
+                path,
+                "servicenow",
+                "password",
+                'is required when username is set with auth = "oauth" (password grant); '
+                "remove username to use the client_credentials grant",
+            )
+    return ServiceNowConfig(
+        instance_url=f"{parsed.scheme}://{parsed.netloc}",
+        username=v["username"],
+        password=v["password"],
+        auth=v["auth"],
+        client_id=v["client_id"],
+        client_secret=v["client_secret"],
+        table=v["table"],
+        query=v["query"].strip(),
+        page_size=v["page_size"],
+        timeout_seconds=float(v["timeout_seconds"]),
+        max_attempts=v["max_attempts"],
+        extra_fields=tuple(v["extra_fields"]),
+        sync_comments=v["sync_comments"],
+    )
+
+
+def _flashduty(
+    v: dict[str, Any], path: Path, warnings: list[str], secrets_required: bool = True
+) -> FlashdutyConfig:
+    openapi = _openapi(v, warnings)
+    push_url, fmt = v["push_url"] or "", "standard"
+    if push_url:
+        fmt = push_url_format(push_url, "flashduty", path, warnings)
+    elif secrets_required:
+        raise problem(
+            path,
+            "flashduty",
+            "push_url",
+            "is required: set push_url, push_url_file, or FD_SYNC_FLASHDUTY_PUSH_URL",
+        )
+    return FlashdutyConfig(
+        push_url=push_url,
+        push_format=fmt,  # type: ignore[arg-type]
+        timeout_seconds=float(v["timeout_seconds"]),
+        max_attempts=v["max_attempts"],
+        max_requests_per_minute=v["max_requests_per_minute"],
+        **openapi,
+    )
+
+
+def _openapi(v: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
+    """The [flashduty] keys of the OpenAPI (escalation rules, names of people)."""
+    domain = v["api_domain"].rstrip("/")
+    api_url = domain if "://" in domain else f"https://{domain}"
+    if api_url.startswith("http://"):
+        warnings.append(
+            "[flashduty] api_domain uses http://: the app_key travels unencrypted "
+            "(accepted for local testing only)"
+        )
+    return {
+        "app_key": v["app_key"],
+        "api_url": api_url,
+        "channel_id": v["channel_id"],
+        "teams_id": v["teams_id"],
+    }
+
+
+def _http(v: dict[str, Any], path: Path) -> HttpConfig:
+    ca_bundle = None
+    if v["ca_bundle"]:
+        ca_bundle = resolve_path(v["ca_bundle"], path)
+        try:
+            text = ca_bundle.read_text(encoding="ascii", errors="replace")
+        except OSError as exc:
+            raise problem(
+                path, "http", "ca_bundle", f"cannot read {ca_bundle}: {exc.strerror}"
+            ) from None
+        if "-----BEGIN CERTIFICATE-----" not in text:
+            raise problem(path, "http", "ca_bundle", f"{ca_bundle} holds no PEM certificate")
+    proxy = v["proxy"]
+    if proxy:
+        parsed = urllib.parse.urlsplit(proxy)
+        if parsed.scheme not in ("http", "https", "socks5", "socks5h") or not parsed.hostname:
+            raise problem(path, "http", "proxy", "must be a URL such as http://proxy:3128")
+    return HttpConfig(ca_bundle=ca_bundle, proxy=proxy)
+
+
+def default_database(env: Mapping[str, str]) -> Path:
+    """systemd's StateDirectory= when it is set, else the packaged default."""
+    state_dirs = env.get("STATE_DIRECTORY")
+    if state_dirs:
+        return Path(state_dirs.split(":")[0]) / "fd-sync.db"
+    return DEFAULT_DATABASE
+
+
+def _sync(v: dict[str, Any], path: Path, env: Mapping[str, str]) -> SyncConfig:
+    database = resolve_path(v["database"], path) if v["database"] else default_database(env)
+    return SyncConfig(
+        database=database,
+        lookback_seconds=v["lookback_seconds"],
+        poll_interval_seconds=v["poll_interval_seconds"],
+        stall_seconds=v["stall_seconds"],
+        deletion_check_seconds=v["deletion_check_seconds"],
+    )
+
+
+def _metrics(v: dict[str, Any], path: Path) -> MetricsConfig:
+    if not v["listen"]:
+        return MetricsConfig()
+    host, sep, port = v["listen"].rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise problem(path, "metrics", "listen", 'must be "host:port", e.g. "127.0.0.1:9464"')
+    try:
+        import prometheus_client  # noqa: F401 - only needed when metrics are on
+    except ImportError:
+        raise problem(
+            path,
+            "metrics",
+            "listen",
+            "needs the prometheus-client package: pip install 'fd-sync[metrics]'",
+        ) from None
+    return MetricsConfig(listen=(host, int(port)))
