@@ -40,10 +40,6 @@ def register(values: Iterable[str | None]) -> None:
         _registry.secrets = secrets
 
 
-def registered() -> tuple[str, ...]:
-    return _registry.secrets
-
-
 def redact(text: str) -> str:
     pattern = _registry.pattern
     if pattern is None or not text:

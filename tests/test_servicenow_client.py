@@ -6,7 +6,8 @@ import pytest
 
 from fd_sync.config import parse
 from fd_sync.errors import AccessDenied, RemoteRejected, TemporaryFailure
-from fd_sync.servicenow.client import ServiceNowClient, keyset_query, newest_query
+from fd_sync.servicenow.client import ServiceNowClient
+from fd_sync.servicenow.scan import keyset_query, newest_query
 from fd_sync.simulators.http import Fault
 
 from .conftest import open_incident

@@ -223,7 +223,3 @@ def reconcile(
         view[incident.sys_id] = decision.entry
         decisions.append(decision)
     return decisions
-
-
-def with_reached(entry: LedgerEntry, reached: bool) -> LedgerEntry:
-    return replace(entry, alert_reached=reached)

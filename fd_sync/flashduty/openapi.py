@@ -82,7 +82,6 @@ class OpenAPIClient:
         self.clock = clock
         self.wait = wait or BackoffWait(cap=10.0)
         self.log = logs.get("openapi")
-        self.requests_made = 0
 
     # --- the calls fd-sync makes ----------------------------------------------------
 
@@ -159,7 +158,6 @@ class OpenAPIClient:
 
     def _attempt(self, path: str, data: bytes) -> dict[str, Any]:
         self.limiter.acquire()
-        self.requests_made += 1
         response = exchange(
             self.session,
             "POST",

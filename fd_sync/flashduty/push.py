@@ -127,7 +127,6 @@ class FlashdutyClient:
         self.clock = clock
         self.wait = wait or BackoffWait(cap=10.0)
         self.log = logs.get("flashduty")
-        self.requests_made = 0
         self._template: requests.PreparedRequest | None = None
 
     def push(self, body: dict[str, Any]) -> Receipt:
@@ -145,7 +144,6 @@ class FlashdutyClient:
     def _attempt(self, data: bytes) -> Receipt:
         if self.limiter is not None:
             self.limiter.acquire()
-        self.requests_made += 1
         response = exchange(
             self.session,
             "POST",

@@ -19,7 +19,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,7 +42,6 @@ class Exchange:
     headers: Mapping[str, str]
     body: bytes
     elapsed: float = 0.0
-    meta: dict[str, Any] = field(default_factory=dict)
 
     def json(self) -> Any:
         return json.loads(self.body)

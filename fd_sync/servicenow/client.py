@@ -1,12 +1,6 @@
-"""Read changed incidents from the ServiceNow Table API, outbound only.
+"""The ServiceNow Table API client: authentication, requests, errors, outbound only.
 
-Paging is keyset on ``(sys_updated_on, sys_id)``: each page asks for rows after
-the last row of the previous one, so rows changing during the scan are neither
-skipped nor repeated the way offset paging skips and repeats them. A short
-page is not the end (ServiceNow applies the limit before ACLs); an empty one
-is. Rows that break the keyset order mean the instance ignored part of the
-query (invalid terms are silently dropped), and the scan stops rather than
-guess.
+Paging lives in :mod:`fd_sync.servicenow.scan`; this module is the requests.
 
 Every request is retried on transient failures; 401/403 are never retried,
 because repeated failed logins can lock the integration account.
@@ -16,8 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -44,51 +37,13 @@ from fd_sync.http.transport import (
     parse_retry_after,
     retrying,
 )
+from fd_sync.servicenow import scan as keyset
 
 MAX_RESPONSE_BYTES = 32 * 2**20
 RETRY_BUDGET_SECONDS = 60.0  # no new attempt starts later than this into a request
 TOKEN_MARGIN_SECONDS = 60.0  # refresh OAuth tokens this long before they expire
 
-Cursor = tuple[str, str]  # (sys_updated_on, sys_id)
 T = TypeVar("T")
-
-
-def keyset_query(
-    low: str, cursor: Cursor | None, extra: str = "", time_field: str = "sys_updated_on"
-) -> str:
-    """The encoded query for the page after ``cursor`` in a scan starting at ``low``.
-
-    Timestamps are UTC literals: ServiceNow compares them as UTC whatever the
-    integration user's time zone (``gs.dateGenerate`` would not).
-    """
-    prefix = f"{extra}^" if extra else ""
-    t = time_field
-    order = f"^ORDERBY{t}^ORDERBYsys_id"
-    if cursor is None:
-        return f"{prefix}{t}>={low}{order}"
-    ts, sys_id = cursor
-    return f"{prefix}{t}>={low}^{t}>{ts}^NQ{prefix}{t}>={low}^{t}={ts}^sys_id>{sys_id}{order}"
-
-
-def newest_query(extra: str = "") -> str:
-    return f"{extra}^ORDERBYDESCsys_updated_on" if extra else "ORDERBYDESCsys_updated_on"
-
-
-@dataclass(frozen=True)
-class Page:
-    records: list[Any]  # raw rows, in keyset order, duplicates removed
-    server_now: datetime  # ServiceNow's clock when it answered
-    cursor: Cursor  # keyset position after this page
-    raw_count: int  # rows as returned, before de-duplication
-
-
-def _row_key(row: Any, time_field: str = "sys_updated_on") -> Cursor | None:
-    if not isinstance(row, dict):
-        return None
-    ts, sys_id = row.get(time_field), row.get("sys_id")
-    if isinstance(ts, str) and isinstance(sys_id, str) and len(ts) == 19 and sys_id:
-        return (ts, sys_id)
-    return None
 
 
 def _snow_error(body: bytes) -> str:
@@ -121,7 +76,6 @@ class ServiceNowClient:
         self.clock = clock
         self.wait = wait or BackoffWait(cap=30.0)
         self.log = logs.get("servicenow")
-        self.requests_made = 0
         self.last_server_now: datetime | None = None  # ServiceNow's clock at its last answer
         self._token: str | None = None
         self._refresh_token: str | None = None
@@ -140,78 +94,11 @@ class ServiceNowClient:
 
     def newest(self) -> tuple[str | None, datetime]:
         """The newest ``sys_updated_on`` in the table (None if empty) and ServiceNow's clock."""
-        rows, server_now = self.table_get(
-            {
-                "sysparm_query": newest_query(self.config.query),
-                "sysparm_fields": "sys_updated_on,sys_id",
-                "sysparm_limit": "1",
-            }
-        )
-        key = _row_key(rows[0]) if rows else None
-        return (key[0] if key else None), server_now
+        return keyset.newest(self)
 
-    def scan(
-        self,
-        low: str,
-        *,
-        page_size: int | None = None,
-        table: str | None = None,
-        time_field: str = "sys_updated_on",
-        fields: Sequence[str] | None = None,
-        extra: str | None = None,
-    ) -> Iterator[Page]:
-        """Pages of rows changed at or after ``low``, in keyset order, until an empty page.
-
-        By default the incident table by ``sys_updated_on`` with ``[servicenow] query``;
-        the deletion check scans ``sys_audit_delete`` by ``sys_created_on`` the same way.
-        """
-        cursor: Cursor = (low, "")  # no sys_id is empty, so "after" means ">= low"
-        first = True
-        extra = self.config.query if extra is None else extra
-        while True:
-            rows, server_now = self.table_get(
-                {
-                    "sysparm_query": keyset_query(
-                        low, None if first else cursor, extra, time_field
-                    ),
-                    "sysparm_fields": ",".join(fields or self.fields),
-                    "sysparm_limit": str(page_size or self.config.page_size),
-                },
-                table=table,
-            )
-            if not rows:
-                return
-            kept, new_cursor = self._in_keyset_order(rows, cursor, time_field)
-            if new_cursor == cursor:
-                raise RemoteRejected(
-                    f"ServiceNow {self.base} answered rows outside the requested range "
-                    "(did the instance drop part of the query? check [servicenow] query and "
-                    "that the table has sys_updated_on)"
-                )
-            cursor, first = new_cursor, False
-            yield Page(kept, server_now, cursor, len(rows))
-
-    def _in_keyset_order(
-        self, rows: list[Any], cursor: Cursor, time_field: str = "sys_updated_on"
-    ) -> tuple[list[Any], Cursor]:
-        kept: list[Any] = []
-        last = cursor
-        for row in rows:
-            key = _row_key(row, time_field)
-            if key is None:
-                kept.append(row)  # malformed: the parser quarantines it with a reason
-                continue
-            if key <= last:
-                if key == last or key <= cursor:
-                    continue  # a duplicated row (ServiceNow does send them) or a re-read
-                raise RemoteRejected(
-                    f"ServiceNow {self.base} returned rows out of order "
-                    f"({key[0]} after {last[0]}): the instance ignored ORDERBY; "
-                    "fd-sync stops rather than risk skipping rows"
-                )
-            last = key
-            kept.append(row)
-        return kept, last
+    def scan(self, low: str, **options: Any) -> Iterator[keyset.Page]:
+        """Pages of rows changed at or after ``low``: see :func:`fd_sync.servicenow.scan.pages`."""
+        return keyset.pages(self, low, **options)
 
     # --- requests -------------------------------------------------------------------
 
@@ -317,7 +204,6 @@ class ServiceNowClient:
             auth = (self.config.username or "", self.config.password or "")
 
         def send() -> Exchange:
-            self.requests_made += 1
             return exchange(
                 self.session,
                 "GET",
@@ -410,7 +296,6 @@ class ServiceNowClient:
         return self._fetch_token(data)
 
     def _fetch_token(self, data: dict[str, str]) -> str:
-        self.requests_made += 1
         response = exchange(
             self.session,
             "POST",
