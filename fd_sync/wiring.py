@@ -8,6 +8,7 @@ pacing clock.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 
@@ -15,10 +16,11 @@ import requests
 
 from fd_sync.config import Config
 from fd_sync.core.decide import DEFAULT_DESTINATION
+from fd_sync.core.routing import PushFormat
 from fd_sync.errors import ConfigError
 from fd_sync.flashduty.openapi import OpenAPIClient
 from fd_sync.flashduty.push import FlashdutyClient
-from fd_sync.http.ratelimit import flashduty_limiter
+from fd_sync.http.ratelimit import SlidingWindowLimiter, flashduty_limiter
 from fd_sync.http.transport import make_session
 from fd_sync.servicenow.client import ServiceNowClient
 from fd_sync.servicenow.lookups import Lookups
@@ -43,8 +45,14 @@ def session(config: Config) -> requests.Session:
     return make_session(ca_bundle=config.http.ca_bundle, proxy=config.http.proxy)
 
 
-def servicenow_client(config: Config, *, sleep: Sleep = time.sleep) -> ServiceNowClient:
-    return ServiceNowClient(config.servicenow, session=session(config), sleep=sleep)
+def servicenow_client(
+    config: Config, *, sleep: Sleep = time.sleep, max_attempts: int | None = None
+) -> ServiceNowClient:
+    """``max_attempts`` overrides the configured one (``check`` tries each step once)."""
+    settings = config.servicenow
+    if max_attempts is not None:
+        settings = dataclasses.replace(settings, max_attempts=max_attempts)
+    return ServiceNowClient(settings, session=session(config), sleep=sleep)
 
 
 def lookups(config: Config, *, sleep: Sleep = time.sleep) -> Lookups:
@@ -67,20 +75,14 @@ def destinations(
     """
     fd = config.flashduty
 
-    def destination(name: str, push_url: str, push_format: str) -> Destination:
-        client = FlashdutyClient(
-            push_url,
-            timeout=fd.timeout_seconds,
-            max_attempts=fd.max_attempts,
-            # Real time for the limiter even when tests replace the retry sleep: its
-            # clock and its sleep must agree, or it would spin.
-            limiter=flashduty_limiter(
-                fd.max_requests_per_minute, clock=pacing_clock, sleep=pacing_sleep
-            ),
-            session=session(config),
-            sleep=sleep,
+    def destination(name: str, push_url: str, push_format: PushFormat) -> Destination:
+        # Real time for the limiter even when tests replace the retry sleep: its
+        # clock and its sleep must agree, or it would spin.
+        limiter = flashduty_limiter(
+            fd.max_requests_per_minute, clock=pacing_clock, sleep=pacing_sleep
         )
-        return Destination(name, client, push_format)  # type: ignore[arg-type]
+        client = push_client(config, push_url, sleep=sleep, limiter=limiter)
+        return Destination(name, client, push_format)
 
     out = {DEFAULT_DESTINATION: destination(DEFAULT_DESTINATION, fd.push_url, fd.push_format)}
     for route_destination in config.routing.destinations:
@@ -90,6 +92,26 @@ def destinations(
     for alias, name in config.routing.aliases.items():
         out.setdefault(alias, out[name])
     return out
+
+
+def push_client(
+    config: Config,
+    push_url: str,
+    *,
+    sleep: Sleep = time.sleep,
+    limiter: SlidingWindowLimiter | None = None,
+    max_attempts: int | None = None,
+) -> FlashdutyClient:
+    """A client for one push URL; ``check`` probes with one attempt and no pacing."""
+    fd = config.flashduty
+    return FlashdutyClient(
+        push_url,
+        timeout=fd.timeout_seconds,
+        max_attempts=max_attempts or fd.max_attempts,
+        limiter=limiter,
+        session=session(config),
+        sleep=sleep,
+    )
 
 
 def deliverer(

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from fd_sync.config.urls import proxy_secrets, push_url_secrets
-from fd_sync.core.payloads import PushFormat
-from fd_sync.core.routing import Routing
+from fd_sync.core.routing import PushFormat, Routing
 
 DEFAULT_CONFIG_PATH = Path("/etc/fd-sync/config.toml")
 DEFAULT_DATABASE = Path("/var/lib/fd-sync/fd-sync.db")

@@ -18,7 +18,7 @@ from fd_sync.config.secrets import route_push_url
 from fd_sync.config.urls import PUSH_URL_HELP, check_push_url
 from fd_sync.core import routing
 from fd_sync.core.decide import DEFAULT_DESTINATION
-from fd_sync.core.payloads import PushFormat
+from fd_sync.core.routing import PushFormat
 
 
 def push_url_format(url: str, where: str, path: Path, warnings: list[str]) -> PushFormat:

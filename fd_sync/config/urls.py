@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import urllib.parse
 
-from fd_sync.core.payloads import PushFormat
+from fd_sync.core.routing import PushFormat
 
 PUSH_URL_HELP = (
     "must be a Flashduty push URL: https://api.flashcat.cloud/event/push/servicenow/<token> "

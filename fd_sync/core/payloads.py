@@ -18,13 +18,12 @@ import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 from fd_sync.core import routing
 from fd_sync.core.decide import Kind
 from fd_sync.core.incident import LEVEL_NAMES, PRIORITY_NAMES, Incident
-
-PushFormat = Literal["servicenow", "standard"]  # the body a push URL expects
+from fd_sync.core.routing import PushFormat
 
 TITLE_LIMIT = 512
 DESCRIPTION_LIMIT = 2048

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 from fd_sync.core.decide import DEFAULT_DESTINATION, LedgerEntry
 from fd_sync.core.incident import LEVEL_NAMES, PRIORITY_NAMES, STATE_NAMES, Incident
 
+PushFormat = Literal["servicenow", "standard"]  # the body a push URL expects
 SEND, SKIP = "send", "skip"
 DEFAULT_ROUTE = "default"
 CHANNELS = ("sms", "voice", "teams", "email")  # fd-servicenow's personal_channels
@@ -89,7 +91,7 @@ class RouteDestination:
 
     name: str
     push_url: str = field(repr=False)
-    push_format: str
+    push_format: PushFormat
 
 
 @dataclass(frozen=True)

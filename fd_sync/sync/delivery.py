@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from fd_sync import logs
 from fd_sync.core import payloads
-from fd_sync.core.payloads import PushFormat
+from fd_sync.core.routing import PushFormat
 from fd_sync.errors import FatalAPIError, Interrupted, RetriableAPIError
 from fd_sync.flashduty.push import FlashdutyClient, describe
 from fd_sync.store.ledger import Ledger

@@ -1,0 +1,191 @@
+"""Flashduty: each push endpoint probed without creating an alert, the OpenAPI key,
+and (``--send-test``) one real test alert, resolved at once."""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from typing import TYPE_CHECKING
+
+from fd_sync import wiring
+from fd_sync.core.decide import Kind
+from fd_sync.core.incident import Incident
+from fd_sync.core.payloads import build
+from fd_sync.errors import (
+    EX_NOPERM,
+    EX_PROTOCOL,
+    AccessDenied,
+    FatalAPIError,
+    FdSyncError,
+    RetriableAPIError,
+)
+from fd_sync.flashduty.push import FlashdutyClient, describe
+from fd_sync.ops.check.steps import Step, fail, ok
+
+if TYPE_CHECKING:
+    from fd_sync.ops.check import Checker
+
+
+def push_endpoints(c: Checker) -> list[tuple[str, str, str]]:
+    """(label, push URL, format) of [flashduty] push_url and of every route's own."""
+    fd = c.config.flashduty
+    endpoints = [("push_url", fd.push_url, fd.push_format)]
+    endpoints += [
+        (f"route {d.name.removeprefix('route:')}", d.push_url, d.push_format)
+        for d in c.config.routing.destinations
+    ]
+    return endpoints
+
+
+def probe(c: Checker, label: str, push_url: str, push_format: str) -> FlashdutyClient | None:
+    """An empty event is refused by validation: it proves the route and the key without
+    creating an alert. Returns the client when the endpoint is usable."""
+    client = wiring.push_client(c.config, push_url, max_attempts=1)
+    try:
+        client.push({})
+    except FatalAPIError as exc:
+        rejected = (
+            f"the integration key or token in {label} was rejected: copy the push "
+            "URL again from the Flashduty integration"
+        )
+        hints = {
+            400: None,
+            401: rejected,
+            403: rejected,
+            404: f"no such route: check the path of {label}",
+        }
+        hint = hints.get(exc.status or 0, "Flashduty refused the probe unexpectedly")
+        if hint is None:
+            c.add(
+                ok(
+                    "flashduty",
+                    "push",
+                    f"{label}: reachable, {push_format} format; "
+                    "an empty probe was refused as expected (no alert created)",
+                )
+            )
+            return client
+        c.add(fail("flashduty", "push", f"{label}: {describe(exc)}", hint, EX_PROTOCOL))
+        return None
+    except RetriableAPIError as exc:
+        c.add(
+            fail(
+                "flashduty",
+                "push",
+                f"{label}: {describe(exc)}",
+                "Flashduty did not answer usefully; try again, or check the proxy",
+            )
+        )
+        return None
+    c.add(
+        Step(
+            "flashduty",
+            "push",
+            "warn",
+            f"{label}: an empty probe was accepted",
+            "unexpected: the endpoint may not be Flashduty's",
+        )
+    )
+    return client
+
+
+def openapi(c: Checker) -> None:
+    """With an app_key: the OpenAPI answers, the key is accepted, the channel exists."""
+    fd = c.config.flashduty
+    try:
+        client = wiring.openapi_client(c.config, purpose="check")
+        client.call("/channel/list", {"p": 1, "limit": 1})
+    except AccessDenied as exc:
+        c.add(
+            fail(
+                "openapi",
+                "app_key",
+                str(exc),
+                "create or copy an APP key in Flashduty and set [flashduty] app_key",
+                EX_NOPERM,
+            )
+        )
+        return
+    except FdSyncError as exc:
+        c.add(
+            fail(
+                "openapi",
+                "reach",
+                str(exc),
+                "check [flashduty] api_domain and the proxy",
+                exc.exit_code,
+            )
+        )
+        return
+    c.add(ok("openapi", "app_key", f"{fd.api_url}: app_key accepted"))
+    if fd.channel_id is None:
+        return
+    try:
+        rules = client.escalation_rules(fd.channel_id)
+    except FdSyncError as exc:
+        c.add(fail("openapi", "channel", str(exc), "check [flashduty] channel_id", exc.exit_code))
+        return
+    enabled = [r for r in rules if r.get("status") != "disabled"]
+    c.add(
+        ok(
+            "openapi",
+            "channel",
+            f"channel {fd.channel_id}: {len(enabled)} enabled escalation rule(s)",
+        )
+    )
+
+
+def send_test(c: Checker, client: FlashdutyClient) -> None:
+    tag = secrets.token_hex(8)
+    incident = Incident(
+        sys_id=f"fdsynctest{tag}",
+        number="FDSYNC-TEST",
+        updated_on="",
+        mod_count=0,
+        state="1",
+        urgency="3",
+        short_description="fd-sync test alert (safe to ignore)",
+        description="Sent by `fd-sync check --send-test` to prove the path to Flashduty; "
+        "it is resolved right away.",
+    )
+    fd = c.config.flashduty
+    resolved = dataclasses.replace(incident, state="6")
+    sn = c.config.servicenow
+    try:
+        opened = client.push(
+            build(
+                fd.push_format,
+                Kind.CREATE,
+                incident,
+                instance_url=sn.instance_url,
+                table=sn.table,
+            )
+        )
+        closed = client.push(
+            build(
+                fd.push_format,
+                Kind.RESOLVE,
+                resolved,
+                instance_url=sn.instance_url,
+                table=sn.table,
+            )
+        )
+    except (FatalAPIError, RetriableAPIError) as exc:
+        c.add(
+            fail(
+                "flashduty",
+                "send-test",
+                describe(exc),
+                "the probe passed but a real event did not: see the message",
+                EX_PROTOCOL,
+            )
+        )
+        return
+    c.add(
+        ok(
+            "flashduty",
+            "send-test",
+            f"test alert sent (request_id "
+            f"{opened.request_id}) and resolved (request_id {closed.request_id})",
+        )
+    )
