@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat setup.cfg setup.py | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint format bench soak clean
+.PHONY: demo test test-fast lint format bench soak clean
 
 $(STAMP): setup.cfg setup.py
 	rm -f $(VENV)/.installed-*
@@ -30,11 +30,20 @@ $(VENV)/.bench-installed: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -n auto -q
 
+## test-fast: unit and integration tests only (no subprocesses), for the edit-test loop
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n auto -q -m "unit or integration"
+
+## lint: ruff (rules and format), mypy, and the import contracts of .importlinter
 lint: $(STAMP)
 	$(BIN)/ruff check fd_sync tests bench
+	$(BIN)/ruff format --check fd_sync tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix fd_sync tests bench
+	$(BIN)/ruff format fd_sync tests bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .ruff_cache

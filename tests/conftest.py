@@ -359,3 +359,14 @@ def daemon(notify, write_config):
 
 def is_status(text: str) -> Callable[[dict[str, str]], bool]:
     return lambda m: text in m.get("STATUS", "")
+
+
+LEVELS = ("unit", "integration", "system")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test is marked with its level, the folder it lives in (see setup.cfg)."""
+    for item in items:
+        level = next((p for p in Path(str(item.path)).parts if p in LEVELS), None)
+        if level is not None:
+            item.add_marker(getattr(pytest.mark, level))

@@ -42,7 +42,7 @@ class _Destinations:
     found: list[routing.RouteDestination] = field(default_factory=list)
     aliases: dict[str, str] = field(default_factory=dict)
 
-    def name_for(self, route_name: str, url: str, fmt: str) -> str:
+    def name_for(self, route_name: str, url: str, fmt: PushFormat) -> str:
         if url == self.default_url:
             name = DEFAULT_DESTINATION
         elif url in self.by_url:

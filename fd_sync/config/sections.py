@@ -32,6 +32,7 @@ from fd_sync.config.schema import (
     resolve_path,
 )
 from fd_sync.config.secrets import section_secret
+from fd_sync.core.routing import PushFormat
 
 
 def parse(
@@ -152,7 +153,8 @@ def _flashduty(
     v: dict[str, Any], path: Path, warnings: list[str], secrets_required: bool = True
 ) -> FlashdutyConfig:
     openapi = _openapi(v, warnings)
-    push_url, fmt = v["push_url"] or "", "standard"
+    push_url: str = v["push_url"] or ""
+    fmt: PushFormat = "standard"
     if push_url:
         fmt = push_url_format(push_url, "flashduty", path, warnings)
     elif secrets_required:
@@ -164,7 +166,7 @@ def _flashduty(
         )
     return FlashdutyConfig(
         push_url=push_url,
-        push_format=fmt,  # type: ignore[arg-type]
+        push_format=fmt,
         timeout_seconds=float(v["timeout_seconds"]),
         max_attempts=v["max_attempts"],
         max_requests_per_minute=v["max_requests_per_minute"],

@@ -152,6 +152,7 @@ def dispatch(incident: Incident, entry: LedgerEntry | None, destination: str) ->
     where = entry.alert_at if entry is not None else None
     reached = entry is not None and entry.alert_reached
     create = Event(Kind.CREATE, destination)
+    events: tuple[Event, ...]
     if where == destination:
         # Already open there: update it with what the operator chose.
         events, why, cancel = (Event(Kind.UPDATE, destination),), "dispatched: update", False

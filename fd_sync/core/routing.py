@@ -132,7 +132,7 @@ def offers(incident: Incident, key: str) -> list[Offer]:
 
 def _check(incident: Incident, route: Route) -> tuple[list[str], str | None]:
     """The reasons a route matches, or the first key that fails it."""
-    reasons = []
+    reasons: list[str] = []
     for key, accepted in route.match:
         wanted = {_normal(v) for v in accepted}
         offered = offers(incident, key)

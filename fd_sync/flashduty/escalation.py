@@ -95,7 +95,8 @@ def _rule(
         (x for x in raw.get("layers") or () if isinstance(x, dict)), start=1
     ):
         target = _targets(layer)
-        by = target.get("by") if isinstance(target.get("by"), dict) else {}
+        by_field = target.get("by")
+        by: dict[str, Any] = by_field if isinstance(by_field, dict) else {}
         roles = target.get("schedule_to_role_ids")
         roles = roles if isinstance(roles, dict) else {}
         layers.append(

@@ -21,7 +21,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 import tenacity
@@ -29,6 +29,9 @@ import urllib3
 
 from fd_sync import __version__
 from fd_sync.errors import APIError, Interrupted, RetriableAPIError
+
+if TYPE_CHECKING:
+    from requests.sessions import _Settings
 
 USER_AGENT = f"fd-sync/{__version__} (+https://github.com/flashcatcloud)"
 RETRY_AFTER_CAP = 60.0  # seconds; a longer Retry-After ends the run instead of stalling it
@@ -75,7 +78,7 @@ class _Session(requests.Session):
 
     def merge_environment_settings(
         self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
-    ) -> dict[str, Any]:
+    ) -> _Settings:
         settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
         if not self.proxies:  # an explicit [http] proxy wins over the environment
             origin = urllib.parse.urlsplit(url)[:2]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from fd_sync import logs, wiring
@@ -88,9 +88,11 @@ class _Demo:
                 f"    {body['number']}  {body['action_type']:<11} -> {event.kind:<7} {detail}"
             )
 
-    def cycle(self, cycle: Cycle, number: int, story: str, **kwargs: object) -> CycleReport:
+    def cycle(
+        self, cycle: Cycle, number: int, story: str, *, since: datetime | None = None
+    ) -> CycleReport:
         self.echo(f"\ncycle {number}: {story}")
-        report = cycle.run(**kwargs)  # type: ignore[arg-type]
+        report = cycle.run(since=since)
         self.show_received()
         self.echo(f"  fd-sync: {report.summary()}")
         return report

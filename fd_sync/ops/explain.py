@@ -134,7 +134,7 @@ def explain(
                 "(a route or its push URL was removed)"
             )
         body = payloads.build(
-            destination.push_format,  # type: ignore[arg-type]
+            destination.push_format,
             event.kind,
             incident,
             instance_url=config.servicenow.instance_url,

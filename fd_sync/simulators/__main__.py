@@ -169,21 +169,21 @@ def main(argv: list[str] | None = None) -> int:
             "oldest": oldest,
             "seed_seconds": round(time.perf_counter() - started, 3),
         }
-        commands = ServiceNowControl(sim).commands()
+        commands, stop = ServiceNowControl(sim).commands(), sim.stop
     else:
-        sim = FlashdutySim(port=args.port, rate_limit_per_minute=args.rate_limit_per_minute)
-        sim.start()
+        receiver = FlashdutySim(port=args.port, rate_limit_per_minute=args.rate_limit_per_minute)
+        receiver.start()
         hello = {
-            "url": sim.url,
-            "push_url_standard": sim.push_url_standard,
-            "push_url_servicenow": sim.push_url_servicenow,
+            "url": receiver.url,
+            "push_url_standard": receiver.push_url_standard,
+            "push_url_servicenow": receiver.push_url_servicenow,
         }
-        commands = FlashdutyControl(sim).commands()
+        commands, stop = FlashdutyControl(receiver).commands(), receiver.stop
     print(json.dumps(hello), flush=True)
     try:
         serve(commands)
     finally:
-        sim.stop()
+        stop()
     return 0
 
 

@@ -71,21 +71,16 @@ class Condition:
             return value.lower() in actual.lower()
         if op == "NOT LIKE":
             return value.lower() not in actual.lower()
-        left, right = _comparable(actual, value)
-        if op == ">":
-            return left > right
-        if op == ">=":
-            return left >= right
-        if op == "<":
-            return left < right
-        return left <= right
+        order = _compare(actual, value)
+        return {">": order > 0, ">=": order >= 0, "<": order < 0}.get(op, order <= 0)
 
 
-def _comparable(a: str, b: str) -> tuple[object, object]:
-    """Numbers compare as numbers; dates in ServiceNow's format sort as text."""
+def _compare(a: str, b: str) -> int:
+    """-1, 0 or 1. Numbers compare as numbers; dates in ServiceNow's format sort as text."""
     if a.lstrip("-").isdigit() and b.lstrip("-").isdigit():
-        return int(a), int(b)
-    return a, b
+        x, y = int(a), int(b)
+        return (x > y) - (x < y)
+    return (a > b) - (a < b)
 
 
 @dataclass

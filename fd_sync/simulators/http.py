@@ -44,7 +44,7 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def json(cls, payload: Any, status: int = 200, **headers: str) -> Response:
+    def json(cls, payload: Any, status: int = 200, /, **headers: str) -> Response:
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         return cls(status, body, {"Content-Type": "application/json;charset=UTF-8", **headers})
 

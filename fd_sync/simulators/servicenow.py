@@ -35,6 +35,7 @@ import ssl
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -564,6 +565,7 @@ class ServiceNowSim(SimServer):
         get = self._get(table)
         data = self.tables[table]
         keyset = [("sys_updated_on", False), ("sys_id", False)]
+        candidates: Iterator[dict[str, str]]
         if table == "incident" and query.order[:2] in (keyset, keyset[:1]):
             low = query.lower_bound("sys_updated_on") or ""
             start = bisect.bisect_left(self._index, (low, ""))
@@ -573,9 +575,11 @@ class ServiceNowSim(SimServer):
         else:
             candidates = iter(sorted(data.values(), key=lambda r: r["sys_id"]))
             for name, descending in reversed(query.order):
-                candidates = iter(
-                    sorted(candidates, key=lambda r, n=name: get(r, n) or "", reverse=descending)
-                )
+
+                def by(row: dict[str, str], field: str = name) -> str:
+                    return get(row, field) or ""
+
+                candidates = iter(sorted(candidates, key=by, reverse=descending))
         out: list[dict[str, str]] = []
         skipped = 0
         for row in candidates:

@@ -235,7 +235,7 @@ class Outbox:
 
     def counts(self) -> OutboxCounts:
         """What a cycle reports and `status` shows: two cheap aggregate queries."""
-        by_status = dict(
+        by_status: dict[str, int] = dict(
             self.db.rows(
                 "SELECT status, COUNT(*) FROM outbox GROUP BY status", (), "read the outbox"
             )

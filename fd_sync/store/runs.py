@@ -55,6 +55,7 @@ class Runs:
         return LastRun(*row) if row else None
 
     def last_success_at(self) -> str | None:
-        return self.db.scalar(
+        finished: str | None = self.db.scalar(
             "SELECT finished_at FROM runs WHERE exit_code = 0 ORDER BY id DESC LIMIT 1"
         )
+        return finished

@@ -217,7 +217,7 @@ class Dispatcher:
             destination = self.destinations[event.destination]
             extras = Extras() if event.kind is Kind.RESOLVE else dispatch.extras
             body = payloads.build(
-                destination.push_format,  # type: ignore[arg-type]
+                destination.push_format,
                 event.kind,
                 dispatch.incident,
                 instance_url=self.config.servicenow.instance_url,

@@ -11,6 +11,7 @@ from fd_sync import wiring
 from fd_sync.core.decide import Kind
 from fd_sync.core.incident import Incident
 from fd_sync.core.payloads import build
+from fd_sync.core.routing import PushFormat
 from fd_sync.errors import (
     EX_NOPERM,
     EX_PROTOCOL,
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from fd_sync.ops.check import Checker
 
 
-def push_endpoints(c: Checker) -> list[tuple[str, str, str]]:
+def push_endpoints(c: Checker) -> list[tuple[str, str, PushFormat]]:
     """(label, push URL, format) of [flashduty] push_url and of every route's own."""
     fd = c.config.flashduty
     endpoints = [("push_url", fd.push_url, fd.push_format)]

@@ -28,7 +28,7 @@ def reach(c: Checker, area: str, url: str) -> bool:
         host, port = proxied.hostname or "", proxied.port or 3128
     try:
         addresses = sorted(
-            {a[4][0] for a in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}
+            {str(a[4][0]) for a in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}
         )
     except OSError as exc:
         c.add(

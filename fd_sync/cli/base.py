@@ -1,0 +1,130 @@
+"""What every command shares: the group, its options, config loading, ledger access, output."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import click
+
+from fd_sync import __version__, logs
+from fd_sync.redaction import redact
+from fd_sync.store.lock import DEFAULT_WAIT_SECONDS
+
+if TYPE_CHECKING:  # the CLI imports the library lazily: start-up time of every command
+    from fd_sync.config import Config
+    from fd_sync.store.ledger import Ledger
+
+F = TypeVar("F", bound=Callable[..., Any])
+Access = Literal["read", "preview", "write"]
+
+
+@dataclass
+class Options:
+    config_path: str | None
+    log_level: str
+    lock_wait: float = DEFAULT_WAIT_SECONDS
+
+
+def load_config(options: Options, *, secrets_required: bool = True) -> Config:
+    from fd_sync import config as config_module
+
+    cfg = config_module.load(options.config_path, secrets_required=secrets_required)
+    log = logs.get("config")
+    for warning in cfg.warnings:
+        log.warning("config_warning", path=str(cfg.path), warning=warning)
+    return cfg
+
+
+@contextlib.contextmanager
+def ledger_access(cfg: Config, access: Access) -> Iterator[Ledger]:
+    """The ledger as a command needs it: ``read`` (status: it must exist), ``preview``
+    (dry runs: read-only, or empty before the first run) or ``write`` (under the run lock)."""
+    from fd_sync.store.ledger import Ledger
+    from fd_sync.store.lock import RunLock
+
+    database = cfg.sync.database
+    if access == "write":
+        options = click.get_current_context().find_object(Options)
+        wait = options.lock_wait if options else DEFAULT_WAIT_SECONDS
+        with RunLock(database, wait_seconds=wait), Ledger(database) as ledger:
+            yield ledger
+    else:
+        opened = (
+            Ledger(database, readonly=True) if access == "read" else Ledger.for_reading(database)
+        )
+        with opened as ledger:
+            yield ledger
+
+
+def json_option(help: str) -> Callable[[F], F]:
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+def dry_run_option(help: str) -> Callable[[F], F]:
+    return click.option("--dry-run", is_flag=True, help=help)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--config",
+    "config_path",
+    metavar="PATH",
+    help="Configuration file [default: $FD_SYNC_CONFIG, else /etc/fd-sync/config.toml].",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(logs.LEVELS),
+    default=lambda: os.environ.get("FD_SYNC_LOG_LEVEL", "info"),
+    show_default="info, or $FD_SYNC_LOG_LEVEL",
+    help="Least severe log lines to print (on stderr).",
+)
+@click.option(
+    "--lock-wait",
+    type=click.FloatRange(0, 3600),
+    default=DEFAULT_WAIT_SECONDS,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long a command that writes the ledger waits for another fd-sync run to finish.",
+)
+@click.version_option(__version__, prog_name="fd-sync")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, log_level: str, lock_wait: float) -> None:
+    """Mirror ServiceNow incidents into Flashduty alerts, polling from outside the firewall.
+
+    fd-sync reads changed incidents from the ServiceNow Table API, keeps a SQLite
+    ledger of what it has sent, and pushes create, update and resolve events to a
+    Flashduty integration, so that Flashduty's open alerts mirror ServiceNow's open
+    incidents.
+    """
+    logs.configure(log_level)
+    ctx.obj = Options(config_path=config_path, log_level=log_level, lock_wait=lock_wait)
+
+
+def echo(lines: Sequence[str]) -> None:
+    for line in lines:
+        click.echo(redact(line))
+
+
+def stop_on_signals() -> threading.Event:
+    """SIGTERM and SIGINT ask the run to stop at the next safe point instead of dying."""
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt  # a second signal: stop now (the ledger is still safe)
+        logs.get("cli").info("stopping", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop
+
+
+def print_error(exc: BaseException) -> None:
+    click.echo(f"fd-sync: {redact(str(exc))}", err=True)

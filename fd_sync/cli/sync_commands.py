@@ -1,0 +1,210 @@
+"""The commands that run and watch the sync: once, run, check, status, outbox, demo."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from fd_sync.cli.base import (
+    Options,
+    cli,
+    dry_run_option,
+    echo,
+    json_option,
+    ledger_access,
+    load_config,
+    print_error,
+    stop_on_signals,
+)
+from fd_sync.errors import EX_TEMPFAIL, FdSyncError
+
+
+@cli.command()
+@click.option(
+    "--since",
+    metavar="WHEN",
+    help="Backfill: push every incident open among those changed since WHEN "
+    "(ISO-8601 date or date-time, UTC unless it has an offset).",
+)
+@dry_run_option(
+    "Fetch and reconcile, print the events that would be sent; "
+    "change neither Flashduty nor the ledger."
+)
+@click.pass_obj
+def once(options: Options, since: str | None, dry_run: bool) -> int:
+    """Run one cycle: fetch changed incidents, reconcile, deliver. For cron and backfills.
+
+    Without --since, the very first run records the current state of ServiceNow
+    without sending anything: only changes made after installation page anyone.
+    """
+    from fd_sync import wiring
+    from fd_sync.core.watermark import parse_since
+    from fd_sync.http.transport import interruptible_sleep
+
+    try:
+        since_at = parse_since(since) if since else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    cfg = load_config(options)
+    stop = stop_on_signals()
+    with ledger_access(cfg, "preview" if dry_run else "write") as ledger:
+        cycle = wiring.cycle(cfg, ledger, sleep=interruptible_sleep(stop), should_stop=stop.is_set)
+        report = cycle.run(since=since_at, dry_run=dry_run, command="once")
+    for planned in report.planned:
+        click.echo(planned.line())
+    click.echo(report.summary())
+    failure = report.failure()
+    if failure is not None:
+        print_error(failure)
+    return report.exit_code
+
+
+@cli.command()
+@click.pass_obj
+def run(options: Options) -> int:
+    """Run as a service: a cycle every [sync] poll_interval_seconds until SIGTERM.
+
+    Speaks systemd's notify protocol (READY=1, STATUS=, WATCHDOG=1) when started by
+    systemd. SIGHUP reloads the configuration (a broken file is reported and the old
+    one keeps running); SIGTERM or SIGINT finish the work in progress and exit 0.
+    """
+    from fd_sync.service import daemon
+
+    return daemon.run(load_config(options), config_path=options.config_path)
+
+
+@cli.command()
+@click.option(
+    "--send-test",
+    is_flag=True,
+    help="Also push one clearly labelled test alert to Flashduty and resolve it.",
+)
+@click.pass_obj
+def check(options: Options, send_test: bool) -> int:
+    """Check the configuration and every hop to ServiceNow and Flashduty, with hints.
+
+    Reports DNS, TCP, TLS, credentials, read access, a one-row query and the clocks
+    for ServiceNow, then the Flashduty push endpoint, one line each. Creates nothing
+    in Flashduty unless --send-test is given. Exits 0 only if everything passed.
+    """
+    from fd_sync.ops.check import run_check
+
+    return run_check(load_config(options), send_test=send_test, echo=click.echo)
+
+
+@cli.group()
+def outbox() -> None:
+    """See and act on events waiting for Flashduty: list, retry dead ones, drop."""
+
+
+@outbox.command("list")
+@click.option("--dead", is_flag=True, help="Only events Flashduty refused for good.")
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="Include delivered, cancelled and dropped events (most recent first).",
+)
+@click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(1, 100000),
+    help="At most this many events.",
+)
+@json_option("One JSON object per line.")
+@click.pass_obj
+def outbox_list(options: Options, dead: bool, show_all: bool, limit: int, as_json: bool) -> int:
+    """List pending (and with --dead, dead) events with their last error and request id."""
+    from fd_sync.ops import outbox as ops
+
+    with ledger_access(load_config(options, secrets_required=False), "read") as ledger:
+        events = ops.waiting(ledger, dead_only=dead, show_all=show_all, limit=limit)
+    for event in events:
+        click.echo(json.dumps(ops.as_json(event)) if as_json else ops.line(event))
+    if not events and not as_json:
+        click.echo("no events" + (" that are dead" if dead else " waiting"))
+    return 0
+
+
+@outbox.command("retry")
+@click.argument("event_id", type=int, required=False)
+@click.option("--all", "retry_all", is_flag=True, help="Requeue every dead event.")
+@click.pass_obj
+def outbox_retry(options: Options, event_id: int | None, retry_all: bool) -> int:
+    """Requeue a dead event (or --all of them); the next cycle sends them, in order."""
+    from fd_sync.ops import outbox as ops
+
+    if (event_id is None) == (not retry_all):
+        raise click.UsageError("give an event ID or --all")
+    with ledger_access(load_config(options, secrets_required=False), "write") as ledger:
+        count = ops.retry(ledger, event_id)
+    click.echo(f"requeued {count} event(s); the next cycle delivers them")
+    return 0
+
+
+@outbox.command("drop")
+@click.argument("event_id", type=int)
+@click.pass_obj
+def outbox_drop(options: Options, event_id: int) -> int:
+    """Give up on one pending or dead event. Dropping a create drops its whole alert.
+
+    Its queued events go too and the incident counts as having no alert: its next
+    change in ServiceNow opens a new one. Dropping a resolve leaves the alert open in
+    Flashduty: resolve it there.
+    """
+    from fd_sync.ops import outbox as ops
+
+    with ledger_access(load_config(options, secrets_required=False), "write") as ledger:
+        event, count, notes = ops.drop(ledger, event_id)
+    click.echo(f"dropped {count} event(s) of {event.number}")
+    for note in notes:
+        click.echo(note)
+    return 0
+
+
+@cli.command()
+@json_option("Print the status as one JSON object.")
+@click.option(
+    "--check",
+    "health_check",
+    is_flag=True,
+    help="Exit 75 when the last successful cycle is older than 3 poll intervals (for monitoring).",
+)
+@click.pass_obj
+def status(options: Options, as_json: bool, health_check: bool) -> int:
+    """Show the watermark, tracked incidents, open alerts, the outbox and the last run."""
+    from fd_sync.ops.status import read_status, render
+
+    cfg = load_config(options, secrets_required=False)
+    with ledger_access(cfg, "read") as ledger:
+        found = read_status(ledger, cfg.sync.poll_interval_seconds)
+    if as_json:
+        click.echo(json.dumps(found.as_json(), indent=2))
+    else:
+        echo(render(found))
+    if health_check and not found.healthy:
+        print_error(FdSyncError(f"unhealthy: {found.health}"))
+        return EX_TEMPFAIL
+    return 0
+
+
+@cli.command()
+@click.option(
+    "--cycles",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 20),
+    help="How many poll cycles to show.",
+)
+def demo(cycles: int) -> int:
+    """Watch incidents flow through simulated ServiceNow and Flashduty on loopback.
+
+    Needs no credentials and no network: starts a Table API simulator and a
+    Flashduty receiver on 127.0.0.1, seeds incidents, and runs real cycles while
+    incidents open, change and resolve, printing what Flashduty receives.
+    """
+    from fd_sync.ops.demo import run_demo
+
+    return run_demo(cycles=cycles, echo=click.echo)

@@ -1,0 +1,206 @@
+"""Whole cycles in-process against the simulators: fetch, reconcile, watermark, ledger."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from fd_sync.core.watermark import CLOCK_MARGIN, format_sn_time
+from fd_sync.errors import EX_OK, EX_TEMPFAIL
+from fd_sync.store.ledger import Ledger
+from fd_sync.store.state import BASELINE_UNTIL, SCAN_FROM, WATERMARK
+from tests.conftest import START, change, open_incident
+
+
+def kinds(flashduty):
+    return [(e.key, e.kind) for e in flashduty.events()]
+
+
+def test_first_run_records_the_present_without_paging(servicenow, flashduty, harness):
+    before = [open_incident(servicenow) for _ in range(3)]
+    h = harness()
+    report = h.cycle()
+    assert report.exit_code == EX_OK
+    assert flashduty.events() == []
+    assert h.ledger.state.get(BASELINE_UNTIL) == before[-1]["sys_updated_on"]
+    # The watermark stays a margin behind ServiceNow's clock, which is at the newest row.
+    assert h.ledger.state.get(WATERMARK) == format_sn_time(servicenow.clock.now() - CLOCK_MARGIN)
+    # A change after installation pages, including on an incident seen at install.
+    change(servicenow, before[0]["sys_id"], short_description="now much worse")
+    new = open_incident(servicenow)
+    h.cycle()
+    assert sorted(kinds(flashduty)) == sorted(
+        [(before[0]["sys_id"], "create"), (new["sys_id"], "create")]
+    )
+
+
+def test_first_run_on_an_empty_table_starts_at_servicenows_clock(servicenow, flashduty, harness):
+    h = harness()
+    h.cycle()
+    assert h.ledger.state.get(WATERMARK) == format_sn_time(servicenow.clock.now() - CLOCK_MARGIN)
+    assert h.ledger.state.get(BASELINE_UNTIL) is None
+    first = servicenow.create()  # in the very same second as the install
+    h.cycle()
+    assert flashduty.open_keys() == {first["sys_id"]}
+
+
+def test_backfill_pushes_what_is_open(servicenow, flashduty, harness, push_format):
+    a = open_incident(servicenow)
+    b = open_incident(servicenow)
+    change(servicenow, b["sys_id"], state="6")
+    servicenow.create(updated_on=format_sn_time(START - timedelta(days=3)))  # before --since
+    h = harness(push_format)
+    report = h.cycle(since=START - timedelta(hours=1))
+    assert report.exit_code == EX_OK
+    assert kinds(flashduty) == [(a["sys_id"], "create")]
+    assert flashduty.events()[0].fmt == push_format
+    assert h.ledger.state.get(SCAN_FROM) is None
+
+
+def test_lifecycle_create_update_resolve_reopen(servicenow, flashduty, harness, push_format):
+    h = harness(push_format)
+    h.cycle()
+    inc = open_incident(servicenow)
+    h.cycle()
+    change(servicenow, inc["sys_id"], work_notes="looked at it")  # not shown in Flashduty
+    h.cycle()
+    change(servicenow, inc["sys_id"], state="2", short_description="worse")
+    h.cycle()
+    change(servicenow, inc["sys_id"], state="6")
+    h.cycle()
+    change(servicenow, inc["sys_id"], state="2")
+    h.cycle()
+    h.cycle()  # nothing changed: nothing sent
+    assert flashduty.history()[inc["sys_id"]] == ["create", "update", "resolve", "create"]
+    assert flashduty.open_keys() == {inc["sys_id"]}
+
+
+@pytest.mark.parametrize(("lookback", "found"), [(300, True), (0, False)])
+def test_late_visible_rows_are_caught_by_the_lookback(
+    servicenow, flashduty, harness, lookback, found
+):
+    h = harness(sync={"lookback_seconds": lookback})
+    h.cycle()
+    late = open_incident(servicenow)
+    servicenow.hide(late["sys_id"])  # committed by a long transaction, not visible yet
+    visible = open_incident(servicenow)
+    servicenow.clock.advance(30)
+    h.cycle()
+    assert h.ledger.state.get(WATERMARK) == visible["sys_updated_on"]
+    servicenow.reveal(late["sys_id"])  # its timestamp is older than the watermark now
+    servicenow.clock.advance(30)
+    h.cycle()
+    assert (late["sys_id"] in flashduty.open_keys()) is found
+    assert visible["sys_id"] in flashduty.open_keys()
+
+
+def test_a_future_dated_row_does_not_blind_the_poller(servicenow, flashduty, harness):
+    h = harness()
+    h.cycle()
+    servicenow.create(
+        updated_on=format_sn_time(servicenow.clock.now() + timedelta(days=2)),
+        short_description="clock skew",
+    )
+    h.cycle()
+    watermark = h.ledger.state.get(WATERMARK)
+    assert watermark <= format_sn_time(servicenow.clock.now() - CLOCK_MARGIN)
+    later = open_incident(servicenow)
+    h.cycle()
+    assert later["sys_id"] in flashduty.open_keys()
+
+
+def test_same_second_burst_across_pages_is_seen_once_each(servicenow, flashduty, harness):
+    h = harness(servicenow={"page_size": 7})
+    h.cycle()
+    servicenow.clock.advance(1)
+    stamp = servicenow.clock.text()
+    burst = {servicenow.create(updated_on=stamp)["sys_id"] for _ in range(40)}
+    h.cycle()
+    h.cycle()
+    assert flashduty.history() == {sys_id: ["create"] for sys_id in burst}
+
+
+def test_a_failure_mid_scan_keeps_the_committed_pages(servicenow, flashduty, harness):
+    h = harness(servicenow={"page_size": 5, "max_attempts": 2})
+    h.cycle()
+    rows = [open_incident(servicenow) for _ in range(12)]
+    # Page 1 answers; the request for page 2 fails twice (retries exhausted).
+    table = "/api/now/table/incident"
+    before = len(servicenow.requests_to(table))
+    servicenow.inject(status=503, path=table, after=1, times=2)
+    h_report = h.cycle()
+    assert h_report.exit_code == EX_TEMPFAIL
+    assert h_report.pages == 1
+    assert len(servicenow.requests_to(table)) - before == 3
+    assert h.ledger.state.get(WATERMARK) == rows[4]["sys_updated_on"]
+    assert [k for k, _ in kinds(flashduty)] == [r["sys_id"] for r in rows[:5]]
+    report = h.cycle()
+    assert report.exit_code == EX_OK
+    assert flashduty.history() == {r["sys_id"]: ["create"] for r in rows}
+
+
+def test_bad_rows_are_quarantined_and_the_page_goes_on(servicenow, flashduty, harness):
+    h = harness()
+    h.cycle()
+    good = open_incident(servicenow)
+    open_incident(servicenow)
+    rows = [
+        {
+            "sys_id": good["sys_id"],
+            "sys_updated_on": good["sys_updated_on"],
+            "state": "1",
+            "number": "INC1",
+        },
+        {"sys_id": None, "number": 5},
+        {"sys_id": "abc", "sys_updated_on": "yesterday"},
+    ]
+    servicenow.inject(status=200, body=json.dumps({"result": rows}), path="/api/now/table/")
+    report = h.cycle()
+    assert report.quarantined == 2
+    assert good["sys_id"] in flashduty.open_keys()
+    assert h.ledger.summary().quarantined == 2
+
+
+def test_dry_run_changes_nothing(servicenow, flashduty, harness, database):
+    h = harness()
+    h.cycle()
+    inc = open_incident(servicenow, urgency="1")
+    ledger_before = h.ledger.summary()
+    dry = Ledger(database, readonly=True)
+    from fd_sync import wiring
+
+    report = wiring.cycle(h.config, dry).run(dry_run=True)
+    dry.close()
+    assert [p.line() for p in report.planned] == [f"{inc['number']} create Critical"]
+    assert flashduty.events() == []
+    after = h.ledger.summary()
+    assert after.watermark == ledger_before.watermark
+    assert after.incidents_tracked == ledger_before.incidents_tracked
+
+
+def test_steady_cycle_costs_two_requests_when_nothing_changed(servicenow, harness):
+    h = harness()
+    for _ in range(30):
+        open_incident(servicenow)
+    h.cycle()
+    table = "/api/now/table/incident"
+    before = len(servicenow.requests_to(table))
+    report = h.cycle()
+    assert report.changed == 0
+    assert len(servicenow.requests_to(table)) - before == 2  # the look-back page, the empty one
+
+
+@pytest.mark.parametrize("state", ["7", "8"])
+def test_closed_and_canceled_resolve(servicenow, flashduty, harness, state):
+    h = harness("servicenow")
+    h.cycle()
+    inc = open_incident(servicenow)
+    h.cycle()
+    change(servicenow, inc["sys_id"], state=state)
+    h.cycle()
+    last = flashduty.events()[-1].body
+    assert last["action_type"] == "rule_update"
+    assert last["state"] == {"7": "Closed", "8": "Canceled"}[state]
+    assert flashduty.open_keys() == set()

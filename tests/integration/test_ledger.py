@@ -1,0 +1,190 @@
+"""The ledger file: schema, atomic pages, refusing files it must not touch."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from fd_sync.core.decide import reconcile
+from fd_sync.core.incident import Incident
+from fd_sync.errors import StorageError
+from fd_sync.store.ledger import Ledger
+from fd_sync.store.migrations import known_migrations, migrations
+
+
+def incident(n: int, state: str = "1") -> Incident:
+    return Incident(
+        sys_id=f"{n:032x}",
+        number=f"INC{n:07d}",
+        updated_on="2026-11-01 08:00:00",
+        mod_count=1,
+        state=state,
+        short_description=f"incident {n}",
+    )
+
+
+APPLIED = "SELECT name FROM _sqlite_migrations ORDER BY id"
+
+
+def test_a_new_ledger_is_wal_and_migrated(database):
+    with Ledger(database) as ledger:
+        mode = ledger.db.scalar("PRAGMA journal_mode")
+        assert mode == "wal"
+        applied = [r[0] for r in ledger.db.rows("SELECT name FROM _sqlite_migrations")]
+        assert applied == known_migrations()
+    with Ledger(database):  # opening again applies nothing twice
+        pass
+
+
+def test_a_page_is_all_or_nothing(database):
+    with Ledger(database) as ledger:
+        decisions = reconcile([incident(1), incident(2)], {})
+        with pytest.raises(RuntimeError), ledger.transaction():
+            ledger.record(decisions, run_id="r1")
+            ledger.state.set("watermark", "2026-11-01 08:00:00")
+            raise RuntimeError("crash between the rows and the commit")
+        summary = ledger.summary()
+        assert summary.incidents_tracked == 0
+        assert summary.outbox.pending == 0
+        assert summary.watermark is None
+
+
+def test_entries_know_whether_an_alert_was_sent(database):
+    with Ledger(database) as ledger:
+        with ledger.transaction():
+            ledger.record(reconcile([incident(1), incident(2)], {}), run_id="r")
+        first, _ = ledger.outbox.pending()
+        ledger.outbox.mark_attempt(first.id)
+        entries = ledger.entries([incident(1).sys_id, incident(2).sys_id])
+        assert entries[incident(1).sys_id].alert_reached is True  # tried: maybe at Flashduty
+        assert entries[incident(2).sys_id].alert_reached is False
+
+
+def test_a_newer_schema_is_refused_not_migrated(database):
+    with Ledger(database) as ledger:
+        ledger.db.execute(
+            "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) "
+            "VALUES ('fd-sync', 'm999_from_the_future', '2030-01-01')"
+        )
+    with pytest.raises(StorageError) as info:
+        Ledger(database)
+    assert "newer fd-sync" in str(info.value) and str(database) in str(info.value)
+    assert info.value.exit_code == 78
+
+
+def test_a_file_that_is_not_a_database_is_refused_and_kept(database):
+    database.parent.mkdir(parents=True)
+    database.write_bytes(b"this is a text file, not SQLite " * 100)
+    with pytest.raises(StorageError) as info:
+        Ledger(database)
+    assert "not a usable fd-sync ledger" in str(info.value)
+    assert info.value.exit_code == 78
+    assert database.read_bytes().startswith(b"this is a text file")  # never silently reset
+
+
+def test_a_missing_ledger_is_reported_by_readonly_opens(database):
+    with pytest.raises(StorageError, match="no ledger yet"):
+        Ledger(database, readonly=True)
+    assert not database.exists()
+
+
+def test_a_locked_database_is_temporary(database):
+    with Ledger(database):
+        pass
+    blocker = sqlite3.connect(database, timeout=0)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        ledger = Ledger(database)
+        ledger.db.execute("PRAGMA busy_timeout = 100")
+        with pytest.raises(StorageError) as info, ledger.transaction():
+            ledger.state.set("watermark", "x")
+        assert "locked" in str(info.value) and info.value.exit_code == 75
+        ledger.close()
+    finally:
+        blocker.rollback()
+        blocker.close()
+
+
+def test_finished_events_are_purged_after_retention_but_dead_ones_stay(database):
+    now = [datetime(2026, 11, 1, tzinfo=UTC)]
+    with Ledger(database, clock=lambda: now[0]) as ledger:
+        with ledger.transaction():
+            ledger.record(reconcile([incident(1), incident(2)], {}), run_id="r")
+        delivered, dead = ledger.outbox.pending()
+        ledger.outbox.mark_delivered(delivered.id, http_status=200, request_id="x")
+        ledger.outbox.mark_failed(
+            dead.id,
+            dead=True,
+            http_status=400,
+            error_code="InvalidParameter",
+            error_message="no",
+            request_id="y",
+        )
+        now[0] += timedelta(days=31)
+        assert ledger.outbox.purge_finished() == 1
+        assert [e.status for e in ledger.outbox.events()] == ["dead"]
+
+
+def test_quarantine_keeps_one_copy_of_a_row_seen_again(database):
+    with Ledger(database) as ledger:
+        for _ in range(3):
+            ledger.quarantine.keep("abc", "sys_updated_on missing", '{"sys_id": "abc"}')
+        assert ledger.summary().quarantined == 1
+
+
+def m001_ledger(database, inc):
+    """A ledger as fd-sync wrote it before routing: one open alert, its create queued."""
+    from sqlite_utils import Database
+
+    database.parent.mkdir(parents=True)
+    old = Database(database)
+    migrations.apply(old, stop_before="m002_routing")
+    old.execute(
+        "INSERT INTO incidents VALUES (?, ?, ?, 1, '1', 1, ?, ?, '2026-11-01T08:00:00+00:00')",
+        [inc.sys_id, inc.number, inc.updated_on, inc.fingerprint(), json.dumps(inc.to_dict())],
+    )
+    old.execute(
+        "INSERT INTO outbox (sys_id, number, kind, destination, event, status, created_at)"
+        " VALUES (?, ?, 'create', 'default', ?, 'pending', '2026-11-01T08:00:00+00:00')",
+        [inc.sys_id, inc.number, json.dumps(inc.to_dict())],
+    )
+    old.conn.commit()
+    old.close()
+
+
+def test_an_older_ledger_opened_read_only_is_read_without_migrating(database):
+    inc = incident(1)
+    m001_ledger(database, inc)
+    with Ledger(database, readonly=True) as ledger:  # what once --dry-run and explain open
+        entry = ledger.entries([inc.sys_id])[inc.sys_id]
+        assert entry.alert_at == "default" and not entry.pinned
+        assert ledger.incidents.pins([inc.sys_id]) == {}
+        assert "m002_routing" not in {r[0] for r in ledger.db.rows(APPLIED)}
+
+
+def test_a_ledger_from_before_routing_upgrades_in_place(database):
+    """m001 ledgers: open alerts lived at the [flashduty] push_url, queued events had no
+    route extras; both must keep working after the upgrade."""
+    from fd_sync.core.decide import Kind, decide
+
+    inc = incident(1)
+    m001_ledger(database, inc)
+    with Ledger(database) as ledger:
+        assert [r[0] for r in ledger.db.rows(APPLIED)] == (known_migrations())
+        entry = ledger.entries([inc.sys_id])[inc.sys_id]
+        assert entry.alert_at == "default" and entry.pinned is False
+        (queued,) = ledger.outbox.pending()
+        assert queued.extras.severity is None and queued.incident == inc
+        ledger.outbox.mark_delivered(queued.id, http_status=200, request_id="r")
+        entry = ledger.entries([inc.sys_id])[inc.sys_id]
+        # A reassignment after the upgrade moves the alert from where it was.
+        later = Incident(**{**inc.to_dict(), "updated_on": "2026-11-01 08:00:05", "mod_count": 2})
+        moved = decide(later, entry, target="route:network")
+        assert moved is not None
+        assert [(e.kind, e.destination) for e in moved.events] == [
+            (Kind.RESOLVE, "default"),
+            (Kind.CREATE, "route:network"),
+        ]

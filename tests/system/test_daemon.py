@@ -1,0 +1,145 @@
+"""``fd-sync run`` as systemd runs it: a real process, a real notify socket, real signals."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+
+from tests.conftest import change, is_status, open_incident, to_toml
+
+PUSH = "/event/push/"
+
+
+def test_ready_then_cycles_pick_up_changes_then_sigterm(servicenow, flashduty, daemon, notify):
+    proc = daemon()
+    ready = notify.wait_for(lambda m: m.get("READY") == "1")
+    assert ready["MAINPID"] == str(proc.pid)
+    notify.wait_for(is_status("last cycle"))
+    inc = open_incident(servicenow)
+    assert flashduty.wait_for(1, timeout=30)
+    change(servicenow, inc["sys_id"], short_description="worse")
+    assert flashduty.wait_for(2, timeout=30)
+    change(servicenow, inc["sys_id"], state="6")
+    assert flashduty.wait_for(3, timeout=30)
+    assert flashduty.history()[inc["sys_id"]] == ["create", "update", "resolve"]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert notify.wait_for(lambda m: m.get("STOPPING") == "1")
+
+
+def test_sigterm_mid_delivery_exits_0_and_loses_nothing(
+    servicenow, flashduty, daemon, notify, run_fd_sync, write_config
+):
+    config = write_config(sync={"poll_interval_seconds": 1})
+    proc = daemon(config)
+    notify.wait_for(is_status("last cycle"))
+    rows = [open_incident(servicenow) for _ in range(5)]
+    release = threading.Event()
+    held = flashduty.inject(hold=release, path=PUSH, after=1)  # park the second push
+    assert held.arrived.wait(30)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        assert proc.wait(timeout=30) == 0
+    finally:
+        release.set()
+    assert run_fd_sync("--config", str(config), "once").code == 0
+    assert flashduty.open_keys() == {r["sys_id"] for r in rows}
+    assert flashduty.duplicates() <= 1  # at most the push that was parked at the signal
+
+
+def test_sighup_reloads_and_a_broken_file_keeps_the_old_config(
+    servicenow, flashduty, daemon, notify, write_config
+):
+    config = write_config(sync={"poll_interval_seconds": 1})
+    proc = daemon(config)
+    notify.wait_for(is_status("last cycle"))
+    good = config.read_text()
+    config.write_text(good + "\n[servicenow]\nbroken = \n")
+    proc.send_signal(signal.SIGHUP)
+    failed = notify.wait_for(is_status("reload failed"))
+    assert str(config) in failed["STATUS"]
+    first = open_incident(servicenow)
+    assert flashduty.wait_for(1, timeout=30)  # still running on the old configuration
+    assert flashduty.events()[0].fmt == "standard"
+    # A valid change: switch to the ServiceNow push format.
+    config.write_text(good.replace(flashduty.push_url_standard, flashduty.push_url_servicenow))
+    proc.send_signal(signal.SIGHUP)
+    notify.wait_for(is_status("configuration reloaded"))
+    second = open_incident(servicenow)
+    assert flashduty.wait_for(2, timeout=30)
+    assert [(e.key, e.fmt) for e in flashduty.events()] == [
+        (first["sys_id"], "standard"),
+        (second["sys_id"], "servicenow"),
+    ]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+
+
+def test_once_beside_the_daemon_never_double_sends(
+    servicenow, flashduty, daemon, notify, run_fd_sync, write_config
+):
+    config = write_config(sync={"poll_interval_seconds": 1})
+    proc = daemon(config)
+    notify.wait_for(is_status("last cycle"))
+    rows = []
+    for _ in range(4):
+        rows.append(open_incident(servicenow))
+        assert run_fd_sync("--config", str(config), "once").code in (0, 75)  # 75: lock busy
+    assert flashduty.wait_for(4, timeout=30)
+    notify.wait_for(is_status("last cycle"))
+    assert flashduty.history(include_duplicates=True) == {r["sys_id"]: ["create"] for r in rows}
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+
+
+def test_a_stalled_cycle_starves_the_watchdog(servicenow, flashduty, daemon, notify, write_config):
+    config = write_config(
+        sync={"poll_interval_seconds": 1, "stall_seconds": 2}, servicenow={"timeout_seconds": 120}
+    )
+    release = threading.Event()
+    # The first table request hangs (a ServiceNow that accepts and never answers).
+    servicenow.inject(hold=release, path="/api/now/table/")
+    proc = daemon(config, env={"WATCHDOG_USEC": "400000"})
+    notify.wait_for(lambda m: m.get("READY") == "1")
+    notify.wait_for(lambda m: m.get("WATCHDOG") == "1")  # fed while the cycle is young
+    stalled = notify.wait_for(is_status("stalled"))
+    assert "no progress" in stalled["STATUS"]
+    # While it hangs, no ping: read what arrives until we release the request.
+    notify.sock.settimeout(1.0)
+    quiet = []
+    try:
+        while True:
+            quiet.append(notify.sock.recv(65536).decode())
+    except TimeoutError:
+        pass
+    assert not any("WATCHDOG=1" in q for q in quiet)
+    release.set()
+    notify.wait_for(lambda m: m.get("WATCHDOG") == "1")  # progress again: fed again
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+
+
+def test_access_denied_pauses_fetching(
+    servicenow, flashduty, daemon, notify, write_config, run_fd_sync
+):
+    config = write_config(
+        sync={"poll_interval_seconds": 1}, servicenow={"password": "wrong-password-1"}
+    )
+    proc = daemon(config)
+    first = notify.wait_for(is_status("last cycle"))
+    assert "rejected the credentials" in first["STATUS"]
+    notify.wait_for(is_status("last cycle"))  # the next cycle: fetching stays paused
+    assert len(servicenow.requests) == 1
+    status = json.loads(run_fd_sync("--config", str(config), "status", "--json").stdout)
+    assert "rejected the credentials" in status["daemon"]["fetch_paused_because"]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+
+
+def test_bad_config_at_start_exits_78(tmp_path, run_fd_sync):
+    config = tmp_path / "bad.toml"
+    config.write_text(to_toml({"servicenow": {"instance_url": "ftp://x"}}))
+    result = run_fd_sync("--config", str(config), "run")
+    assert result.code == 78
+    assert "[servicenow] instance_url" in result.stderr

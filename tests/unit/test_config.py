@@ -1,0 +1,247 @@
+"""Configuration: every mistake is one line naming the file, the key and the fix; exit 78."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fd_sync import config as config_module
+from fd_sync.config import config_path, default_database, load, parse, push_format
+from fd_sync.errors import ConfigError
+from tests.conftest import to_toml
+
+PUSH = "https://api.flashcat.cloud/event/push/servicenow/tok3n-abcdef"
+
+
+def minimal(**overrides: dict) -> dict:
+    doc = {
+        "servicenow": {
+            "instance_url": "https://acme.service-now.com",
+            "username": "svc",
+            "password": "pw-secret-1",
+        },
+        "flashduty": {"push_url": PUSH},
+        "sync": {"database": "/tmp/x.db"},
+    }
+    for section, values in overrides.items():
+        doc.setdefault(section, {}).update(values)
+    return doc
+
+
+def write(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+def test_defaults():
+    cfg = parse(minimal(), path=Path("/etc/fd-sync/config.toml"), env={})
+    assert cfg.servicenow.table == "incident"
+    assert cfg.servicenow.page_size == 500
+    assert cfg.servicenow.max_attempts == 5
+    assert cfg.flashduty.push_format == "servicenow"
+    assert cfg.sync.lookback_seconds == 300
+    assert cfg.sync.poll_interval_seconds == 60
+
+
+def test_the_example_file_is_valid_and_documents_every_key():
+    example = Path(__file__).resolve().parents[2] / "config.example.toml"
+    text = example.read_text()
+    cfg = parse(__import__("tomllib").loads(text), path=example, env={})
+    assert cfg.servicenow.instance_url.startswith("https://")
+    for section, keys in config_module.SCHEMA.items():
+        for key in keys:
+            assert key in text, f"[{section}] {key} is not documented in config.example.toml"
+
+
+@pytest.mark.parametrize(
+    ("url", "fmt"),
+    [
+        ("https://api.flashcat.cloud/event/push/servicenow/abc", "servicenow"),
+        ("https://api.flashcat.cloud/event/push/alert/standard?integration_key=k", "standard"),
+        ("https://fd.internal/event/push/alert/standard/?integration_key=k", "standard"),
+        ("https://api.flashcat.cloud/event/push/alert/standard", None),
+        ("https://api.flashcat.cloud/event/push/other/abc", None),
+    ],
+)
+def test_push_format_follows_the_path(url, fmt):
+    assert push_format(url) == fmt
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[servicenow\ninstance_url = 1", "not valid TOML"),
+        ("[servicenow]\npage_size = 5\npage_size 7", "line 3"),
+        ("[servicenw]\n", "did you mean 'servicenow'"),
+        (
+            "[servicenow]\npage_sise = 5",
+            "[servicenow] page_sise: unknown key (did you mean 'page_size'?)",
+        ),
+        ('[servicenow]\npage_size = "five"', "[servicenow] page_size: expected an integer"),
+        ("[servicenow]\npage_size = 0", "[servicenow] page_size: must be between 1 and 10000"),
+        ("[servicenow]\npage_size = true", "[servicenow] page_size: expected an integer"),
+        ("[sync]\nlookback_seconds = -1", "[sync] lookback_seconds: must be between 0 and 86400"),
+        ('[servicenow]\nquery = "active=true^NQpriority=1"', "may not contain ^NQ"),
+        ('[servicenow]\nquery = "ORDERBYnumber"', "may not contain ORDERBY"),
+        ('[servicenow]\ntable = "Incident; drop"', "[servicenow] table"),
+        ('[servicenow]\nauth = "kerberos"', "must be one of 'basic', 'oauth'"),
+        ('[servicenow]\nextra_fields = ["u-svc"]', "[servicenow] extra_fields: must be incident"),
+        ('[servicenow]\nextra_fields = ["priority"]', "'priority' is fetched already"),
+        ("[servicenow]\nsync_comments = 1", "[servicenow] sync_comments: expected true or false"),
+        ('[flashduty]\napi_domain = "api.x.com/v1"', "[flashduty] api_domain: must be a host"),
+        ("[flashduty]\nchannel_id = 0", "[flashduty] channel_id: must be between 1 and"),
+        ('[routing]\ndefault = "drop"', "[routing] default: must be one of 'send', 'skip'"),
+        ('[routing]\nseverity_by = "impact"', "must be one of 'urgency', 'priority'"),
+        ("[route]\nname = 'x'", "route must be written as [[route]] tables"),
+    ],
+)
+def test_mistakes_name_file_and_key(tmp_path, text, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load(path, env={})
+    message = str(info.value)
+    assert str(path) in message
+    assert expected in message
+    assert "\n" not in message
+    assert info.value.exit_code == 78
+
+
+def test_required_keys(tmp_path):
+    doc = minimal()
+    del doc["servicenow"]["password"]
+    with pytest.raises(ConfigError, match=r"\[servicenow\] password: is required"):
+        load(write(tmp_path, to_toml(doc)), env={})
+    doc = minimal()
+    del doc["flashduty"]["push_url"]
+    with pytest.raises(ConfigError, match=r"\[flashduty\] push_url: is required"):
+        load(write(tmp_path, to_toml(doc)), env={})
+
+
+def test_a_wrong_push_url_is_explained_without_echoing_its_token(tmp_path):
+    doc = minimal(flashduty={"push_url": "https://api.flashcat.cloud/v1/hook/SECRETTOKEN99"})
+    with pytest.raises(ConfigError) as info:
+        load(write(tmp_path, to_toml(doc)), env={})
+    assert "/event/push/servicenow/<token>" in str(info.value)
+    assert "SECRETTOKEN99" not in str(info.value)
+
+
+def test_instance_url_must_be_the_root(tmp_path):
+    doc = minimal(servicenow={"instance_url": "https://acme.service-now.com/now/nav/ui"})
+    with pytest.raises(ConfigError, match=r"without a path, e\.g\. https://acme\.service-now\.com"):
+        load(write(tmp_path, to_toml(doc)), env={})
+
+
+def test_http_is_accepted_with_a_warning():
+    doc = minimal(servicenow={"instance_url": "http://127.0.0.1:8080"})
+    cfg = parse(doc, path=Path("c.toml"), env={})
+    assert any("unencrypted" in w for w in cfg.warnings)
+
+
+def test_secret_precedence_env_then_credential_then_file_then_inline(tmp_path):
+    secret_file = tmp_path / "pw"
+    secret_file.write_text("from-file-pw\n")
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "servicenow_password").write_text("from-credential")
+    doc = minimal(servicenow={"password_file": str(secret_file)})
+
+    def password(env):
+        return parse(doc, path=tmp_path / "c.toml", env=env).servicenow.password
+
+    assert password({}) == "from-file-pw"
+    assert password({"CREDENTIALS_DIRECTORY": str(creds)}) == "from-credential"
+    both = {"CREDENTIALS_DIRECTORY": str(creds), "FD_SYNC_SERVICENOW_PASSWORD": "from-env"}
+    assert password(both) == "from-env"
+    del doc["servicenow"]["password_file"]
+    assert password({}) == "pw-secret-1"
+
+
+def test_push_url_from_the_environment(tmp_path):
+    doc = minimal()
+    del doc["flashduty"]["push_url"]
+    env = {"FD_SYNC_FLASHDUTY_PUSH_URL": PUSH}
+    assert parse(doc, path=tmp_path / "c.toml", env=env).flashduty.push_url == PUSH
+
+
+def test_unreadable_password_file(tmp_path):
+    doc = minimal(servicenow={"password_file": str(tmp_path / "missing")})
+    with pytest.raises(
+        ConfigError, match=r"\[servicenow\] password_file: .*missing does not exist"
+    ):
+        parse(doc, path=tmp_path / "c.toml", env={})
+
+
+def test_oauth_needs_client_credentials():
+    doc = minimal(servicenow={"auth": "oauth"})
+    with pytest.raises(ConfigError, match=r"\[servicenow\] client_id: is required"):
+        parse(doc, path=Path("c.toml"), env={})
+    doc = minimal(servicenow={"auth": "oauth", "client_id": "cid"})
+    with pytest.raises(ConfigError, match=r"client_secret: is required"):
+        parse(doc, path=Path("c.toml"), env={})
+    doc = minimal(servicenow={"auth": "oauth", "client_id": "cid", "client_secret": "cs-secret"})
+    assert parse(doc, path=Path("c.toml"), env={}).servicenow.auth == "oauth"
+
+
+def test_status_may_load_without_secrets(tmp_path):
+    doc = minimal()
+    del doc["servicenow"]["password"]
+    del doc["flashduty"]["push_url"]
+    cfg = parse(doc, path=tmp_path / "c.toml", env={}, secrets_required=False)
+    assert cfg.sync.database == Path("/tmp/x.db")
+
+
+def test_config_path_precedence():
+    assert config_path("a.toml", {"FD_SYNC_CONFIG": "b.toml"}) == Path("a.toml")
+    assert config_path(None, {"FD_SYNC_CONFIG": "b.toml"}) == Path("b.toml")
+    assert config_path(None, {}) == Path("/etc/fd-sync/config.toml")
+
+
+def test_database_defaults_to_systemd_state_directory(tmp_path):
+    assert default_database({"STATE_DIRECTORY": "/var/lib/fd-sync:/x"}) == Path(
+        "/var/lib/fd-sync/fd-sync.db"
+    )
+    doc = minimal()
+    del doc["sync"]["database"]
+    cfg = parse(doc, path=tmp_path / "c.toml", env={"STATE_DIRECTORY": str(tmp_path)})
+    assert cfg.sync.database == tmp_path / "fd-sync.db"
+
+
+def test_relative_database_is_relative_to_the_config_file(tmp_path):
+    doc = minimal(sync={"database": "state/ledger.db"})
+    cfg = parse(doc, path=tmp_path / "c.toml", env={})
+    assert cfg.sync.database == tmp_path / "state" / "ledger.db"
+
+
+def test_a_group_readable_file_with_secrets_gets_a_chmod_hint(tmp_path):
+    path = write(tmp_path, to_toml(minimal()), mode=0o644)
+    cfg = load(path, env={})
+    assert any(f"chmod 600 {path}" in w for w in cfg.warnings)
+    path.chmod(0o600)
+    assert not load(path, env={}).warnings
+
+
+def test_ca_bundle_must_be_a_readable_pem(tmp_path):
+    doc = minimal(http={"ca_bundle": str(tmp_path / "missing.pem")})
+    with pytest.raises(ConfigError, match=r"\[http\] ca_bundle: cannot read"):
+        parse(doc, path=tmp_path / "c.toml", env={})
+    (tmp_path / "junk.pem").write_text("not a certificate")
+    doc = minimal(http={"ca_bundle": "junk.pem"})
+    with pytest.raises(ConfigError, match="holds no PEM certificate"):
+        parse(doc, path=tmp_path / "c.toml", env={})
+
+
+def test_proxy_credentials_are_secrets(tmp_path):
+    from fd_sync import redaction
+
+    doc = minimal(http={"proxy": "http://user:proxy-pass-77@proxy.corp:3128"})
+    cfg = parse(doc, path=tmp_path / "c.toml", env={})
+    assert "proxy-pass-77" in cfg.secrets()
+    # parse() has no side effects; load() registers the secrets for redaction.
+    assert "proxy-pass-77" in redaction.redact("via http://user:proxy-pass-77@proxy.corp")
+    path = tmp_path / "c.toml"
+    path.write_text(to_toml(doc))
+    load(path, env={})
+    assert "proxy-pass-77" not in redaction.redact("via http://user:proxy-pass-77@proxy.corp")
