@@ -21,7 +21,6 @@ from fd_sync.config import ServiceNowConfig
 from fd_sync.core.incident import FIELDS
 from fd_sync.errors import (
     AccessDenied,
-    APIError,
     FatalAPIError,
     FdSyncError,
     RemoteRejected,
@@ -38,10 +37,10 @@ from fd_sync.http.transport import (
     retrying,
 )
 from fd_sync.servicenow import scan as keyset
+from fd_sync.servicenow.oauth import OAuthTokens
 
 MAX_RESPONSE_BYTES = 32 * 2**20
 RETRY_BUDGET_SECONDS = 60.0  # no new attempt starts later than this into a request
-TOKEN_MARGIN_SECONDS = 60.0  # refresh OAuth tokens this long before they expire
 
 T = TypeVar("T")
 
@@ -77,9 +76,7 @@ class ServiceNowClient:
         self.wait = wait or BackoffWait(cap=30.0)
         self.log = logs.get("servicenow")
         self.last_server_now: datetime | None = None  # ServiceNow's clock at its last answer
-        self._token: str | None = None
-        self._refresh_token: str | None = None
-        self._token_expires = 0.0
+        self.tokens = OAuthTokens(config, self.session, clock) if config.auth == "oauth" else None
 
     @property
     def base(self) -> str:
@@ -198,8 +195,8 @@ class ServiceNowClient:
     def _get(self, url: str, params: dict[str, str]) -> Exchange:
         headers = {"Accept": "application/json"}
         auth: tuple[str, str] | None = None
-        if self.config.auth == "oauth":
-            headers["Authorization"] = f"Bearer {self._access_token()}"
+        if self.tokens is not None:
+            headers["Authorization"] = f"Bearer {self.tokens.access_token()}"
         else:
             auth = (self.config.username or "", self.config.password or "")
 
@@ -217,10 +214,9 @@ class ServiceNowClient:
             )
 
         response = send()
-        if response.status == 401 and self.config.auth == "oauth" and self._token:
+        if response.status == 401 and self.tokens is not None and self.tokens.forget():
             # The token expired early or was revoked: one fresh token, then judge.
-            self._token = None
-            headers["Authorization"] = f"Bearer {self._access_token()}"
+            headers["Authorization"] = f"Bearer {self.tokens.access_token()}"
             response = send()
         self._raise_for_status(response)
         return response
@@ -268,74 +264,3 @@ class ServiceNowClient:
         if not isinstance(result, list):
             raise RetriableAPIError("answered without a result list", status=response.status)
         return result
-
-    # --- OAuth ----------------------------------------------------------------------
-
-    def _access_token(self) -> str:
-        if self._token and self.clock() < self._token_expires:
-            return self._token
-        data: dict[str, str] = {
-            "client_id": self.config.client_id or "",
-            "client_secret": self.config.client_secret or "",
-        }
-        if self._refresh_token:
-            data.update(grant_type="refresh_token", refresh_token=self._refresh_token)
-            try:
-                return self._fetch_token(data)
-            except (APIError, FdSyncError):
-                self._refresh_token = None  # fall back to a full grant below
-                del data["refresh_token"]
-        if self.config.username:
-            data.update(
-                grant_type="password",
-                username=self.config.username,
-                password=self.config.password or "",
-            )
-        else:
-            data.update(grant_type="client_credentials")
-        return self._fetch_token(data)
-
-    def _fetch_token(self, data: dict[str, str]) -> str:
-        response = exchange(
-            self.session,
-            "POST",
-            f"{self.base}/oauth_token.do",
-            timeout=self.config.timeout_seconds,
-            max_bytes=1 << 20,
-            clock=self.clock,
-            data=data,
-            headers={"Accept": "application/json"},
-        )
-        if response.status in (400, 401):
-            raise FatalAPIError(
-                f"OAuth token refused ({_oauth_error(response.body)})",
-                status=401,
-                detail="check client_id, client_secret, username and password",
-            )
-        if response.status >= 300:
-            raise RetriableAPIError(
-                f"OAuth token endpoint answered HTTP {response.status}", status=response.status
-            )
-        try:
-            payload = response.json()
-            token = str(payload["access_token"])
-        except (ValueError, KeyError, TypeError):
-            raise RetriableAPIError("OAuth token endpoint answered without access_token") from None
-        refresh = payload.get("refresh_token")
-        redaction.register([token, refresh if isinstance(refresh, str) else None])
-        self._token = token
-        self._refresh_token = refresh if isinstance(refresh, str) else self._refresh_token
-        try:
-            lifetime = float(payload.get("expires_in", 1800))
-        except (TypeError, ValueError):
-            lifetime = 1800.0
-        self._token_expires = self.clock() + max(0.0, lifetime - TOKEN_MARGIN_SECONDS)
-        return token
-
-
-def _oauth_error(body: bytes) -> str:
-    try:
-        payload = json.loads(body)
-        return str(payload.get("error_description") or payload.get("error") or "no reason given")
-    except (ValueError, AttributeError):
-        return "no reason given"
