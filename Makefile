@@ -39,7 +39,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check fd_sync tests bench
 	$(BIN)/ruff format --check fd_sync tests bench
 	$(BIN)/mypy
-	$(BIN)/lint-imports
+	$(BIN)/lint-imports --no-logo
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix fd_sync tests bench
