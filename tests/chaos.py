@@ -433,7 +433,7 @@ class Soak:
         f.open_servicenow, f.open_flashduty = len(sn_open), len(fd_open)
         f.losses = len(sn_open ^ fd_open) + (0 if clean else 1)
         self.mismatches = sorted(sn_open ^ fd_open)
-        for kinds in self.fd.intents().values():
+        for kinds in self.fd.history().values():
             if not alternates(kinds):
                 f.broken_histories += 1
 
@@ -456,9 +456,7 @@ class Soak:
                 [sys_id],
             ).fetchall()
             received = [
-                (e.intent or e.kind, e.duplicate, round(e.at, 2))
-                for e in self.fd.events()
-                if e.key == sys_id
+                (e.kind, e.duplicate, round(e.at, 2)) for e in self.fd.events() if e.key == sys_id
             ]
             out.append(
                 f"{sys_id}: servicenow {sn}; ledger {ledger}; outbox {events}; flashduty {received}"
@@ -501,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
         "--format",
         choices=["standard", "servicenow"],
         default="servicenow",
-        help="servicenow (default) states each event's intent, the stricter check",
+        help="the push format the daemon sends (servicenow by default)",
     )
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)

@@ -38,7 +38,8 @@ FIELDS = [
     "cmdb_ci.name",
     "company",
     "company.name",
-]  # fd-sync's own sysparm_fields (tests/test_bench_clients.py keeps them equal)
+    "sys_created_on",
+]  # fd-sync's own sysparm_fields (tests/unit/test_bench_clients.py keeps them equal)
 
 
 def _allow_loopback_http() -> None:

@@ -16,8 +16,9 @@ import requests
 FIELDS = (
     "sys_id,number,short_description,description,state,impact,urgency,priority,"
     "assignment_group,assignment_group.name,assigned_to,assigned_to.name,"
-    "sys_updated_on,sys_mod_count,category,cmdb_ci,cmdb_ci.name,company,company.name"
-)  # fd-sync's own sysparm_fields (tests/test_bench_clients.py keeps them equal)
+    "sys_updated_on,sys_mod_count,category,cmdb_ci,cmdb_ci.name,company,company.name,"
+    "sys_created_on"
+)  # fd-sync's own sysparm_fields (tests/unit/test_bench_clients.py keeps them equal)
 ORDER = "^ORDERBYsys_updated_on^ORDERBYsys_id"
 
 

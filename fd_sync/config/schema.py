@@ -119,7 +119,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "timeout_seconds": Key((int, float), 30.0, _positive_seconds(300)),
         "max_attempts": Key(int, 5, _int_range(1, 20)),
         "extra_fields": Key(list, (), _extra_fields),
-        "sync_comments": Key(bool, False),
+        "sync_comments": Key(bool, True),
     },
     "flashduty": {
         "push_url": Key(

@@ -50,6 +50,8 @@ FIELDS = (
     "cmdb_ci.name",
     "company",
     "company.name",
+    # Whether a record is new (Flashduty's documented rule: insert vs update).
+    "sys_created_on",
 )
 
 _SYS_ID = re.compile(r"[0-9A-Za-z]{1,64}")
@@ -82,6 +84,7 @@ class Incident:
     company: str = ""
     company_id: str = ""
     comment: str = ""  # the latest additional comment, with [servicenow] sync_comments
+    created_on: str = ""  # sys_created_on: equal to updated_on for a record never changed
     extra: dict[str, str] = field(default_factory=dict)  # [servicenow] extra_fields
 
     @property
@@ -197,6 +200,7 @@ def parse_record(raw: Any, extra_fields: Sequence[str] = ()) -> Incident:
     mod_text = _code(raw.get("sys_mod_count"))
     mod_count = int(mod_text) if mod_text.isdigit() and len(mod_text) < 18 else 0
     number = _text(raw.get("number"), 40).strip() or f"sys_id:{sys_id}"
+    created_on = raw.get("sys_created_on")
     return Incident(
         sys_id=sys_id,
         number=number,
@@ -218,4 +222,5 @@ def parse_record(raw: Any, extra_fields: Sequence[str] = ()) -> Incident:
         company=_text(raw.get("company.name"), 200).strip(),
         company_id=_code(raw.get("company")),
         extra={name: _text(raw.get(name), 2000).strip() for name in extra_fields},
+        created_on=created_on if isinstance(created_on, str) and _is_sn_time(created_on) else "",
     )

@@ -21,8 +21,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from fd_sync.core import routing
+from fd_sync.core.choices import BASE_CHOICES, ChoiceLabels
 from fd_sync.core.decide import Kind
-from fd_sync.core.incident import LEVEL_NAMES, PRIORITY_NAMES, Incident
+from fd_sync.core.incident import Incident
 from fd_sync.core.routing import PushFormat
 
 TITLE_LIMIT = 512
@@ -34,8 +35,8 @@ LABEL_VALUE_LIMIT = 2048
 ELLIPSIS = "…"
 
 # The ServiceNow format has no severity: Flashduty derives it from urgency, so a
-# route's severity travels as the urgency that maps to it.
-URGENCY_FOR_SEVERITY = {"Critical": "High", "Warning": "Medium", "Info": "Low"}
+# route's severity travels as the label of the urgency value that maps to it.
+URGENCY_FOR_SEVERITY = {"Critical": "1", "Warning": "2", "Info": "3"}
 _LABEL_KEY = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
@@ -103,20 +104,22 @@ def title(incident: Incident) -> str:
     return truncate(text, TITLE_LIMIT)
 
 
-def _coded(names: dict[str, str], value: str) -> str:
-    """'2 - Medium' style, as ServiceNow lists show choices; the raw value if unknown."""
-    return f"{value} - {names[value]}" if value in names else value
-
-
-def labels(incident: Incident, *, link: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Prometheus-style labels within Flashduty's limits; empty values are left out."""
+def labels(
+    incident: Incident,
+    *,
+    link: str,
+    extra: dict[str, str] | None = None,
+    choices: ChoiceLabels = BASE_CHOICES,
+) -> dict[str, str]:
+    """Prometheus-style labels within Flashduty's limits; empty values are left out.
+    Choice fields carry the instance's labels, as in the ServiceNow format."""
     candidates = {
         "source": "servicenow",
         "number": incident.number,
-        "state": incident.state_name,
-        "priority": _coded(PRIORITY_NAMES, incident.priority),
-        "urgency": _coded(LEVEL_NAMES, incident.urgency),
-        "impact": _coded(LEVEL_NAMES, incident.impact),
+        "state": choices.label("state", incident.state),
+        "priority": choices.label("priority", incident.priority),
+        "urgency": choices.label("urgency", incident.urgency),
+        "impact": choices.label("impact", incident.impact),
         "assignment_group": incident.assignment_group,
         "assigned_to": incident.assigned_to,
         "category": incident.category,
@@ -138,7 +141,12 @@ def labels(incident: Incident, *, link: str, extra: dict[str, str] | None = None
 
 
 def standard_body(
-    kind: Kind, incident: Incident, *, link: str, extras: Extras = NO_EXTRAS
+    kind: Kind,
+    incident: Incident,
+    *,
+    link: str,
+    extras: Extras = NO_EXTRAS,
+    choices: ChoiceLabels = BASE_CHOICES,
 ) -> dict[str, Any]:
     route_labels = dict(extras.labels)
     if extras.route:
@@ -150,39 +158,55 @@ def standard_body(
         "alert_key": incident.sys_id[:ALERT_KEY_LIMIT],
         "title_rule": title(incident),
         "description": truncate(incident.description, DESCRIPTION_LIMIT),
-        "labels": labels(incident, link=link, extra=route_labels),
+        "labels": labels(incident, link=link, extra=route_labels, choices=choices),
     }
     return body
 
 
-def _urgency(incident: Incident, extras: Extras) -> str:
-    """The urgency display value, or the one that carries the route's severity."""
+def _urgency(incident: Incident, extras: Extras, choices: ChoiceLabels) -> str:
+    """The urgency's label, or the label of the urgency that carries the route's severity."""
     if extras.severity and extras.severity != severity(incident):
-        return URGENCY_FOR_SEVERITY[extras.severity]
-    return LEVEL_NAMES.get(incident.urgency, incident.urgency)
+        return choices.label("urgency", URGENCY_FOR_SEVERITY[extras.severity])
+    return choices.label("urgency", incident.urgency)
 
 
-def servicenow_body(kind: Kind, incident: Incident, extras: Extras = NO_EXTRAS) -> dict[str, Any]:
-    """The body fd-servicenow posted; resolve is ``rule_update`` with the state's name."""
+def is_new_record(incident: Incident) -> bool:
+    """The documented business rule's test for ``insert``: never changed since created."""
+    return bool(incident.created_on) and incident.created_on == incident.updated_on
+
+
+def servicenow_body(
+    kind: Kind,
+    incident: Incident,
+    extras: Extras = NO_EXTRAS,
+    choices: ChoiceLabels = BASE_CHOICES,
+) -> dict[str, Any]:
+    """The body of Flashduty's documented business rule (and fd-servicenow's button):
+    choice fields as the instance displays them; resolve is ``rule_update``."""
     if kind is Kind.RESOLVE:
+        # An incident moved away from this integration (another route, a skip route)
+        # is still open: only a closed state closes its alert here.
+        closed = incident.state if not incident.is_open else "6"
         return {
             "action_type": "rule_update",
             "number": incident.number,
             "sys_id": incident.sys_id,
-            # An incident moved away from this integration (another route, a skip
-            # route) is still open: only a closed state closes its alert here.
-            "state": incident.state_name if not incident.is_open else "Resolved",
+            "state": choices.label("state", closed),
         }
+    # "insert" only for a record never changed since it was created, as the documented
+    # rule decides; a backfill, an older incident seen first, a reopen: "update", which
+    # Flashduty answers by opening the incident when it has none for this sys_id.
+    new = kind is Kind.CREATE and is_new_record(incident)
     return {
-        "action_type": "insert" if kind is Kind.CREATE else "update",
+        "action_type": "insert" if new else "update",
         "number": incident.number,
         "sys_id": incident.sys_id,
         "short_description": truncate(incident.short_description, TITLE_LIMIT),
         "description": truncate(incident.description, DESCRIPTION_LIMIT),
-        # Display values, as Flashduty's documentation of this integration shows.
-        "impact": LEVEL_NAMES.get(incident.impact, incident.impact),
-        "urgency": _urgency(incident, extras),
-        "state": incident.state_name,
+        # Display values, as Flashduty's documented business rule sends them.
+        "impact": choices.label("impact", incident.impact),
+        "urgency": _urgency(incident, extras, choices),
+        "state": choices.label("state", incident.state),
         "comments": truncate(incident.comment, DESCRIPTION_LIMIT),
         "personal_channels": ",".join(extras.personal_channels),
         "assignment_group": incident.assignment_group,
@@ -201,8 +225,9 @@ def build(
     instance_url: str,
     table: str,
     extras: Extras = NO_EXTRAS,
+    choices: ChoiceLabels = BASE_CHOICES,
 ) -> dict[str, Any]:
     if fmt == "standard":
         link = incident_link(instance_url, table, incident.sys_id)
-        return standard_body(kind, incident, link=link, extras=extras)
-    return servicenow_body(kind, incident, extras)
+        return standard_body(kind, incident, link=link, extras=extras, choices=choices)
+    return servicenow_body(kind, incident, extras, choices)

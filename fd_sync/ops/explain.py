@@ -23,6 +23,7 @@ from fd_sync.flashduty import escalation
 from fd_sync.ops.dispatch import dumps
 from fd_sync.servicenow.lookups import Lookups
 from fd_sync.store.ledger import Ledger
+from fd_sync.sync.choices import cached_choice_labels
 from fd_sync.sync.delivery import Destination
 from fd_sync.sync.dispatch import OpenAPIFactory, read_incident
 from fd_sync.sync.enrich import Enricher
@@ -140,6 +141,7 @@ def explain(
             instance_url=config.servicenow.instance_url,
             table=config.servicenow.table,
             extras=Extras() if event.kind is Kind.RESOLVE else extras,
+            choices=cached_choice_labels(ledger),
         )
         lines.append(
             f"  {event.kind.value} at {event.destination} ({destination.push_format} format):"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from fd_sync.flashduty.push import key_rejected
 from fd_sync.store.ledger import Ledger, Summary
 from fd_sync.store.outbox import DeadReason
 from fd_sync.store.state import DAEMON
@@ -119,7 +120,7 @@ def dead_reason(reason: DeadReason) -> str:
     """Why Flashduty refused events, and what the operator should do about it."""
     status, code, n = reason.http_status, reason.error_code or "", reason.events
     where = f"({reason.destination})"
-    if status in (401, 403):
+    if key_rejected(status, code, reason.message):
         return (
             f"Flashduty rejected the integration key {where} (HTTP {status} {code}) for "
             f"{n} event(s): fix the push URL, then run fd-sync outbox retry --all"

@@ -37,7 +37,19 @@ from typing import Any
 from fd_sync.simulators.http import Request, Response, SimServer
 
 SEVERITIES = ("Critical", "Warning", "Info")
-CLOSED_STATES = ("Resolved", "Closed", "Canceled")
+# servicenow-sync.mdx, "Status Mapping": the State a body carries -> the incident's progress.
+PROGRESS = {
+    "New": "Triggered",
+    "In Progress": "Processing",
+    "On Hold": "Snoozed",  # "Default snooze 2 hours"
+    "Resolved": "Closed",
+    "Closed": "Closed",
+    "Canceled": "Closed",
+}
+CLOSED_STATES = tuple(state for state, progress in PROGRESS.items() if progress == "Closed")
+BAD_INTEGRATION_KEY = "integration_key is not a valid one"  # standard alert.mdx, failed response
+TOTAL_CAP = 1000  # pagination.mdx: total is exact below 1000 only
+MAX_OFFSET = 10000  # pagination.mdx: p x limit must be <= 10000
 _LABEL_KEY = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 MAX_BODY = 1 << 20
 OPENAPI_PATHS = (
@@ -60,7 +72,6 @@ class Received:
     body: dict[str, Any]
     request_id: str
     duplicate: bool = False  # the same body as this incident's previous event (a re-send)
-    intent: str = ""  # what the sender meant, where the body says (ServiceNow format)
     at: float = field(default_factory=time.monotonic)
 
 
@@ -131,6 +142,7 @@ class FlashdutySim(SimServer):
         self.rate_limit_per_minute = rate_limit_per_minute
         self.received: list[Received] = []
         self.open: dict[str, dict[str, Any]] = {}  # key -> last body of the open alert
+        self.progress: dict[str, str] = {}  # ServiceNow format: key -> Triggered, Snoozed, ...
         self.violations: list[str] = []
         self.rate_limited = 0
         self._window: deque[float] = deque()
@@ -162,18 +174,6 @@ class FlashdutySim(SimServer):
                 out.setdefault(event.key, []).append(event.kind)
         return out
 
-    def intents(self) -> dict[str, list[str]]:
-        """Per incident, what the sender meant (create/update/resolve), re-sends left out.
-
-        Only the ServiceNow format says it (action_type); the standard format's
-        receiver cannot tell a create from an update, so :meth:`history` is weaker."""
-        out: dict[str, list[str]] = {}
-        with self._lock:
-            for event in self.received:
-                if not event.duplicate:
-                    out.setdefault(event.key, []).append(event.intent or event.kind)
-        return out
-
     def duplicates(self) -> int:
         with self._lock:
             return sum(1 for e in self.received if e.duplicate)
@@ -201,6 +201,7 @@ class FlashdutySim(SimServer):
         return self.url
 
     def add_person(self, name: str, email: str = "") -> int:
+        """A member of the account: ``/person/infos`` says person_*, ``/member/list`` member_*."""
         person_id = next(self._ids)
         self.persons[person_id] = {"person_id": person_id, "person_name": name, "email": email}
         return person_id
@@ -246,8 +247,8 @@ class FlashdutySim(SimServer):
     # --- HTTP ---------------------------------------------------------------------------
 
     def handle(self, request: Request) -> Response:
-        if request.method != "POST":
-            return _envelope_error("RouteNotFound", "route not found", 404)
+        if request.method != "POST":  # standard alert.mdx, error codes
+            return _envelope_error("MethodNotAllowed", "HTTP method not supported", 400)
         if request.path in OPENAPI_PATHS:
             return self._openapi(request)
         if request.path.startswith("/event/push/servicenow/"):
@@ -258,7 +259,8 @@ class FlashdutySim(SimServer):
         elif request.path.rstrip("/") == "/event/push/alert/standard":
             key = request.query.get("integration_key", "")
             if not secrets.compare_digest(key, self.integration_key):
-                return _envelope_error("Unauthorized", "invalid integration_key", 401)
+                # As the standard alert page's failed response shows: 400, not 401.
+                return _envelope_error("InvalidParameter", BAD_INTEGRATION_KEY, 400)
             fmt = "standard"
         else:
             return _envelope_error("RouteNotFound", f"no route for {request.path}", 404)
@@ -298,12 +300,7 @@ class FlashdutySim(SimServer):
                 return _envelope_error("ResourceNotFound", f"channel {channel} not found", 400)
             return _envelope_data({"items": self.rules[channel]})
         if path in ("/channel/list", "/member/list"):
-            page, limit = body.get("p", 1), body.get("limit", 20)
-            if not isinstance(page, int) or not isinstance(limit, int) or not 0 < limit <= 100:
-                return _envelope_error("InvalidParameter", "p and limit (1-100) are integers", 400)
-            rows = list((self.channels if path == "/channel/list" else self.persons).values())
-            items = rows[(page - 1) * limit : page * limit]
-            return _envelope_data({"items": items, "total": len(rows), "p": page, "limit": limit})
+            return self._page(path, body)
         kind = path.split("/")[1]  # person, team, schedule
         table = {"person": self.persons, "team": self.teams, "schedule": self.schedules}[kind]
         ids = body.get(f"{kind}_ids")
@@ -313,6 +310,29 @@ class FlashdutySim(SimServer):
         if missing:
             return _envelope_error("ResourceNotFound", f"{kind} {missing[0]} not found", 400)
         return _envelope_data({"items": [table[i] for i in ids]})
+
+    def _page(self, path: str, body: dict[str, Any]) -> Response:
+        """pagination.mdx: p from 1, limit <= 100, p x limit <= 10000, total capped, and
+        has_next_page on /channel/list (the platform spec lists none for /member/list)."""
+        page, limit = body.get("p", 1), body.get("limit", 20)
+        if not isinstance(page, int) or not isinstance(limit, int) or not 0 < limit <= 100:
+            return _envelope_error("InvalidParameter", "p and limit (1-100) are integers", 400)
+        if page < 1 or page * limit > MAX_OFFSET:
+            return _envelope_error("InvalidParameter", "p x limit must be <= 10000", 400)
+        if path == "/channel/list":
+            rows = list(self.channels.values())
+        else:
+            rows = [
+                {"member_id": p["person_id"], "member_name": p["person_name"], "email": p["email"]}
+                for p in self.persons.values()
+            ]
+        items = rows[(page - 1) * limit : page * limit]
+        data: dict[str, Any] = {"items": items, "total": min(len(rows), TOTAL_CAP)}
+        if path == "/channel/list":
+            data["has_next_page"] = page * limit < len(rows)
+        else:
+            data.update(p=page, limit=limit)
+        return _envelope_data(data)
 
     def _over_rate_limit(self) -> bool:
         if not self.rate_limit_per_minute:
@@ -338,23 +358,30 @@ class FlashdutySim(SimServer):
         title = body.get("title_rule")
         if not isinstance(title, str) or not title:
             return "title_rule is required"
-        if len(title) > 512:
+        if len(title) > 512:  # truncated by Flashduty; fd-sync must not rely on it
             self._violation(f"title_rule of {len(title)} chars")
+            body["title_rule"] = title[:512]
         key = body.get("alert_key")
-        if not isinstance(key, str) or not key:
-            return "alert_key is required"
-        if len(key) > 255:
+        if key is None or key == "":
+            if status == "Ok":
+                return "alert_key is required to recover an alert"
+            body["alert_key"] = secrets.token_urlsafe(16)  # "rely on system auto-generation"
+        elif not isinstance(key, str):
+            return "alert_key must be a string"
+        elif len(key) > 255:
             return "alert_key longer than 255"
         description = body.get("description", "")
         if not isinstance(description, str):
             return "description must be a string"
         if len(description) > 2048:
             self._violation(f"description of {len(description)} chars")
+            body["description"] = description[:2048]
         labels = body.get("labels", {})
         if not isinstance(labels, dict):
             return "labels must be an object"
         if len(labels) > 50:
             self._violation(f"{len(labels)} labels")
+            return "at most 50 labels"
         for k, v in labels.items():
             if not _LABEL_KEY.fullmatch(k) or len(k) > 128:
                 return f"invalid label key {k[:40]!r}"
@@ -362,6 +389,7 @@ class FlashdutySim(SimServer):
                 return f"label {k} must be a string"
             if len(v) > 2048:
                 self._violation(f"label {k} of {len(v)} chars")
+                labels[k] = v[:2048]
         return None
 
     def _check_servicenow(self, body: dict[str, Any]) -> str | None:
@@ -384,8 +412,11 @@ class FlashdutySim(SimServer):
             key = body["alert_key"]
             closing = body["event_status"] == "Ok"
         else:
+            # servicenow-sync.mdx: rule_update or a closed State close the incident; an
+            # update for a sys_id without an incident opens one (fd-servicenow's button).
             key = body["sys_id"]
-            closing = body["action_type"] == "rule_update" and body.get("state") in CLOSED_STATES
+            state = body.get("state")
+            closing = body["action_type"] == "rule_update" or state in CLOSED_STATES
         rid = secrets.token_hex(12)
         with self.arrived:
             previous = self._last.get(key)
@@ -399,13 +430,12 @@ class FlashdutySim(SimServer):
             else:
                 kind = "update" if key in self.open else "create"
                 self.open[key] = body
+            if fmt == "servicenow" and not duplicate:
+                self.progress[key] = PROGRESS.get(
+                    str(body.get("state")), "Closed" if closing else "Triggered"
+                )
             self._last_kind[key] = kind
-            intent = {"insert": "create", "update": "update", "rule_update": "resolve"}.get(
-                str(body.get("action_type")), ""
-            )
-            self.received.append(
-                Received(key, kind, fmt, body, rid, duplicate, intent, at=self.clock())
-            )
+            self.received.append(Received(key, kind, fmt, body, rid, duplicate, at=self.clock()))
             self.arrived.notify_all()
         return Response.json(
             {"request_id": rid, "data": {"alert_key": key}}, **{"Flashcat-Request-Id": rid}

@@ -72,6 +72,16 @@ INCIDENT_COLUMNS = (
 # Columns of tables that may be empty, so that queries on them are not "invalid".
 TABLE_COLUMNS = {
     "sys_audit_delete": ("sys_id", "tablename", "documentkey", "sys_created_on", "sys_updated_on"),
+    "sys_choice": (
+        "sys_id",
+        "name",
+        "element",
+        "value",
+        "label",
+        "language",
+        "inactive",
+        "sequence",
+    ),
 }
 REFERENCES = {
     "assignment_group": "sys_user_group",
@@ -188,6 +198,7 @@ class ServiceNowSim(SimServer):
             "sys_audit_delete": {},
             "sys_user_grmember": {},
             "sys_journal_field": {},
+            "sys_choice": {},
         }
         self.custom_columns: set[str] = set()  # u_ fields an instance adds to incident
         self._index: list[tuple[str, str]] = []  # incident (sys_updated_on, sys_id), sorted
@@ -203,8 +214,30 @@ class ServiceNowSim(SimServer):
         self._version = 0  # bumped on every write: invalidates the cached matches below
         self._matches: dict[tuple[str, str], list[str]] = {}  # (table, query) -> sys_ids
         self._matches_version = 0
+        for element, labels in CHOICES.items():  # a base instance's choice list, in English
+            for value, label in labels.items():
+                self.set_choice(element, value, label)
 
     # --- data ---------------------------------------------------------------------------
+
+    def set_choice(
+        self, element: str, value: str, label: str, *, language: str = "en", inactive: bool = False
+    ) -> None:
+        """Relabel (or add, or with ``inactive`` retire) one choice of an incident field, as a
+        customised or localised instance has it; display values follow the English labels."""
+        sys_id = stable_sys_id(f"incident.{element}.{value}.{language}")
+        with self._lock:
+            self.tables["sys_choice"][sys_id] = {
+                "sys_id": sys_id,
+                "name": "incident",
+                "element": element,
+                "value": value,
+                "label": label,
+                "language": language,
+                "inactive": "true" if inactive else "false",
+                "sequence": value,
+            }
+            self._version += 1
 
     def add_group(self, name: str, sys_id: str | None = None) -> str:
         sys_id = sys_id or new_sys_id()
@@ -625,7 +658,10 @@ class ServiceNowSim(SimServer):
 
     def _display(self, table: str, name: str, value: str) -> str:
         if table == "incident" and name in CHOICES:
-            return CHOICES[name].get(value, value)
+            for row in self.tables["sys_choice"].values():
+                if (row["element"], row["value"], row["language"]) == (name, value, "en"):
+                    return row["label"]
+            return value
         if table == "incident" and name in REFERENCES:
             target = self.tables.get(REFERENCES[name], {}).get(value) or {}
             return target.get("name", "")

@@ -70,6 +70,7 @@ class DeadReason:
     error_code: str | None
     destination: str
     events: int
+    message: str | None = None  # one of the group's messages, as Flashduty worded it
 
 
 _COLUMNS = (
@@ -255,10 +256,10 @@ class Outbox:
     def dead_reasons(self) -> list[DeadReason]:
         """Dead events grouped by what refused them, most first."""
         return [
-            DeadReason(status, code, destination, n)
-            for status, code, destination, n in self.db.rows(
-                "SELECT http_status, error_code, destination, COUNT(*) FROM outbox "
-                f"WHERE status = '{DEAD}' GROUP BY 1, 2, 3 ORDER BY 4 DESC"
+            DeadReason(status, code, destination, n, message)
+            for status, code, destination, n, message in self.db.rows(
+                "SELECT http_status, error_code, destination, COUNT(*), MIN(error_message) "
+                f"FROM outbox WHERE status = '{DEAD}' GROUP BY 1, 2, 3 ORDER BY 4 DESC"
             )
         ]
 

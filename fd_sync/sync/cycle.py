@@ -35,6 +35,7 @@ from fd_sync.servicenow.client import ServiceNowClient
 from fd_sync.servicenow.lookups import Lookups
 from fd_sync.store.ledger import Ledger
 from fd_sync.store.state import BASELINE_UNTIL, SCAN_FROM, WATERMARK
+from fd_sync.sync.choices import refresh_choice_labels
 from fd_sync.sync.deletions import DeletionCheck
 from fd_sync.sync.delivery import Deliverer
 from fd_sync.sync.enrich import Enricher
@@ -98,6 +99,8 @@ class Cycle:
                 report.error = exc
                 self.log.error("fetch_failed", error=str(exc), exit_code=exc.exit_code)
             if not dry_run:
+                if fetch and report.error is None:  # ServiceNow answered: hourly, one request
+                    refresh_choice_labels(self.ledger, self.servicenow)
                 report.delivery = self.deliverer.drain()
                 self._count_outbox(report)
                 self.ledger.outbox.purge_finished()

@@ -24,11 +24,13 @@ from dataclasses import dataclass, field
 
 from fd_sync import logs
 from fd_sync.core import payloads
+from fd_sync.core.choices import ChoiceLabels
 from fd_sync.core.routing import PushFormat
 from fd_sync.errors import FatalAPIError, Interrupted, RetriableAPIError
 from fd_sync.flashduty.push import FlashdutyClient, describe
 from fd_sync.store.ledger import Ledger
 from fd_sync.store.outbox import OutboxEvent
+from fd_sync.sync.choices import cached_choice_labels
 
 BATCH = 500
 
@@ -73,6 +75,7 @@ class Deliverer:
     def drain(self, *, only: str | None = None) -> DeliveryReport:
         """Deliver pending events in order; with ``only`` (a sys_id), that incident's alone."""
         report = DeliveryReport()
+        choices = cached_choice_labels(self.ledger)  # the instance's labels, read hourly
         held = self.ledger.outbox.dead_incidents()  # earlier refusals still hold their incidents
         after_id = 0
         while True:
@@ -103,7 +106,7 @@ class Deliverer:
                     held.add(event.sys_id)  # its later events may go elsewhere: keep the order
                     continue
                 try:
-                    self._deliver(event, destination, report, held)
+                    self._deliver(event, destination, choices, report, held)
                 except Interrupted:
                     # Stopping mid-retry: the event stays pending (marked attempted).
                     report.stopped = True
@@ -114,6 +117,7 @@ class Deliverer:
         self,
         event: OutboxEvent,
         destination: Destination,
+        choices: ChoiceLabels,
         report: DeliveryReport,
         held: set[str],
     ) -> None:
@@ -124,6 +128,7 @@ class Deliverer:
             instance_url=self.instance_url,
             table=self.table,
             extras=event.extras,
+            choices=choices,
         )
         self.ledger.outbox.mark_attempt(event.id)
         try:

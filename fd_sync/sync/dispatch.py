@@ -36,6 +36,7 @@ from fd_sync.flashduty.openapi import OpenAPIClient
 from fd_sync.servicenow.lookups import Lookups
 from fd_sync.store.ledger import Ledger
 from fd_sync.store.outbox import OutboxEvent, OutboxStatus
+from fd_sync.sync.choices import cached_choice_labels
 from fd_sync.sync.delivery import Deliverer, DeliveryReport, Destination
 
 OpenAPIFactory = Callable[[], OpenAPIClient]
@@ -223,6 +224,7 @@ class Dispatcher:
                 instance_url=self.config.servicenow.instance_url,
                 table=self.config.servicenow.table,
                 extras=extras,
+                choices=cached_choice_labels(self.ledger),
             )
             out.append((event.kind.value, event.destination, body))
         return out

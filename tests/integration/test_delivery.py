@@ -135,4 +135,6 @@ def test_wrong_push_url_is_dead_not_retried_forever(servicenow, flashduty, harne
     assert report.exit_code == EX_PROTOCOL
     assert len(flashduty.requests) == 1
     dead = h.ledger.outbox.events(status="dead")[0]
-    assert dead.http_status == 401 and dead.error_code == "Unauthorized"
+    # standard alert.mdx: a wrong key is answered 400 InvalidParameter, not 401.
+    assert dead.http_status == 400 and dead.error_code == "InvalidParameter"
+    assert dead.error_message and "integration_key is not a valid one" in dead.error_message

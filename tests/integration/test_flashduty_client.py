@@ -88,8 +88,8 @@ def test_a_2xx_internal_error_is_retried(client, flashduty, sleeps):
             lambda c, f: setattr(
                 c, "push_url", f.url + "/event/push/alert/standard?integration_key=nope"
             ),
-            401,
-            "Unauthorized",
+            400,  # standard alert.mdx: "integration_key is not a valid one"
+            "InvalidParameter",
         ),
     ],
     ids=["route-not-found", "bad-key"],

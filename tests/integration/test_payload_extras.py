@@ -59,7 +59,7 @@ def test_the_servicenow_body_carries_what_the_route_says(servicenow, flashduty, 
     body = event.body
     assert body["rule_id"] == "6532aa" and body["teams_id"] == "teams-42"
     assert body["personal_channels"] == "sms,voice"
-    assert body["urgency"] == "High"  # severity Critical, in the only form this format has
+    assert body["urgency"] == "1 - High"  # severity Critical, as the label of urgency 1
     assert body["assignment_group"] == "Network"
     assert body["assignment_group_id"] == ids["network"]
     assert body["comments"] == "vendor ticket opened"  # the latest one

@@ -65,16 +65,19 @@ def test_standard_create_and_resolve():
     assert resolved["title_rule"]  # required even to recover
 
 
-def test_servicenow_format_matches_fd_servicenow():
-    body = servicenow_body(Kind.CREATE, incident())
+def test_servicenow_format_matches_the_documented_business_rule():
+    """servicenow-sync.mdx, "Business Rules" script: choice fields through
+    getDisplayValue() (a base instance's labels), insert only for a new record."""
+    new = incident(created_on="2026-11-01 08:00:00")  # never changed since it was created
+    body = servicenow_body(Kind.CREATE, new)
     assert body == {
         "action_type": "insert",
         "number": "INC0010001",
         "sys_id": "a" * 32,
         "short_description": "Disk full on db-01",
         "description": "The disk is full.",
-        "impact": "High",
-        "urgency": "Medium",
+        "impact": "1 - High",
+        "urgency": "2 - Medium",
         "state": "In Progress",
         "comments": "",
         "personal_channels": "",
@@ -136,10 +139,11 @@ def test_servicenow_body_carries_the_route_extras():
     ]
     assert body["rule_id"] == "6532aa" and body["teams_id"] == "teams-1"
     assert body["comments"] == "on it"
-    # No severity field in this format: the route's Critical travels as urgency High.
-    assert body["urgency"] == "High"
-    assert servicenow_body(Kind.CREATE, incident(urgency="1"), EXTRAS)["urgency"] == "High"
-    assert servicenow_body(Kind.CREATE, incident(urgency="3"))["urgency"] == "Low"
+    # No severity field in this format: the route's Critical travels as the label of
+    # urgency 1, which Flashduty maps to Critical.
+    assert body["urgency"] == "1 - High"
+    assert servicenow_body(Kind.CREATE, incident(urgency="1"), EXTRAS)["urgency"] == "1 - High"
+    assert servicenow_body(Kind.CREATE, incident(urgency="3"))["urgency"] == "3 - Low"
 
 
 def test_a_resolve_for_an_incident_still_open_closes_the_alert():

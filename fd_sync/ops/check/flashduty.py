@@ -20,7 +20,7 @@ from fd_sync.errors import (
     FdSyncError,
     RetriableAPIError,
 )
-from fd_sync.flashduty.push import FlashdutyClient, describe
+from fd_sync.flashduty.push import FlashdutyClient, describe, key_rejected
 from fd_sync.ops.check.steps import Step, fail, ok
 
 if TYPE_CHECKING:
@@ -38,6 +38,17 @@ def push_endpoints(c: Checker) -> list[tuple[str, str, PushFormat]]:
     return endpoints
 
 
+def _accepted(push_format: str) -> str:
+    """What a 400 to the empty probe proves, per format (README: what check can tell)."""
+    if push_format == "standard":
+        # Flashduty names a wrong key in its 400; any other 400 is about the empty body.
+        return "reachable, integration key accepted; the empty probe created no alert"
+    return (
+        "reachable, ServiceNow format; the empty probe created no alert, so the token "
+        "itself is proven only by --send-test (a test alert, resolved at once)"
+    )
+
+
 def probe(c: Checker, label: str, push_url: str, push_format: str) -> FlashdutyClient | None:
     """An empty event is refused by validation: it proves the route and the key without
     creating an alert. Returns the client when the endpoint is usable."""
@@ -45,27 +56,18 @@ def probe(c: Checker, label: str, push_url: str, push_format: str) -> FlashdutyC
     try:
         client.push({})
     except FatalAPIError as exc:
-        rejected = (
-            f"the integration key or token in {label} was rejected: copy the push "
-            "URL again from the Flashduty integration"
-        )
-        hints = {
-            400: None,
-            401: rejected,
-            403: rejected,
-            404: f"no such route: check the path of {label}",
-        }
-        hint = hints.get(exc.status or 0, "Flashduty refused the probe unexpectedly")
-        if hint is None:
-            c.add(
-                ok(
-                    "flashduty",
-                    "push",
-                    f"{label}: reachable, {push_format} format; "
-                    "an empty probe was refused as expected (no alert created)",
-                )
+        if key_rejected(exc.status, exc.code, exc.detail):
+            hint = (
+                f"the integration key or token in {label} was rejected: copy the push "
+                "URL again from the Flashduty integration"
             )
+        elif exc.status == 404:
+            hint = f"no such route: check the path of {label}"
+        elif exc.status == 400:
+            c.add(ok("flashduty", "push", f"{label}: {_accepted(push_format)}"))
             return client
+        else:
+            hint = "Flashduty refused the probe unexpectedly"
         c.add(fail("flashduty", "push", f"{label}: {describe(exc)}", hint, EX_PROTOCOL))
         return None
     except RetriableAPIError as exc:
