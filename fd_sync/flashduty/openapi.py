@@ -44,7 +44,7 @@ TIMEOUT_SECONDS = 30.0
 LIMITS = ((40, 1.0), (900, 60.0))  # under the account's 50/s and 1000/min
 BATCH = 100  # ids per /person/infos, /team/infos, /schedule/infos request
 PAGE_LIMIT = 100  # the largest page /member/list and /channel/list serve
-MAX_PAGES = 1000
+MAX_PAGES = 10000 // PAGE_LIMIT  # pagination.mdx: p x limit must be <= 10000
 MAX_RESPONSE_BYTES = 8 * 2**20
 
 
@@ -118,17 +118,19 @@ class OpenAPIClient:
         return self.paged("/member/list")
 
     def paged(self, path: str, body: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Every item of a paged list (``p`` from 1, ``limit`` at most 100)."""
+        """Every item of a paged list (``p`` from 1, ``limit`` at most 100).
+
+        pagination.mdx: ``has_next_page`` says whether to go on; ``total`` is capped
+        (exact below 1000 only), so it never ends a listing. Where an endpoint sends
+        no ``has_next_page`` (``/member/list`` in the platform spec), a short page does.
+        """
         items: list[dict[str, Any]] = []
         for page in range(1, MAX_PAGES + 1):
             data = self.call(path, {**(body or {}), "p": page, "limit": PAGE_LIMIT})
             batch = _items(data)
             items.extend(batch)
-            total = data.get("total") if isinstance(data, dict) else None
             more = data.get("has_next_page") if isinstance(data, dict) else None
-            if len(batch) < PAGE_LIMIT or more is False:
-                break
-            if isinstance(total, int) and len(items) >= total:
+            if more is False or (more is None and len(batch) < PAGE_LIMIT) or not batch:
                 break
         return items
 

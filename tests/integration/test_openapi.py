@@ -85,6 +85,24 @@ def test_lists_are_read_page_by_page(flashduty, client):
     assert pages == [{"p": p, "limit": 100} for p in (1, 2, 3)]
 
 
+def test_a_listing_goes_on_past_the_capped_total(flashduty, client):
+    """pagination.mdx: total is exact only below 1000, so it never ends a listing; a page
+    short of the limit does where the endpoint sends no has_next_page (/member/list)."""
+    for n in range(1001):
+        flashduty.add_person(f"member {n}", f"m{n}@example.com")
+    members = client.members()
+    assert len(members) == 1001
+    assert {"member_id", "member_name", "email"} <= members[0].keys()
+    assert len(flashduty.requests_to("/member/list")) == 11
+
+
+def test_a_listing_stops_where_has_next_page_says(flashduty, client):
+    for n in range(200):  # exactly two full pages: only has_next_page says "no more"
+        flashduty.add_channel(f"channel {n}")
+    assert len(client.channels()) == 200
+    assert len(flashduty.requests_to("/channel/list")) == 2
+
+
 def test_requests_are_paced_under_the_account_limits(flashduty):
     assert all(limit < 50 for limit, period in LIMITS if period == 1.0)
     assert all(limit < 1000 for limit, period in LIMITS if period == 60.0)

@@ -22,6 +22,7 @@ def test_everything_passes(servicenow, flashduty, write_config, run_fd_sync):
         "servicenow auth",
         "servicenow read",
         "servicenow query",
+        "servicenow choices",
         "flashduty  push",
     ):
         assert any(step in line for line in lines_with(result, "ok")), step
@@ -78,6 +79,8 @@ def test_html_502_from_a_proxy_gets_its_hint(servicenow, write_config, run_fd_sy
 
 
 def test_rejected_integration_key(servicenow, flashduty, write_config, run_fd_sync):
+    """standard alert.mdx: a wrong key is HTTP 400 InvalidParameter "integration_key is not a
+    valid one" (not 401); check reports the key as rejected and never prints it."""
     config = write_config(
         flashduty={
             "push_url": flashduty.url + "/event/push/alert/standard?integration_key=not-the-key"
@@ -154,3 +157,30 @@ def test_an_unreachable_flashduty_host_is_reported_once(servicenow, write_config
     # The default push_url and the route share the host: one refused connection, not two.
     assert len([line for line in lines_with(result, "fail") if "flashduty  tcp" in line]) == 1
     assert "route network" not in result.stdout  # nothing to probe behind a dead host
+
+
+def test_a_400_about_the_probe_body_still_proves_the_key(
+    servicenow, flashduty, write_config, run_fd_sync
+):
+    """Any other 400 to the empty probe is Flashduty validating the body: the key passed."""
+    result = run_fd_sync("--config", str(write_config("standard")), "check")
+    assert result.code == 0, result.output
+    (line,) = [x for x in lines_with(result, "ok") if "flashduty  push" in x]
+    assert "integration key accepted" in line
+
+
+def test_the_servicenow_format_says_what_the_probe_cannot_prove(
+    servicenow, flashduty, write_config, run_fd_sync
+):
+    result = run_fd_sync("--config", str(write_config("servicenow")), "check")
+    assert result.code == 0, result.output
+    (line,) = [x for x in lines_with(result, "ok") if "flashduty  push" in x]
+    assert "proven only by --send-test" in line
+
+
+def test_unreadable_choice_labels_are_a_warning(servicenow, write_config, run_fd_sync):
+    servicenow.deny_tables.add("sys_choice")
+    result = run_fd_sync("--config", str(write_config()), "check")
+    assert result.code == 0
+    (line,) = [x for x in lines_with(result, "warn") if "servicenow choices" in x]
+    assert "a base instance's labels are sent" in line

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from fd_sync import wiring
 from fd_sync.errors import EX_NOPERM, EX_PROTOCOL, AccessDenied, FdSyncError, RemoteRejected
 from fd_sync.ops.check.steps import NO_ANSWER_HINT, Step, fail, ok
+from fd_sync.servicenow.choices import CHOICE_TABLE, read_choice_labels
+from fd_sync.servicenow.client import ServiceNowClient
 
 if TYPE_CHECKING:
     from fd_sync.ops.check import Checker
@@ -56,6 +58,30 @@ def check(c: Checker) -> None:
     query = " matching [servicenow] query" if sn.query else ""
     c.add(ok("servicenow", "query", f"newest change{query}: {newest or 'none yet'}"))
     clocks(c, server_now, newest)
+    choice_labels(c, client)
+
+
+def choice_labels(c: Checker, client: ServiceNowClient) -> None:
+    """The labels state, impact and urgency are sent with (one sys_choice request)."""
+    try:
+        labels = read_choice_labels(client)
+    except (AccessDenied, RemoteRejected) as exc:
+        c.add(
+            Step(
+                "servicenow",
+                "choices",
+                "warn",
+                f"{CHOICE_TABLE} not readable ({exc}): a base instance's labels are sent",
+                f"grant the integration user read access to {CHOICE_TABLE}, so that "
+                "Flashduty receives the labels this instance shows",
+            )
+        )
+        return
+    except FdSyncError as exc:
+        c.add(fail("servicenow", "choices", str(exc), "try again", exc.exit_code))
+        return
+    shown = ", ".join(labels.label("urgency", v) for v in ("1", "2", "3"))
+    c.add(ok("servicenow", "choices", f"labels read from {CHOICE_TABLE} (urgency: {shown})"))
 
 
 def clocks(c: Checker, server_now: datetime, newest: str | None) -> None:
