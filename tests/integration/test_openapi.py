@@ -10,7 +10,7 @@ import pytest
 
 from fd_sync import redaction, wiring
 from fd_sync.config import parse
-from fd_sync.errors import AccessDenied, NotFound, TemporaryFailure
+from fd_sync.errors import AccessDenied, NotFound, RemoteRejected, TemporaryFailure
 from fd_sync.flashduty.openapi import LIMITS, OpenAPIClient
 from fd_sync.http.ratelimit import SlidingWindowLimiter
 from fd_sync.simulators.flashduty import FlashdutySim, layer
@@ -62,6 +62,31 @@ def test_server_errors_are_retried_then_temporary(flashduty, client, sleeps):
     flashduty.inject(status=502, path="/channel/", times=3)
     with pytest.raises(TemporaryFailure, match="HTTP 502"):
         client.escalation_rules(7)
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "error", "retried"),
+    [
+        (400, "InvalidParameter", RemoteRejected, False),
+        (400, "MethodNotAllowed", RemoteRejected, False),
+        (400, "ResourceNotFound", NotFound, False),
+        (401, "Unauthorized", AccessDenied, False),
+        (403, "AccessDenied", AccessDenied, False),
+        (429, "RequestTooFrequently", TemporaryFailure, True),
+    ],
+)
+def test_every_documented_error_code_is_handled_with_its_request_id(
+    flashduty, client, sleeps, status, code, error, retried
+):
+    """The OpenAPI envelope (on-call.openapi.en.json, and the error table of the standard
+    alert page): refusals are final, 429 is retried, each error names the request id."""
+    envelope = {"request_id": "rq-documented", "error": {"code": code, "message": "as said"}}
+    flashduty.inject(status=status, body=json.dumps(envelope), path="/channel/", times=3)
+    with pytest.raises(error) as info:
+        client.escalation_rules(1)
+    assert f"HTTP {status} {code}" in str(info.value)
+    assert "request_id rq-documented" in str(info.value)
+    assert len(flashduty.requests) == (3 if retried else 1)
 
 
 def test_infos_are_batched_and_unknown_ids_left_out(flashduty, client):
