@@ -13,6 +13,7 @@ A :class:`Database` belongs to the thread that opened it (a sqlite3 rule).
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -53,13 +54,7 @@ class Database:
                 raise StorageUnavailable(f"{self.path}: no ledger yet (fd-sync once creates it)")
             conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5)
         else:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StorageUnusable(
-                    f"{self.path.parent}: cannot create the ledger folder ({exc.strerror}); "
-                    "create it for the fd-sync user or set [sync] database"
-                ) from None
+            _create_private(self.path)
             conn = sqlite3.connect(self.path, timeout=5)
         return SqliteUtilsDatabase(conn, execute_plugins=False)
 
@@ -162,6 +157,25 @@ class Database:
                 f"{self.path}: {exc.strerror} while trying to {doing}; "
                 "the fd-sync user needs write access to the file and its folder"
             ) from None
+
+
+def _create_private(path: Path) -> None:
+    """The ledger holds incident texts: a new folder is 0700 and a new file 0600 (SQLite
+    gives its -wal and -shm files the database file's mode). Existing ones are left as
+    the operator made them."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageUnusable(
+            f"{path.parent}: cannot create the ledger folder ({exc.strerror}); "
+            "create it for the fd-sync user or set [sync] database"
+        ) from None
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    except FileExistsError:
+        pass
+    except OSError:
+        pass  # not writable: sqlite3 reports it with the fix (see storage_error)
 
 
 def storage_error(path: Path, exc: sqlite3.DatabaseError, doing: str) -> StorageError:

@@ -188,3 +188,14 @@ def test_a_ledger_from_before_routing_upgrades_in_place(database):
             (Kind.RESOLVE, "default"),
             (Kind.CREATE, "route:network"),
         ]
+
+
+def test_a_new_ledger_and_its_folder_are_private(tmp_path):
+    """The ledger holds incident texts: folder 0700, file (and its WAL) 0600."""
+    path = tmp_path / "new" / "state" / "fd-sync.db"
+    with Ledger(path) as ledger, ledger.transaction():
+        ledger.state.set("watermark", "2026-11-01 08:00:00")
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    assert path.stat().st_mode & 0o777 == 0o600
+    wal = path.with_name(path.name + "-wal")
+    assert not wal.exists() or wal.stat().st_mode & 0o777 == 0o600

@@ -219,9 +219,31 @@ def test_cron_job_skips_a_busy_minute_with_its_own_lock():
     # The ledger's own lock is taken by fd-sync itself: flock on it would make every
     # run wait for its parent and exit 75.
     assert lock_file != str(RunLock(DEFAULT_DATABASE).path)
-    run = [word for word in command[3:] if not word.startswith("2>")]
-    run = run[: run.index("|")] if "|" in run else run
-    assert run == [INSTALLED_BINARY, "--config", CONFIG, "once"]
+    assert command[3:5] == ["sh", "-c"]
+    assert f"{INSTALLED_BINARY} --config {CONFIG} once 2>&1" in command[5]
+    assert "%" not in command[5]  # cron turns % into a newline
+
+
+def test_a_failing_cron_run_keeps_its_exit_code_and_says_so(tmp_path, write_config):
+    """A plain "| logger" hid exit 75/76/78 from cron; the job must not."""
+    script = cron_job()[11]
+    bad_config = tmp_path / "missing.toml"
+    fd_sync = str(Path(sys.executable).with_name("fd-sync"))
+    script = script.replace(INSTALLED_BINARY, fd_sync).replace(CONFIG, str(bad_config))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    syslog = tmp_path / "syslog"
+    fake = bin_dir / "logger"  # syslog itself is not this test's boundary: record the calls
+    fake.write_text(f'#!/bin/sh\n{{ echo "logger $*"; cat; }} >> {syslog}\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    result = subprocess.run(
+        ["sh", "-c", script], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 78
+    assert "configuration file not found" in result.stdout  # mailed by cron
+    assert result.stdout.strip().endswith("fd-sync once exited 78")
+    assert "logger -p user.err -t fd-sync fd-sync once exited 78" in syslog.read_text()
 
 
 # --- systemd's verdict --------------------------------------------------------------------
