@@ -34,6 +34,8 @@ from fd_sync.config.schema import (
 from fd_sync.config.secrets import section_secret
 from fd_sync.core.routing import PushFormat
 
+METRICS_PACKAGE_MISSING = "needs the prometheus-client package: pip install 'fd-sync[metrics]'"
+
 
 def parse(
     raw: Mapping[str, Any],
@@ -57,7 +59,7 @@ def parse(
     fd = _flashduty(values["flashduty"], path, warnings, secrets_required)
     sync = _sync(values["sync"], path, env)
     http = _http(values["http"], path)
-    metrics = _metrics(values["metrics"], path)
+    metrics = _metrics(values["metrics"], path, warnings)
     routes = parse_routing(
         values["routing"], raw.get("route", []), sn, fd, path, env, warnings, secrets_required
     )
@@ -206,7 +208,16 @@ def _http(v: dict[str, Any], path: Path) -> HttpConfig:
     proxy = v["proxy"]
     if proxy:
         parsed = urllib.parse.urlsplit(proxy)
-        if parsed.scheme not in ("http", "https", "socks5", "socks5h") or not parsed.hostname:
+        if parsed.scheme.startswith("socks"):
+            # requests needs PySocks for these and would fail only at the first request.
+            raise problem(
+                path,
+                "http",
+                "proxy",
+                f"{parsed.scheme}:// is not supported: fd-sync speaks to HTTP(S) proxies "
+                "(HTTP CONNECT), such as http://proxy:3128",
+            )
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise problem(path, "http", "proxy", "must be a URL such as http://proxy:3128")
     return HttpConfig(ca_bundle=ca_bundle, proxy=proxy)
 
@@ -230,7 +241,7 @@ def _sync(v: dict[str, Any], path: Path, env: Mapping[str, str]) -> SyncConfig:
     )
 
 
-def _metrics(v: dict[str, Any], path: Path) -> MetricsConfig:
+def _metrics(v: dict[str, Any], path: Path, warnings: list[str]) -> MetricsConfig:
     if not v["listen"]:
         return MetricsConfig()
     host, sep, port = v["listen"].rpartition(":")
@@ -238,12 +249,9 @@ def _metrics(v: dict[str, Any], path: Path) -> MetricsConfig:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise problem(path, "metrics", "listen", 'must be "host:port", e.g. "127.0.0.1:9464"')
     try:
-        import prometheus_client  # noqa: F401 - only needed when metrics are on
+        import prometheus_client  # noqa: F401 - only `fd-sync run` serves metrics
     except ImportError:
-        raise problem(
-            path,
-            "metrics",
-            "listen",
-            "needs the prometheus-client package: pip install 'fd-sync[metrics]'",
-        ) from None
+        # Every other command must still work, so that the operator can look: a warning
+        # here, and `run` refuses to start (fd_sync.service.daemon).
+        warnings.append(f"[metrics] listen: {METRICS_PACKAGE_MISSING}; only fd-sync run needs it")
     return MetricsConfig(listen=(host, int(port)))

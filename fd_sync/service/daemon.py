@@ -34,6 +34,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from fd_sync import config as config_module
 from fd_sync import logs, wiring
 from fd_sync.config import Config
+from fd_sync.config.sections import METRICS_PACKAGE_MISSING
 from fd_sync.errors import AccessDenied, ConfigError, FdSyncError, LockBusy, StorageError
 from fd_sync.http.transport import interruptible_sleep
 from fd_sync.service.sdnotify import Notifier
@@ -151,7 +152,12 @@ class Daemon:
         listen = self.config.metrics.listen
         if listen is None:
             return
-        from fd_sync.service.metrics import Metrics
+        try:
+            from fd_sync.service.metrics import Metrics
+        except ImportError:
+            raise ConfigError(
+                f"{self.config.path}: [metrics] listen: {METRICS_PACKAGE_MISSING}"
+            ) from None
 
         self.metrics = Metrics(poll_interval=self.config.sync.poll_interval_seconds)
         self.metrics.start(*listen)

@@ -59,3 +59,26 @@ def test_unknown_paths_say_where_to_look():
         assert status == 404 and "/metrics" in body
     finally:
         metrics.stop()
+
+
+def without_prometheus(tmp_path):
+    """An environment where `import prometheus_client` fails, as on a base install."""
+    stub = tmp_path / "no-prometheus" / "prometheus_client"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text('raise ImportError("No module named prometheus_client")\n')
+    return {"PYTHONPATH": str(stub.parent)}
+
+
+def test_without_prometheus_client_only_run_refuses(tmp_path, write_config, run_fd_sync):
+    """[metrics] listen must not lock the operator out of status, outbox or check."""
+    config = str(write_config(metrics={"listen": "127.0.0.1:9464"}))
+    env = without_prometheus(tmp_path)
+    assert run_fd_sync("--config", config, "once", env=env).code == 0
+    status = run_fd_sync("--config", config, "status", env=env)
+    assert status.code == 0 and "prometheus-client" in status.stderr  # a warning
+    assert run_fd_sync("--config", config, "outbox", "list", env=env).code == 0
+    run = run_fd_sync("--config", config, "run", env=env)
+    assert run.code == 78
+    assert run.stderr.strip().splitlines()[-1].endswith(
+        "[metrics] listen: needs the prometheus-client package: pip install 'fd-sync[metrics]'"
+    )

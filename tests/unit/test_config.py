@@ -245,3 +245,12 @@ def test_proxy_credentials_are_secrets(tmp_path):
     path.write_text(to_toml(doc))
     load(path, env={})
     assert "proxy-pass-77" not in redaction.redact("via http://user:proxy-pass-77@proxy.corp")
+
+
+@pytest.mark.parametrize("proxy", ["socks5://proxy:1080", "socks5h://user:pw@proxy:1080"])
+def test_a_socks_proxy_is_refused_at_load(tmp_path, proxy):
+    """requests would fail at the first request ("InvalidSchema", after every retry)."""
+    with pytest.raises(ConfigError) as info:
+        parse(minimal(http={"proxy": proxy}), path=tmp_path / "c.toml", env={})
+    assert "[http] proxy: socks5" in str(info.value) and "http://proxy:3128" in str(info.value)
+    assert "pw" not in str(info.value)
