@@ -30,7 +30,7 @@ import structlog
 from fd_sync import logs
 from fd_sync.config import Config
 from fd_sync.core.watermark import advance, format_sn_time, scan_start
-from fd_sync.errors import FdSyncError, StorageError
+from fd_sync.errors import FdSyncError, Interrupted, StorageError
 from fd_sync.servicenow.client import ServiceNowClient
 from fd_sync.servicenow.lookups import Lookups
 from fd_sync.store.ledger import Ledger
@@ -97,13 +97,17 @@ class Cycle:
                 raise  # the ledger itself failed: delivering from it is not safe
             except FdSyncError as exc:
                 report.error = exc
-                self.log.error("fetch_failed", error=str(exc), exit_code=exc.exit_code)
+                level = self.log.info if isinstance(exc, Interrupted) else self.log.error
+                level("fetch_failed", error=str(exc), exit_code=exc.exit_code)
             if not dry_run:
                 if fetch and report.error is None:  # ServiceNow answered: hourly, one request
                     refresh_choice_labels(self.ledger, self.servicenow)
                 report.delivery = self.deliverer.drain()
                 self._count_outbox(report)
                 self.ledger.outbox.purge_finished()
+            if self.should_stop() and report.error is None:
+                # An interrupted run is never a success, even when the signal came late.
+                report.error = Interrupted("stopped by a signal; the next run goes on")
             report.seconds = self.clock() - started
             report.watermark = self.ledger.state.get(WATERMARK) if not dry_run else None
             if run_row is not None:
@@ -149,6 +153,7 @@ class Cycle:
             baseline_until = ledger.state.get(BASELINE_UNTIL)
             if watermark is None:
                 watermark, baseline_until = self._first_run_start(dry_run)
+                report.first_run = True
             low = ledger.state.get(SCAN_FROM) or scan_start(watermark, lookback)
         self.log.info("scan_started", low=low, watermark=watermark)
 
@@ -186,7 +191,10 @@ class Cycle:
             )
             if self.should_stop():
                 self.log.info("scan_interrupted", reason="stop requested", watermark=watermark)
-                return
+                raise Interrupted(
+                    "stopped by a signal; nothing is lost: the next run reads on from "
+                    f"{watermark} and delivers what is queued"
+                )
         if not dry_run:
             self._deletions(report)
 

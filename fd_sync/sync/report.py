@@ -60,6 +60,7 @@ class CycleReport:
     watermark: str | None = None
     error: FdSyncError | None = None
     seconds: float = 0.0
+    first_run: bool = False  # no watermark yet: the present state is the baseline
 
     def count(self, counts: dict[str, int]) -> None:
         for kind, n in counts.items():
@@ -87,7 +88,7 @@ class CycleReport:
         runs table's message say the same."""
         parts = [str(self.error)] if self.error is not None else []
         parts += [f"Flashduty ({n}) unavailable: {why}" for n, why in self.delivery.down.items()]
-        if self.delivery.stopped:
+        if self.delivery.stopped and not isinstance(self.error, Interrupted):
             parts.append("stopped by a signal; the next run delivers what is left")
         if self.dead or self.held:
             parts.append(
@@ -127,6 +128,13 @@ class CycleReport:
         )
         if e["cancelled"]:
             text += f", cancelled {e['cancelled']}"
+        if self.first_run:
+            what = "would record" if self.dry_run else "recorded"
+            sent = "send" if self.dry_run else "sent"
+            text += (
+                f"; first run: {what} the present state of ServiceNow and {sent} nothing "
+                "(fd-sync once --since DATE backfills)"
+            )
         if self.dry_run:
             return text + " (dry run: nothing sent, ledger unchanged)"
         text += f"; delivered {self.delivery.delivered}, pending {self.pending}, dead {self.dead}"

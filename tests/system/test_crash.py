@@ -98,3 +98,24 @@ def test_kill_during_resolve_keeps_order(servicenow, flashduty, write_config, ru
     history = flashduty.history(include_duplicates=True)[inc["sys_id"]]
     assert history[0] == "create" and history[-1] == "resolve"
     assert flashduty.open_keys() == set()
+
+
+def test_ctrl_c_mid_fetch_is_interrupted_exit_75_and_loses_nothing(
+    servicenow, flashduty, write_config, run_fd_sync
+):
+    rows = [open_incident(servicenow) for _ in range(25)]
+    config = write_config(servicenow={"page_size": 10})
+    release = threading.Event()
+    held = servicenow.inject(hold=release, path=TABLE, after=1)  # park the second page
+    proc = start(config)
+    assert held.arrived.wait(30), "the process never reached the second page"
+    proc.send_signal(signal.SIGINT)
+    release.set()
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 75, stderr
+    assert "fd-sync: stopped by a signal" in stderr.splitlines()[-1]
+    status = run_fd_sync("--config", str(config), "status", "--json")
+    assert '"outcome": "interrupted"' in status.stdout
+    rerun = run_fd_sync("--config", str(config), "once")
+    assert rerun.code == 0, rerun.output
+    assert flashduty.open_keys() == {r["sys_id"] for r in rows}

@@ -79,6 +79,10 @@ def test_without_prometheus_client_only_run_refuses(tmp_path, write_config, run_
     assert run_fd_sync("--config", config, "outbox", "list", env=env).code == 0
     run = run_fd_sync("--config", config, "run", env=env)
     assert run.code == 78
-    assert run.stderr.strip().splitlines()[-1].endswith(
-        "[metrics] listen: needs the prometheus-client package: pip install 'fd-sync[metrics]'"
+    assert (
+        run.stderr.strip()
+        .splitlines()[-1]
+        .endswith(
+            "[metrics] listen: needs the prometheus-client package: pip install 'fd-sync[metrics]'"
+        )
     )

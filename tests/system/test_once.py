@@ -237,3 +237,17 @@ def test_secrets_from_the_environment(servicenow, flashduty, write_config, run_f
         env = {env_name: flashduty.push_url_standard}
     result = run_fd_sync("--config", str(config), "once", env=env)
     assert result.code == 0, result.output
+
+
+def test_a_first_dry_run_says_why_it_shows_nothing(servicenow, write_config, run_fd_sync):
+    open_incident(servicenow)
+    result = run_fd_sync("--config", str(write_config()), "once", "--dry-run")
+    assert result.code == 0
+    assert (
+        "first run: would record the present state of ServiceNow and send nothing "
+        "(fd-sync once --since DATE backfills)"
+    ) in result.stdout
+    again = run_fd_sync("--config", str(write_config()), "once")
+    assert "first run: recorded the present state of ServiceNow and sent nothing" in again.stdout
+    later = run_fd_sync("--config", str(write_config()), "once")
+    assert "first run" not in later.stdout
