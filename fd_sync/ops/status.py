@@ -15,7 +15,7 @@ from typing import Any
 from fd_sync.flashduty.push import key_rejected
 from fd_sync.store.ledger import Ledger, Summary
 from fd_sync.store.outbox import DeadReason
-from fd_sync.store.state import DAEMON
+from fd_sync.store.state import DAEMON, SERVICENOW_CLOCK
 
 
 def _now() -> datetime:
@@ -40,6 +40,17 @@ def read_status(
 ) -> Status:
     summary = ledger.summary()
     healthy, why = health(summary.last_success_at, poll_interval, now())
+    servicenow_now = ledger.state.get(SERVICENOW_CLOCK)
+    if summary.watermark and servicenow_now and summary.watermark > servicenow_now:
+        # Every later cycle reads nothing: the worst silent failure there is.
+        healthy, why = (
+            False,
+            (
+                f"the watermark {summary.watermark} UTC is ahead of ServiceNow's clock "
+                f"({servicenow_now} UTC at the last cycle): changes before it are never read; "
+                "run fd-sync once --since <the last time you know was synced>"
+            ),
+        )
     return Status(summary, ledger.state.get_json(DAEMON), healthy, why)
 
 
@@ -59,8 +70,11 @@ def render(status: Status, *, now: Callable[[], datetime] = _now) -> list[str]:
     outbox, last, watermark = summary.outbox, summary.last_run, summary.watermark
     lag = ""
     if watermark:
-        behind = now() - datetime.fromisoformat(watermark + "+00:00")
-        lag = f" ({behind.total_seconds():.0f} s behind this host's clock)"
+        behind = (now() - datetime.fromisoformat(watermark + "+00:00")).total_seconds()
+        if behind >= 0:
+            lag = f" ({behind:.0f} s behind this host's clock)"
+        else:
+            lag = f" ({-behind:.0f} s AHEAD of this host's clock)"
     lines = [
         ("ledger", summary.database),
         ("watermark", f"{watermark} UTC{lag}" if watermark else "none yet"),

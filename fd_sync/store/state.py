@@ -16,6 +16,7 @@ SCAN_FROM = "scan_from"  # set by --since: the next scan starts exactly here
 BASELINE_UNTIL = "baseline_until"  # rows last changed up to here predate the install
 DELETIONS_CHECKED = "deletions_checked_at"  # ServiceNow time up to which deletions were read
 MISSING_INCIDENTS = "missing_incidents"  # JSON: open alerts whose incident ServiceNow hides
+SERVICENOW_CLOCK = "servicenow_clock"  # ServiceNow's Date at its last answer (status compares)
 CHOICE_LABELS = "choice_labels"  # JSON: the instance's sys_choice labels and when they were read
 DAEMON = "daemon"  # JSON: the daemon's pid, interval and status line, for `fd-sync status`
 

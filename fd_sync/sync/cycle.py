@@ -30,11 +30,11 @@ import structlog
 from fd_sync import logs
 from fd_sync.config import Config
 from fd_sync.core.watermark import advance, format_sn_time, scan_start
-from fd_sync.errors import FdSyncError, Interrupted, StorageError
+from fd_sync.errors import FdSyncError, Interrupted, StorageError, UsageRefused
 from fd_sync.servicenow.client import ServiceNowClient
 from fd_sync.servicenow.lookups import Lookups
 from fd_sync.store.ledger import Ledger
-from fd_sync.store.state import BASELINE_UNTIL, SCAN_FROM, WATERMARK
+from fd_sync.store.state import BASELINE_UNTIL, SCAN_FROM, SERVICENOW_CLOCK, WATERMARK
 from fd_sync.sync.choices import refresh_choice_labels
 from fd_sync.sync.deletions import DeletionCheck
 from fd_sync.sync.delivery import Deliverer
@@ -105,6 +105,10 @@ class Cycle:
                 report.delivery = self.deliverer.drain()
                 self._count_outbox(report)
                 self.ledger.outbox.purge_finished()
+            seen = self.servicenow.last_server_now
+            if seen is not None and not dry_run:
+                with self.ledger.transaction("record ServiceNow's clock"):
+                    self.ledger.state.set(SERVICENOW_CLOCK, format_sn_time(seen))
             if self.should_stop() and report.error is None:
                 # An interrupted run is never a success, even when the signal came late.
                 report.error = Interrupted("stopped by a signal; the next run goes on")
@@ -140,14 +144,23 @@ class Cycle:
         lookback = self.config.sync.lookback_seconds
         if since is not None:
             low = format_sn_time(since)
+            # The watermark never passes ServiceNow's clock: a --since in its future would
+            # blind every later cycle, so it is refused (one request asks the clock).
+            _, server_now = self.servicenow.newest()
+            if low > format_sn_time(server_now):
+                raise UsageRefused(
+                    f"--since {low} UTC is later than ServiceNow's clock "
+                    f"({format_sn_time(server_now)} UTC); nothing has changed after it yet: "
+                    "give a moment in the past"
+                )
+            watermark: str | None = advance(None, low, server_now)
             if not dry_run:
                 # Recorded before the first fetch: an interrupted backfill resumes here.
                 with ledger.transaction():
-                    ledger.state.set(WATERMARK, low)
+                    ledger.state.set(WATERMARK, watermark)
                     ledger.state.set(SCAN_FROM, low)
                     ledger.state.set(BASELINE_UNTIL, None)
             baseline_until = None
-            watermark: str | None = low
         else:
             watermark = ledger.state.get(WATERMARK)
             baseline_until = ledger.state.get(BASELINE_UNTIL)

@@ -251,3 +251,31 @@ def test_a_first_dry_run_says_why_it_shows_nothing(servicenow, write_config, run
     assert "first run: recorded the present state of ServiceNow and sent nothing" in again.stdout
     later = run_fd_sync("--config", str(write_config()), "once")
     assert "first run" not in later.stdout
+
+
+def test_a_since_later_than_servicenows_clock_is_refused(
+    servicenow, write_config, run_fd_sync, database
+):
+    config = str(write_config())
+    assert run_fd_sync("--config", config, "once").code == 0
+    before = json.loads(run_fd_sync("--config", config, "status", "--json").stdout)["watermark"]
+    result = run_fd_sync("--config", config, "once", "--since", "2030-01-01")
+    assert result.code == 64
+    line = result.stderr.strip().splitlines()[-1]
+    assert "--since 2030-01-01 00:00:00 UTC is later than ServiceNow's clock" in line
+    assert servicenow.clock.text() in line  # both clocks, to compare
+    after = json.loads(run_fd_sync("--config", config, "status", "--json").stdout)["watermark"]
+    assert after == before
+
+
+def test_status_check_fails_when_the_watermark_is_ahead_of_servicenow(
+    servicenow, write_config, run_fd_sync, database
+):
+    config = str(write_config())
+    assert run_fd_sync("--config", config, "once").code == 0
+    with sqlite3.connect(database) as db:  # a ledger an older fd-sync blinded this way
+        db.execute("UPDATE state SET value = '2030-01-01 00:00:00' WHERE key = 'watermark'")
+    result = run_fd_sync("--config", config, "status", "--check")
+    assert result.code == 75
+    assert "is ahead of ServiceNow's clock" in result.stderr
+    assert "AHEAD of this host's clock" in result.stdout
