@@ -34,3 +34,11 @@ def test_a_bad_route_stops_the_command_with_exit_78_and_no_secret(
     assert result.code == 78
     assert result.stderr.strip().endswith("[[route]] #1 'net' labels: service must be a string")
     assert "rOuTeSeCrEt99" not in result.output and "Traceback" not in result.output
+
+
+def test_check_explains_a_lifecycle_query(write_config, run_fd_sync):
+    result = run_fd_sync(
+        "--config", str(write_config(servicenow={"query": "active=true"})), "check"
+    )
+    assert result.code == 78
+    assert "[servicenow] query: may not filter on active" in result.stderr

@@ -254,3 +254,25 @@ def test_a_socks_proxy_is_refused_at_load(tmp_path, proxy):
         parse(minimal(http={"proxy": proxy}), path=tmp_path / "c.toml", env={})
     assert "[http] proxy: socks5" in str(info.value) and "http://proxy:3128" in str(info.value)
     assert "pw" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["active=true", "stateIN1,2,3", "category=network^ORincident_state!=7", "resolved_atISEMPTY"],
+)
+def test_a_query_on_a_lifecycle_field_is_refused(tmp_path, query):
+    """Such a query drops incidents from the scan exactly when they close: no resolve, ever."""
+    with pytest.raises(ConfigError) as info:
+        parse(minimal(servicenow={"query": query}), path=tmp_path / "c.toml", env={})
+    message = str(info.value)
+    assert "[servicenow] query: may not filter on" in message
+    assert "skip route" in message and '[routing] default = "skip"' in message
+
+
+def test_a_query_on_other_fields_is_accepted(tmp_path):
+    cfg = parse(
+        minimal(servicenow={"query": "category=network^ORassignment_group.name=Network"}),
+        path=tmp_path / "c.toml",
+        env={},
+    )
+    assert cfg.servicenow.query == "category=network^ORassignment_group.name=Network"
