@@ -66,6 +66,17 @@ class AuthBackoff:
         self.failures, self.until, self.reason = 0, 0.0, ""
 
 
+def restart_needed(old: Config, new: Config) -> str | None:
+    """The setting a reload may not change (the ledger and what it mirrors), or None."""
+    if new.sync.database != old.sync.database:
+        return "[sync] database"
+    if new.servicenow.table != old.servicenow.table:
+        return "[servicenow] table"
+    if new.servicenow.instance_url != old.servicenow.instance_url:
+        return "[servicenow] instance_url"
+    return None
+
+
 class Daemon:
     def __init__(
         self,
@@ -188,6 +199,17 @@ class Daemon:
                 "config_reload_failed", error=str(exc), keeping="the previous configuration"
             )
             self.notifier.ready(f"reload failed, still running the previous configuration: {exc}")
+            return
+        moved = restart_needed(self.config, new)
+        if moved:
+            # A reload that moved the ledger would start a fresh baseline there and abandon
+            # every open alert of this one: only a restart may change where the state is.
+            why = (
+                f"{moved} changed: restart fd-sync to use it; "
+                "still running the previous configuration"
+            )
+            self.log.error("config_reload_refused", reason=why)
+            self.notifier.ready(f"reload refused: {why}")
             return
         self.pending_config = new
         if new.sync.poll_interval_seconds != self.config.sync.poll_interval_seconds:

@@ -143,3 +143,22 @@ def test_bad_config_at_start_exits_78(tmp_path, run_fd_sync):
     result = run_fd_sync("--config", str(config), "run")
     assert result.code == 78
     assert "[servicenow] instance_url" in result.stderr
+
+
+def test_a_reload_that_moves_the_ledger_is_refused(
+    servicenow, flashduty, daemon, notify, write_config, tmp_path
+):
+    config = write_config(sync={"poll_interval_seconds": 1})
+    proc = daemon(config)
+    notify.wait_for(is_status("last cycle"))
+    moved = tmp_path / "elsewhere" / "fd-sync.db"
+    config.write_text(config.read_text().replace("state/fd-sync.db", "elsewhere/fd-sync.db"))
+    proc.send_signal(signal.SIGHUP)
+    refused = notify.wait_for(is_status("reload refused"))
+    assert "[sync] database changed: restart fd-sync to use it" in refused["STATUS"]
+    first = open_incident(servicenow)
+    assert flashduty.wait_for(1, timeout=30)  # the old ledger keeps syncing
+    assert flashduty.events()[0].key == first["sys_id"]
+    assert not moved.exists()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
