@@ -17,7 +17,7 @@ from fd_sync.cli.base import (
     print_error,
     stop_on_signals,
 )
-from fd_sync.errors import EX_TEMPFAIL, FdSyncError
+from fd_sync.errors import EX_TEMPFAIL, FdSyncError, StorageUnusable, worst
 
 
 @cli.command()
@@ -41,6 +41,7 @@ def once(options: Options, since: str | None, dry_run: bool) -> int:
     from fd_sync import wiring
     from fd_sync.core.watermark import parse_since
     from fd_sync.http.transport import interruptible_sleep
+    from fd_sync.store.db import write_problem
 
     try:
         since_at = parse_since(since) if since else None
@@ -57,6 +58,10 @@ def once(options: Options, since: str | None, dry_run: bool) -> int:
     failure = report.failure()
     if failure is not None:
         print_error(failure)
+    if dry_run and (problem := write_problem(cfg.sync.database)):
+        # The dry run read and decided; the real one would fail at its first write.
+        print_error(StorageUnusable(f"a real run would fail: {problem}"))
+        return worst([report.exit_code, StorageUnusable.exit_code])
     return report.exit_code
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from fd_sync.flashduty.push import key_rejected
 from fd_sync.store.ledger import Ledger, Summary
+from fd_sync.store.lock import still_running
 from fd_sync.store.outbox import DeadReason
 from fd_sync.store.state import DAEMON, SERVICENOW_CLOCK
 
@@ -51,7 +52,20 @@ def read_status(
                 "run fd-sync once --since <the last time you know was synced>"
             ),
         )
-    return Status(summary, ledger.state.get_json(DAEMON), healthy, why)
+    return Status(summary, _daemon(ledger.state.get_json(DAEMON)), healthy, why)
+
+
+def _daemon(recorded: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the daemon last wrote, corrected when it died without writing again (kill -9,
+    a crash, a reboot): a record that says running is believed only for a live process."""
+    if not recorded or not recorded.get("running") or still_running(recorded):
+        return recorded
+    return {
+        **recorded,
+        "running": False,
+        "status": f"not running: pid {recorded.get('pid')} is gone without stopping "
+        f"(killed, crashed or rebooted); its last status: {recorded.get('status', '')}",
+    }
 
 
 def health(last_ok: str | None, interval: int, now: datetime) -> tuple[bool, str]:

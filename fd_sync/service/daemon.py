@@ -39,7 +39,7 @@ from fd_sync.errors import AccessDenied, ConfigError, FdSyncError, LockBusy, Sto
 from fd_sync.http.transport import interruptible_sleep
 from fd_sync.service.sdnotify import Notifier
 from fd_sync.store.ledger import Ledger
-from fd_sync.store.lock import RunLock
+from fd_sync.store.lock import RunLock, process_identity
 from fd_sync.store.state import DAEMON
 from fd_sync.sync.report import CycleReport
 
@@ -305,7 +305,7 @@ class Daemon:
     def _write_state(self, *, started: bool) -> None:
         """What `fd-sync status` shows about the daemon, beyond the runs table."""
         state: dict[str, Any] = {
-            "pid": os.getpid() if started else None,
+            **(process_identity() if started else {"pid": None}),
             "running": started,
             "poll_interval_seconds": self.config.sync.poll_interval_seconds,
             "status": self.last_status,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -176,6 +177,26 @@ def _create_private(path: Path) -> None:
         pass
     except OSError:
         pass  # not writable: sqlite3 reports it with the fix (see storage_error)
+
+
+def write_problem(path: Path) -> str | None:
+    """Why a run could not write this ledger (its folder, or the file), or None: a real
+    probe (a temporary file created and removed), because permission bits do not say what
+    a read-only mount or an ACL does."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # a run creates the missing folders below the first one there
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".fd-sync-probe-"):
+            pass
+    except OSError as exc:
+        return (
+            f"{folder}: cannot write there ({exc.strerror}); the fd-sync user needs write "
+            "access to the ledger's folder, or set [sync] database"
+        )
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"{path}: not writable by this user; fix its owner or mode"
+    return None
 
 
 def storage_error(path: Path, exc: sqlite3.DatabaseError, doing: str) -> StorageError:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from fd_sync.errors import LockBusy, StorageUnusable
 
@@ -82,3 +83,38 @@ class RunLock:
         tb: TracebackType | None,
     ) -> None:
         self.release()
+
+
+def process_identity(pid: int | None = None) -> dict[str, Any]:
+    """What tells this process apart from a later one that reuses its pid: the boot and the
+    process's start time (``/proc/<pid>/stat`` field 22). Recorded by the daemon."""
+    pid = os.getpid() if pid is None else pid
+    return {"pid": pid, "boot_id": _boot_id(), "start_ticks": _start_ticks(pid)}
+
+
+def still_running(identity: dict[str, Any]) -> bool:
+    """Whether the process a record names is alive and is the one that wrote it."""
+    pid = identity.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    if identity.get("boot_id") != _boot_id():
+        return False  # the host rebooted since
+    ticks = _start_ticks(pid)
+    return ticks is not None and ticks == identity.get("start_ticks")
+
+
+def _boot_id() -> str | None:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+
+
+def _start_ticks(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None  # no such process
+    # The name in field 2 may hold spaces and parentheses: split after its last ")".
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[19]) if len(fields) > 19 else None

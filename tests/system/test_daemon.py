@@ -162,3 +162,21 @@ def test_a_reload_that_moves_the_ledger_is_refused(
     assert not moved.exists()
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
+
+
+def test_status_shows_a_killed_daemon_as_stopped(
+    servicenow, flashduty, daemon, notify, write_config, run_fd_sync
+):
+    config = write_config(sync={"poll_interval_seconds": 1})
+    proc = daemon(config)
+    notify.wait_for(is_status("last cycle"))
+    alive = json.loads(run_fd_sync("--config", str(config), "status", "--json").stdout)
+    assert alive["daemon"]["running"] is True and alive["daemon"]["pid"] == proc.pid
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    dead = run_fd_sync("--config", str(config), "status", "--json")
+    daemon_state = json.loads(dead.stdout)["daemon"]
+    assert daemon_state["running"] is False
+    assert f"pid {proc.pid} is gone without stopping" in daemon_state["status"]
+    text = run_fd_sync("--config", str(config), "status").stdout
+    assert "daemon       stopped" in text or "stopped, every" in text

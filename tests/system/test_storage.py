@@ -173,3 +173,48 @@ def test_upgrade_from_every_earlier_schema(tmp_path, applied):
         (event,) = ledger.outbox.pending()
         assert event.number == "INC0000001" and event.kind.value == "create"
         assert ledger.state.get("watermark") == "2026-11-01 08:00:00"
+
+
+def test_check_and_dry_run_see_a_read_only_ledger_folder(
+    servicenow, write_config, run_fd_sync, database
+):
+    """Both used to pass, and the real once then exited 78."""
+    with tmpfs(database.parent, "1m"):
+        config = str(write_config())
+        assert run_fd_sync("--config", config, "once").code == 0
+        remount(database.parent, "ro")
+        check = run_fd_sync("--config", config, "check")
+        assert check.code == 78
+        assert any(
+            line.startswith("fail  ledger") and str(database.parent) in line
+            for line in check.stdout.splitlines()
+        )
+        dry = run_fd_sync("--config", config, "once", "--dry-run")
+        assert dry.code == 78
+        # On a read-only mount even reading a WAL ledger needs its -shm file, so the dry
+        # run stops at the open; on a folder the user may not write, it reads, then says.
+        assert str(database.parent) in dry.stderr.strip().splitlines()[-1]
+        assert run_fd_sync("--config", config, "once").code == 78  # as both said
+
+
+def test_check_reports_the_ledger_and_its_lock(servicenow, write_config, run_fd_sync):
+    config = str(write_config())
+    fresh = run_fd_sync("--config", config, "check")
+    assert "ok    ledger     schema" in fresh.stdout and "none yet" in fresh.stdout
+    assert run_fd_sync("--config", config, "once").code == 0
+    again = run_fd_sync("--config", config, "check")
+    assert "a ledger this fd-sync reads (watermark" in again.stdout
+    assert "ok    ledger     lock        free" in again.stdout
+
+
+def test_a_dry_run_says_when_the_real_run_could_not_write(
+    servicenow, write_config, run_fd_sync, tmp_path
+):
+    """A ledger path below a plain file: readable (no ledger yet), never writable."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    config = str(write_config(sync={"database": str(blocker / "fd-sync.db")}))
+    dry = run_fd_sync("--config", config, "once", "--dry-run")
+    assert dry.code == 78
+    assert dry.stderr.strip().splitlines()[-1].startswith("fd-sync: a real run would fail:")
+    assert run_fd_sync("--config", config, "once").code == 78

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from fd_sync.config import Config
 from fd_sync.errors import worst
-from fd_sync.ops.check import flashduty, network, servicenow
+from fd_sync.ops.check import flashduty, ledger, network, servicenow
 from fd_sync.ops.check.steps import Step, ok
 
 
@@ -45,6 +45,7 @@ class Checker:
         self.add(ok("config", "valid", str(self.config.path)))
         for warning in self.config.warnings:
             self.add(Step("config", "warning", "warn", warning))
+        ledger.check(self)
         if network.reach(self, "servicenow", self.config.servicenow.instance_url):
             servicenow.check(self)
         reachable: dict[str, bool] = {}  # host -> network steps passed; probed once each
