@@ -144,8 +144,13 @@ def outbox_retry(options: Options, event_id: int | None, retry_all: bool) -> int
     if (event_id is None) == (not retry_all):
         raise click.UsageError("give an event ID or --all")
     with ledger_access(load_config(options, secrets_required=False), "write") as ledger:
-        count = ops.retry(ledger, event_id)
-    click.echo(f"requeued {count} event(s); the next cycle delivers them")
+        requeued, cancelled = ops.retry(ledger, event_id)
+    click.echo(f"requeued {requeued} event(s); the next cycle delivers them")
+    if cancelled:
+        click.echo(
+            f"cancelled {cancelled} event(s) of alerts Flashduty never had, whose incidents "
+            "closed meanwhile: nothing is paged for them"
+        )
     return 0
 
 

@@ -44,8 +44,9 @@ def line(e: OutboxEvent) -> str:
     )
 
 
-def retry(ledger: Ledger, event_id: int | None) -> int:
-    """Requeue one dead event, or (None) all of them; returns how many."""
+def retry(ledger: Ledger, event_id: int | None) -> tuple[int, int]:
+    """Requeue one dead event, or (None) all of them: (requeued, cancelled because their
+    incident closed before Flashduty ever had its alert)."""
     if event_id is not None:
         event = ledger.outbox.event(event_id)
         if event is None or event.status is not OutboxStatus.DEAD:

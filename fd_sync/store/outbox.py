@@ -208,15 +208,43 @@ class Outbox:
         )
         return [_event(row) for row in rows]
 
-    def retry_dead(self, event_id: int | None = None) -> int:
-        """Dead events back to pending, keeping their error for the record until resent."""
+    def retry_dead(self, event_id: int | None = None) -> tuple[int, int]:
+        """Dead events back to pending, keeping their error for the record until resent;
+        returns (requeued, cancelled).
+
+        A dead create was refused, so Flashduty never had that alert: when the incident's
+        resolve of it is queued behind, the alert opened and closed unseen, and sending
+        the pair now would page for a closed incident. Those events are cancelled instead,
+        as they are for a create never attempted (see :meth:`cancel_untried_alert`).
+        """
         where, params = ("AND id = ?", [event_id]) if event_id is not None else ("", [])
+        now = iso(self.clock())
+        cancelled = 0
         with self.db.transaction("requeue dead events"):
-            return self.db.execute(
+            creates = self.db.rows(
+                f"SELECT id, sys_id, destination FROM outbox WHERE status = '{DEAD}' "
+                f"AND kind = 'create' {where}",
+                params,
+            )
+            for create_id, sys_id, destination in creates:
+                resolve_id = self.db.scalar(
+                    "SELECT MIN(id) FROM outbox WHERE sys_id = ? AND destination = ? "
+                    f"AND kind = 'resolve' AND status = '{PENDING}' AND id > ?",
+                    [sys_id, destination, create_id],
+                )
+                if resolve_id is not None:
+                    cancelled += self.db.execute(
+                        f"UPDATE outbox SET status = '{CANCELLED}', finished_at = ? "
+                        "WHERE sys_id = ? AND id BETWEEN ? AND ? "
+                        f"AND status IN ({_in(ACTIONABLE)})",
+                        [now, sys_id, create_id, resolve_id],
+                    )
+            requeued = self.db.execute(
                 f"UPDATE outbox SET status = '{PENDING}', finished_at = NULL "
                 f"WHERE status = '{DEAD}' {where}",
                 params,
             )
+        return requeued, cancelled
 
     def drop(self, event: OutboxEvent) -> int:
         """Give up on one event, or with its create on a whole alert (from it on). Call

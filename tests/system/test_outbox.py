@@ -93,3 +93,27 @@ def test_status_check_for_monitoring(servicenow, flashduty, write_config, run_fd
     stale = run_fd_sync("--config", config, "status", "--check")
     assert stale.code == 75
     assert "unhealthy: last successful cycle" in stale.stderr
+
+
+def test_retry_never_pages_for_an_incident_that_closed_while_its_create_was_refused(
+    servicenow, flashduty, write_config, run_fd_sync
+):
+    """A refused create never reached Flashduty; the incident closed before the operator
+    fixed the key: retrying must not send create then resolve for a closed incident."""
+    wrong = write_config(
+        flashduty={"push_url": flashduty.push_url_standard.replace("fdkey", "badkey")}
+    )
+    run_fd_sync("--config", str(wrong), "once")
+    closed = open_incident(servicenow)
+    still_open = open_incident(servicenow)
+    assert run_fd_sync("--config", str(wrong), "once").code == 76  # both creates dead
+    servicenow.clock.advance(1)
+    servicenow.resolve(closed["sys_id"])
+    assert run_fd_sync("--config", str(wrong), "once").code == 76  # its resolve held behind
+    fixed = str(write_config())
+    retried = run_fd_sync("--config", fixed, "outbox", "retry", "--all")
+    assert retried.code == 0
+    assert "requeued 1 event(s)" in retried.stdout
+    assert "cancelled 2 event(s) of alerts Flashduty never had" in retried.stdout
+    assert run_fd_sync("--config", fixed, "once").code == 0
+    assert flashduty.history() == {still_open["sys_id"]: ["create"]}
