@@ -33,6 +33,7 @@ class ServiceNowConfig:
     max_attempts: int
     extra_fields: tuple[str, ...]  # more incident fields to fetch, for routes to match
     sync_comments: bool  # send the latest additional comment with create/update
+    credential_source: str = ""  # where the password/client secret came from, in words
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     warnings: tuple[str, ...] = ()
     routing: Routing = field(default_factory=Routing)
+    secret_sources: tuple[tuple[str, str], ...] = ()  # ("[section] key", where it came from)
 
     def secrets(self) -> list[str]:
         """Every secret value this configuration holds, for redaction."""

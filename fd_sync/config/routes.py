@@ -19,13 +19,19 @@ from fd_sync.config.urls import PUSH_URL_HELP, check_push_url
 from fd_sync.core import routing
 from fd_sync.core.decide import DEFAULT_DESTINATION
 from fd_sync.core.routing import PushFormat
+from fd_sync.errors import ConfigError
 
 
-def push_url_format(url: str, where: str, path: Path, warnings: list[str]) -> PushFormat:
+def push_url_format(
+    url: str, where: str, path: Path, warnings: list[str], origin: str = ""
+) -> PushFormat:
     """The push URL rule for ``[flashduty]`` and every ``[[route]]``: its format, or the
-    error naming the key (never the URL: it holds the integration key)."""
+    error naming where the URL came from (never the URL: it holds the integration key)."""
     fmt, warning = check_push_url(url)
     if fmt is None:
+        if origin and not origin.startswith(f"{path}:"):
+            label = where if where.startswith("[[") else f"[{where}]"
+            raise ConfigError(f"{origin}, for {label} push_url: {PUSH_URL_HELP}")
         raise problem(path, where, "push_url", PUSH_URL_HELP)
     if warning:
         label = where if where.startswith("[[") else f"[{where}]"
@@ -81,6 +87,7 @@ def parse_routing(
     env: Mapping[str, str],
     warnings: list[str],
     secrets_required: bool,
+    sources: dict[str, str],
 ) -> routing.Routing:
     """[routing] and every [[route]], in file order; names unique, match keys known."""
     destinations = _Destinations(fd.push_url)
@@ -98,7 +105,9 @@ def parse_routing(
             raise problem(path, where, "name", "is used by an earlier route; names are unique")
         seen.add(name)
         routes.append(
-            _route(values, where, sn, fd, destinations, path, env, warnings, secrets_required)
+            _route(
+                values, where, sn, fd, destinations, path, env, warnings, secrets_required, sources
+            )
         )
     default = routing.Route(
         routing.DEFAULT_ROUTE,
@@ -125,6 +134,7 @@ def _route(
     env: Mapping[str, str],
     warnings: list[str],
     secrets_required: bool,
+    sources: dict[str, str],
 ) -> routing.Route:
     name = v["name"]
     match = _route_match(v["match"] or {}, where, sn, path)
@@ -136,9 +146,10 @@ def _route(
             )
         return routing.Route(name, match, skip=True)
     destination = DEFAULT_DESTINATION
-    url = route_push_url(v, where, path, env, secrets_required)
+    url, origin = route_push_url(v, where, path, env, secrets_required)
     if url:
-        fmt = push_url_format(url, where, path, warnings)
+        sources[f"{where} push_url"] = origin
+        fmt = push_url_format(url, where, path, warnings, origin)
         destination = destinations.name_for(name, url, fmt)
     channels = tuple(dict.fromkeys(v["personal_channels"]))
     unknown = [c for c in channels if c not in routing.CHANNELS]

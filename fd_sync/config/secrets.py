@@ -38,24 +38,29 @@ def resolve(
     file_key: str | None = None,
     path: Path,
     env: Mapping[str, str],
-) -> str | None:
-    """The secret from the first place that has it; None when none has. A problem with a
-    file is reported against ``file_key`` (the ``*_file`` key), any other against ``key``."""
+) -> tuple[str | None, str]:
+    """The secret from the first place that has it (None when none has), and that place in
+    words, for every message about the secret. A problem with a file is reported against
+    ``file_key`` (the ``*_file`` key), any other against ``key``."""
+    label = where if where.startswith("[[") else f"[{where}]"
     if source.env and env.get(source.env):
-        return env[source.env].strip()
+        return env[source.env].strip(), f"environment variable {source.env}"
     cred_dir = env.get(CREDENTIALS)
     if source.credential and cred_dir:
         cred = Path(cred_dir) / source.credential
         if cred.exists():
-            return read_secret_file(cred, path, where, key)
+            origin = f"systemd credential {source.credential} ({cred})"
+            return read_secret_file(cred, path, where, key), origin
     if source.file:
-        return read_secret_file(resolve_path(source.file, path), path, where, file_key or key)
-    return source.inline
+        secret_path = resolve_path(source.file, path)
+        origin = f"file {secret_path} ({label} {file_key or key})"
+        return read_secret_file(secret_path, path, where, file_key or key), origin
+    return source.inline, f"{path}: {label} {key}"
 
 
 def section_secret(
     section: str, key: str, values: Mapping[str, Any], path: Path, env: Mapping[str, str]
-) -> str | None:
+) -> tuple[str | None, str]:
     """A ``[section]`` secret: its variable, its credential, ``<key>_file``, or inline."""
     spec = SCHEMA[section][key]
     file_key = SECRET_FILES[(section, key)]
@@ -68,31 +73,36 @@ ROUTE_SOURCES = ("push_url", "push_url_env", "push_url_file", "push_url_credenti
 
 def route_push_url(
     v: Mapping[str, Any], where: str, path: Path, env: Mapping[str, str], secrets_required: bool
-) -> str | None:
-    """A route's own push URL from exactly one source, or None for [flashduty] push_url."""
+) -> tuple[str | None, str]:
+    """A route's own push URL from exactly one source (None: [flashduty] push_url's), and
+    where it came from in words."""
     given = [k for k in ROUTE_SOURCES if v[k]]
     if len(given) > 1:
         raise problem(path, where, given[1], f"give only one of {', '.join(given)}")
     if not given:
-        return None
+        return None, ""
     chosen = given[0]
     if chosen == "push_url":
-        return str(v["push_url"]).strip()
+        return str(v["push_url"]).strip(), f"{path}: {where} push_url"
     if chosen == "push_url_file":
-        return read_secret_file(resolve_path(v[chosen], path), path, where, chosen)
+        secret_path = resolve_path(v[chosen], path)
+        origin = f"file {secret_path} ({where} {chosen})"
+        return read_secret_file(secret_path, path, where, chosen), origin
     if chosen == "push_url_env":
         value = env.get(v[chosen], "").strip()
         if not value and secrets_required:
             raise problem(path, where, chosen, f"environment variable {v[chosen]} is not set")
-        return value or None
+        return value or None, f"environment variable {v[chosen]} ({where} {chosen})"
     cred_dir = env.get(CREDENTIALS)
     if not cred_dir:
         if secrets_required:
             raise problem(
                 path, where, chosen, f"{CREDENTIALS} is not set (systemd LoadCredential=)"
             )
-        return None
-    return read_secret_file(Path(cred_dir) / v[chosen], path, where, chosen)
+        return None, ""
+    cred = Path(cred_dir) / v[chosen]
+    origin = f"systemd credential {v[chosen]} ({where} {chosen})"
+    return read_secret_file(cred, path, where, chosen), origin
 
 
 def read_secret_file(secret_path: Path, path: Path, section: str, key: str) -> str:

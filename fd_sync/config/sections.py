@@ -52,16 +52,28 @@ def parse(
         if name in ARRAY_SECTIONS:
             continue
         values[name] = check_section(name, sections.get(name, {}), keys, path)
+    sources: dict[str, str] = {}  # "[section] key" -> where its secret came from, in words
     for section, key in SECRET_FILES:
-        values[section][key] = section_secret(section, key, values[section], path, env)
+        value, origin = section_secret(section, key, values[section], path, env)
+        values[section][key] = value
+        if value:
+            sources[f"[{section}] {key}"] = origin
 
-    sn = _servicenow(values["servicenow"], path, warnings, secrets_required)
-    fd = _flashduty(values["flashduty"], path, warnings, secrets_required)
+    sn = _servicenow(values["servicenow"], path, warnings, secrets_required, sources)
+    fd = _flashduty(values["flashduty"], path, warnings, secrets_required, sources)
     sync = _sync(values["sync"], path, env)
     http = _http(values["http"], path)
     metrics = _metrics(values["metrics"], path, warnings)
     routes = parse_routing(
-        values["routing"], raw.get("route", []), sn, fd, path, env, warnings, secrets_required
+        values["routing"],
+        raw.get("route", []),
+        sn,
+        fd,
+        path,
+        env,
+        warnings,
+        secrets_required,
+        sources,
     )
     return Config(
         path=path,
@@ -72,6 +84,7 @@ def parse(
         metrics=metrics,
         warnings=tuple(warnings),
         routing=routes,
+        secret_sources=tuple(sources.items()),
     )
 
 
@@ -90,7 +103,11 @@ def _plain_url(value: str, path: Path, section: str, key: str, warnings: list[st
 
 
 def _servicenow(
-    v: dict[str, Any], path: Path, warnings: list[str], secrets_required: bool = True
+    v: dict[str, Any],
+    path: Path,
+    warnings: list[str],
+    secrets_required: bool,
+    sources: Mapping[str, str],
 ) -> ServiceNowConfig:
     if not v["instance_url"]:
         raise problem(
@@ -148,17 +165,28 @@ def _servicenow(
         max_attempts=v["max_attempts"],
         extra_fields=tuple(v["extra_fields"]),
         sync_comments=v["sync_comments"],
+        credential_source="; ".join(
+            f"{key.split()[-1]} from {sources[key]}"
+            for key in ("[servicenow] password", "[servicenow] client_secret")
+            if key in sources
+        ),
     )
 
 
 def _flashduty(
-    v: dict[str, Any], path: Path, warnings: list[str], secrets_required: bool = True
+    v: dict[str, Any],
+    path: Path,
+    warnings: list[str],
+    secrets_required: bool,
+    sources: Mapping[str, str],
 ) -> FlashdutyConfig:
     openapi = _openapi(v, warnings)
     push_url: str = v["push_url"] or ""
     fmt: PushFormat = "standard"
     if push_url:
-        fmt = push_url_format(push_url, "flashduty", path, warnings)
+        fmt = push_url_format(
+            push_url, "flashduty", path, warnings, sources.get("[flashduty] push_url", "")
+        )
     elif secrets_required:
         raise problem(
             path,

@@ -169,10 +169,12 @@ class ServiceNowClient:
             else f"OAuth client {self.config.client_id!r}"
         )
         if exc.status == 401:
+            source = self.config.credential_source
+            where = f" ({source})" if source else ""
             return AccessDenied(
                 f"ServiceNow {self.base} rejected the credentials of {who} (HTTP 401{detail}); "
-                "check [servicenow] username and password. fd-sync does not retry, so the "
-                "account is not locked"
+                f"check [servicenow] username and password{where}. fd-sync does not retry, "
+                "so the account is not locked"
             )
         if exc.status == 403:
             return AccessDenied(

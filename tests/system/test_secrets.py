@@ -103,3 +103,28 @@ def test_the_process_title_holds_no_secret(servicenow, flashduty, daemon, notify
         assert secret not in cmdline and secret not in comm
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
+
+
+def test_a_refused_password_from_the_environment_names_the_variable(
+    servicenow, write_config, run_fd_sync
+):
+    config = str(write_config(servicenow={"password": None}))
+    result = run_fd_sync(
+        "--config", config, "once", env={"FD_SYNC_SERVICENOW_PASSWORD": "wrong-from-env-1"}
+    )
+    assert result.code == 77
+    line = result.stderr.strip().splitlines()[-1]
+    assert "password from environment variable FD_SYNC_SERVICENOW_PASSWORD" in line
+    assert "wrong-from-env-1" not in result.output
+
+
+def test_check_lists_where_each_secret_comes_from(servicenow, write_config, run_fd_sync):
+    config = str(write_config(servicenow={"password": None}))
+    env = {"FD_SYNC_SERVICENOW_PASSWORD": servicenow.password}
+    result = run_fd_sync("--config", config, "check", env=env)
+    assert result.code == 0, result.output
+    assert (
+        "ok    config     secret      [servicenow] password from environment variable "
+        "FD_SYNC_SERVICENOW_PASSWORD"
+    ) in result.stdout
+    assert f"[flashduty] push_url from {config}: [flashduty] push_url" in result.stdout

@@ -276,3 +276,38 @@ def test_a_query_on_other_fields_is_accepted(tmp_path):
         env={},
     )
     assert cfg.servicenow.query == "category=network^ORassignment_group.name=Network"
+
+
+def test_a_bad_push_url_from_the_environment_names_the_variable(tmp_path):
+    doc = minimal()
+    doc["flashduty"].pop("push_url")
+    with pytest.raises(ConfigError) as info:
+        parse(doc, path=tmp_path / "c.toml", env={"FD_SYNC_FLASHDUTY_PUSH_URL": "garbage-xyz"})
+    message = str(info.value)
+    assert message.startswith("environment variable FD_SYNC_FLASHDUTY_PUSH_URL, for [flashduty]")
+    assert "c.toml" not in message and "garbage-xyz" not in message
+
+
+def test_a_bad_push_url_from_a_credential_names_the_credential(tmp_path):
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "flashduty_push_url").write_text("https://example.com/not-a-push-url\n")
+    doc = minimal()
+    doc["flashduty"].pop("push_url")
+    with pytest.raises(ConfigError) as info:
+        parse(doc, path=tmp_path / "c.toml", env={"CREDENTIALS_DIRECTORY": str(creds)})
+    assert str(info.value).startswith("systemd credential flashduty_push_url")
+
+
+def test_every_secret_knows_where_it_came_from(tmp_path):
+    (tmp_path / "pw").write_text("from-a-file\n")
+    doc = minimal(servicenow={"password_file": "pw"})
+    doc["servicenow"].pop("password", None)
+    cfg = parse(doc, path=tmp_path / "c.toml", env={"FD_SYNC_FLASHDUTY_APP_KEY": "k" * 20})
+    sources = dict(cfg.secret_sources)
+    assert sources["[servicenow] password"] == (
+        f"file {tmp_path / 'pw'} ([servicenow] password_file)"
+    )
+    assert sources["[flashduty] app_key"] == "environment variable FD_SYNC_FLASHDUTY_APP_KEY"
+    assert sources["[flashduty] push_url"] == f"{tmp_path / 'c.toml'}: [flashduty] push_url"
+    assert "from-a-file" not in str(cfg.secret_sources)

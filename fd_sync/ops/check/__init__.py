@@ -45,6 +45,8 @@ class Checker:
         self.add(ok("config", "valid", str(self.config.path)))
         for warning in self.config.warnings:
             self.add(Step("config", "warning", "warn", warning))
+        for label, origin in self.config.secret_sources:  # where, never what
+            self.add(ok("config", "secret", f"{label} from {origin}"))
         ledger.check(self)
         if network.reach(self, "servicenow", self.config.servicenow.instance_url):
             servicenow.check(self)
