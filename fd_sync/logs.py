@@ -1,8 +1,10 @@
 """Logging: structlog to stderr, readable on a terminal, JSON lines elsewhere.
 
 Every event passes through :func:`fd_sync.redaction.redact_value` last, so no
-secret reaches a terminal, a file or journald at any level. Each cycle binds a
-``run_id`` (structlog contextvars), so its lines can be picked out of a journal.
+secret reaches a terminal, a file or journald at any level. Every line carries the
+process's identity (:func:`identify`: the command's ``run_id``, or the daemon's
+``daemon_id``), and each cycle binds its own ``run_id`` (structlog contextvars), so any
+line can be picked out of a journal: config warnings, reloads and fetch pauses too.
 """
 
 from __future__ import annotations
@@ -17,6 +19,23 @@ import structlog
 from fd_sync.redaction import redact_value
 
 LEVELS = ("debug", "info", "warning", "error")
+_IDENTITY: dict[str, str] = {}  # this process's ids, on every line (threads included)
+
+
+def identify(**ids: str) -> None:
+    """Name this process in every later log line (``run_id=...`` or ``daemon_id=...``)."""
+    _IDENTITY.clear()
+    _IDENTITY.update(ids)
+
+
+def identity() -> dict[str, str]:
+    return dict(_IDENTITY)
+
+
+def _add_identity(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    for key, value in _IDENTITY.items():
+        event_dict.setdefault(key, value)
+    return event_dict
 
 
 def _redact(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
@@ -32,6 +51,7 @@ def configure(
         json = not stream.isatty() or os.environ.get("FD_SYNC_LOG_FORMAT") == "json"
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        _add_identity,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,

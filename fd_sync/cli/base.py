@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -103,6 +104,12 @@ def cli(ctx: click.Context, config_path: str | None, log_level: str, lock_wait: 
     incidents.
     """
     logs.configure(log_level)
+    # Every line of this process names it: the daemon by its own id (each cycle adds a
+    # run_id), any other command by the run_id its work is recorded under.
+    new_id = uuid.uuid4().hex[:12]
+    logs.identify(
+        **({"daemon_id": new_id} if ctx.invoked_subcommand == "run" else {"run_id": new_id})
+    )
     ctx.obj = Options(config_path=config_path, log_level=log_level, lock_wait=lock_wait)
 
 

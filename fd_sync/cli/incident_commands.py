@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from fd_sync import logs
 from fd_sync.cli.base import (
     Options,
     cli,
@@ -133,7 +134,7 @@ def dispatch(
             for kind, where, body in dispatcher.bodies(plan):
                 echo([f"would send {kind} to {where}:", *dumps(body).splitlines()])
             return 0
-        sent = dispatcher.send(plan, run_id=uuid.uuid4().hex[:12])
+        sent = dispatcher.send(plan, run_id=logs.identity().get("run_id") or uuid.uuid4().hex[:12])
     echo(described + describe_sent(sent))
     error = failure(sent)
     if error is not None:

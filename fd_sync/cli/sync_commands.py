@@ -6,6 +6,7 @@ import json
 
 import click
 
+from fd_sync import logs
 from fd_sync.cli.base import (
     Options,
     cli,
@@ -51,7 +52,9 @@ def once(options: Options, since: str | None, dry_run: bool) -> int:
     stop = stop_on_signals()
     with ledger_access(cfg, "preview" if dry_run else "write") as ledger:
         cycle = wiring.cycle(cfg, ledger, sleep=interruptible_sleep(stop), should_stop=stop.is_set)
-        report = cycle.run(since=since_at, dry_run=dry_run, command="once")
+        report = cycle.run(
+            since=since_at, dry_run=dry_run, command="once", run_id=logs.identity().get("run_id")
+        )
     for planned in report.planned:
         click.echo(planned.line())
     click.echo(report.summary())

@@ -77,10 +77,11 @@ class Cycle:
         dry_run: bool = False,
         command: str = "once",
         fetch: bool = True,
+        run_id: str | None = None,
     ) -> CycleReport:
         """One cycle. ``fetch=False`` only drains the outbox (the daemon does that while it
         waits out a ServiceNow credential problem)."""
-        report = CycleReport(run_id=_new_run_id(), dry_run=dry_run)
+        report = CycleReport(run_id=run_id or _new_run_id(), dry_run=dry_run)
         started = self.clock()
         with structlog.contextvars.bound_contextvars(run_id=report.run_id):
             self.log.info(

@@ -180,3 +180,34 @@ def test_status_shows_a_killed_daemon_as_stopped(
     assert f"pid {proc.pid} is gone without stopping" in daemon_state["status"]
     text = run_fd_sync("--config", str(config), "status").stdout
     assert "daemon       stopped" in text or "stopped, every" in text
+
+
+def test_every_log_line_names_its_process(servicenow, flashduty, daemon, notify, write_config):
+    """Lines outside a cycle (config warnings, start, reload, stop) carry the daemon's id;
+    lines of a cycle carry its run_id as well."""
+    config = write_config(
+        sync={"poll_interval_seconds": 1},
+        flashduty={"push_url": flashduty.push_url_standard},  # http://: a config warning
+    )
+    proc = daemon(config)
+    notify.wait_for(is_status("last cycle"))
+    proc.send_signal(signal.SIGHUP)
+    notify.wait_for(is_status("configuration reloaded"))
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=30)
+    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    events = {line["event"] for line in lines}
+    assert {"config_warning", "config_reloaded", "cycle_started"} <= events
+    daemon_ids = {line.get("daemon_id") for line in lines}
+    assert len(daemon_ids) == 1 and None not in daemon_ids
+    assert all(line.get("run_id") for line in lines if line["event"] == "cycle_finished")
+
+
+def test_every_line_of_once_carries_its_run_id(servicenow, flashduty, write_config, run_fd_sync):
+    config = write_config(flashduty={"push_url": flashduty.push_url_standard})
+    result = run_fd_sync("--config", str(config), "once")
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert "config_warning" in {line["event"] for line in lines}
+    assert len({line.get("run_id") for line in lines}) == 1  # one id, the runs table's too
+    status = json.loads(run_fd_sync("--config", str(config), "status", "--json").stdout)
+    assert status["last_run"]["run_id"] == lines[0]["run_id"]
