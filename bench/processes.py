@@ -35,7 +35,7 @@ class Simulator:
 
     def __init__(self, kind: str, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [PYTHON, "-m", "fd_sync.simulators", kind, *args],
+            [PYTHON, "-m", "fd_sync.simulators", kind, "--stdin", *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

@@ -7,6 +7,7 @@ temporary ledger that is removed afterwards.
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -165,9 +166,19 @@ def _run(demo: _Demo, cycles: int) -> int:
     echo(f"open in Flashduty:  {', '.join(sorted(open_fd)) or 'none'}")
     if open_sn == open_fd:
         echo(
-            "the two agree. Next: cp config.example.toml config.toml, fill it in, "
-            "and run: fd-sync --config config.toml once --dry-run"
+            "the two agree. Next, by hand with simulators you drive: README, "
+            '"Try it without a ServiceNow"; or with your instance: cp config.example.toml '
+            f"config.toml, fill it in, and run: {command_path()} --config config.toml check"
         )
         return 0
     echo("MISMATCH: Flashduty does not mirror ServiceNow; please report this")
     return 1
+
+
+def command_path() -> str:
+    """How this fd-sync was started, so the printed command works as printed (after
+    ``make demo`` fd-sync is .venv/bin/fd-sync, not on PATH)."""
+    invoked = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if invoked is not None and invoked.name == "fd-sync" and invoked.exists():
+        return str(invoked) if invoked.is_absolute() or "/" in sys.argv[0] else "fd-sync"
+    return "fd-sync"

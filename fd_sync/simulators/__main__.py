@@ -1,11 +1,14 @@
 """Run a simulator as its own process: ``python -m fd_sync.simulators servicenow|flashduty``.
 
-The benchmarks measure a client's CPU time and memory as those of its process,
-so the simulators it talks to must live in another one. The simulator prints
-one JSON line (its URL and what a client needs to reach it), then serves until
-its standard input closes; meanwhile each JSON line on standard input is a
-command (change incidents, read counters) answered by one JSON line on
-standard output. Closing stdin (or the driver dying) stops it.
+For people (README, "Try it without a ServiceNow"): it prints one JSON line (its URL and
+the credentials a client needs), then serves until SIGTERM or Ctrl-C. ``python -m
+fd_sync.simulators ctl URL COMMAND [key=value ...]`` changes it while it runs: create,
+update or resolve incidents, inject a fault, list what Flashduty received.
+
+For the benchmarks (``--stdin``): the same commands arrive as JSON lines on standard input,
+each answered by one JSON line on standard output, and closing stdin stops it (so a dead
+driver never leaves a simulator behind). The benchmarks measure a client's CPU time and
+memory as those of its process, which is why the simulators live in another one.
 """
 
 from __future__ import annotations
@@ -13,12 +16,17 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import signal
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
 from fd_sync.simulators.flashduty import FlashdutySim
+from fd_sync.simulators.http import CONTROL_PREFIX, SimServer
 from fd_sync.simulators.servicenow import ServiceNowSim
 
 TABLE = "/api/now/table/"
@@ -33,7 +41,45 @@ class ServiceNowControl:
         self.round = 0
 
     def commands(self) -> dict[str, Command]:
-        return {"stats": self.stats, "reset": self.reset, "change": self.change}
+        return {
+            "stats": self.stats,
+            "reset": self.reset,
+            "change": self.change,
+            "list": self.list,
+            "create": self.create,
+            "update": self.update,
+            "resolve": self.resolve,
+            "fault": lambda args: fault(self.sim, args),
+            "clear-faults": lambda _: clear_faults(self.sim),
+        }
+
+    def _by_number(self, args: dict[str, Any]) -> str:
+        number = str(args.get("number", ""))
+        for row in self.sim.incidents():
+            if row["number"] == number:
+                return row["sys_id"]
+        raise KeyError(f"no incident {number!r}")
+
+    def list(self, _: dict[str, Any]) -> dict[str, Any]:
+        rows = sorted(self.sim.incidents(), key=lambda r: r["number"])
+        keys = ("number", "state", "urgency", "short_description", "sys_updated_on")
+        return {"incidents": [{k: r.get(k, "") for k in keys} for r in rows]}
+
+    def create(self, args: dict[str, Any]) -> dict[str, Any]:
+        fields = {k: str(v) for k, v in args.items() if k != "cmd"}
+        fields.setdefault("short_description", "Created with fd_sync.simulators ctl")
+        fields.setdefault("urgency", "2")
+        row = self.sim.create(**fields)
+        return {"number": row["number"], "sys_id": row["sys_id"]}
+
+    def update(self, args: dict[str, Any]) -> dict[str, Any]:
+        fields = {k: str(v) for k, v in args.items() if k not in ("cmd", "number")}
+        row = self.sim.update(self._by_number(args), **fields)
+        return {"number": row["number"], "state": row["state"], "mod_count": row["sys_mod_count"]}
+
+    def resolve(self, args: dict[str, Any]) -> dict[str, Any]:
+        row = self.sim.resolve(self._by_number(args), str(args.get("state", "6")))
+        return {"number": row["number"], "state": row["state"]}
 
     def stats(self, _: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -87,7 +133,24 @@ class FlashdutyControl:
         self.sim = sim
 
     def commands(self) -> dict[str, Command]:
-        return {"stats": self.stats, "reset": self.reset, "arrivals": self.arrivals}
+        return {
+            "stats": self.stats,
+            "reset": self.reset,
+            "arrivals": self.arrivals,
+            "events": self.events,
+            "fault": lambda args: fault(self.sim, args),
+            "clear-faults": lambda _: clear_faults(self.sim),
+        }
+
+    def events(self, _: dict[str, Any]) -> dict[str, Any]:
+        """What Flashduty received, in order, and which alerts are open."""
+        return {
+            "events": [
+                {"key": e.key, "kind": e.kind, "format": e.fmt, "duplicate": e.duplicate}
+                for e in self.sim.events()
+            ],
+            "open": sorted(self.sim.open_keys()),
+        }
 
     def stats(self, _: dict[str, Any]) -> dict[str, Any]:
         events = self.sim.events()
@@ -127,6 +190,24 @@ class FlashdutyControl:
         return {"arrivals": found}
 
 
+def fault(sim: SimServer, args: dict[str, Any]) -> dict[str, Any]:
+    """Misbehave for the next ``times`` requests under ``path``: an HTTP ``status`` (an HTML
+    page for 5xx), a ``drop``ped connection, or an answer ``delay``ed by seconds."""
+    injected = sim.inject(
+        status=int(args["status"]) if "status" in args else None,
+        drop=str(args.get("drop", "")).lower() in ("1", "true", "yes"),
+        delay=float(args.get("delay", 0)),
+        path=str(args.get("path", "")),
+        times=int(args.get("times", 1)),
+    )
+    return {"fault": {"status": injected.status, "path": injected.path, "times": injected.times}}
+
+
+def clear_faults(sim: SimServer) -> dict[str, Any]:
+    sim.clear_faults()
+    return {"faults": 0}
+
+
 def serve(commands: dict[str, Command]) -> None:
     for line in sys.stdin:
         if not line.strip():
@@ -143,23 +224,66 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fd_sync.simulators", description=__doc__)
     which = parser.add_subparsers(dest="which", required=True)
     sn = which.add_parser("servicenow", help="the Table API, seeded with incidents")
-    sn.add_argument("--incidents", type=int, default=0, help="incidents to seed")
+    sn.add_argument(
+        "--seed",
+        "--incidents",
+        dest="incidents",
+        type=int,
+        default=0,
+        metavar="N",
+        help="incidents to seed",
+    )
     sn.add_argument("--open-ratio", type=float, default=0.02, help="share of them open")
     sn.add_argument("--span-days", type=float, default=90.0, help="their changes spread over")
-    sn.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    fd = which.add_parser("flashduty", help="the push receiver")
-    fd.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    sn.add_argument("--username", default="svc.fdsync", help="the integration user")
+    sn.add_argument("--password", default="sn-password-0a1b2c", help="its password")
+    fd = which.add_parser("flashduty", help="the push receiver and the OpenAPI")
     fd.add_argument("--rate-limit-per-minute", type=int, default=None, help="answer 429 beyond")
+    for sub in (sn, fd):
+        sub.add_argument("--port", type=int, default=0, help="on 127.0.0.1; 0 picks a free one")
+        sub.add_argument(
+            "--stdin",
+            action="store_true",
+            help="take commands on stdin and stop when it closes (the benchmarks)",
+        )
+    ctl = which.add_parser("ctl", help="send a command to a running simulator")
+    ctl.add_argument("url", help="the simulator's URL, as it printed it")
+    ctl.add_argument(
+        "command", help="list, create, update, resolve, events, fault, clear-faults, ..."
+    )
+    ctl.add_argument(
+        "fields",
+        nargs="*",
+        metavar="key=value",
+        help="the command's arguments; update and resolve take the number first",
+    )
     args = parser.parse_args(argv)
+    if args.which == "ctl":
+        return control(args.url, args.command, args.fields)
 
     if args.which == "servicenow":
         from datetime import timedelta
 
-        sim = ServiceNowSim(port=args.port)
+        sim = ServiceNowSim(port=args.port, username=args.username, password=args.password)
         started = time.perf_counter()
         sim.seed(args.incidents, open_ratio=args.open_ratio, span=timedelta(days=args.span_days))
         oldest = sim._index[0][0] if sim._index else sim.clock.text()
-        sim.start()
+        server: SimServer = sim
+        commands = ServiceNowControl(sim).commands()
+    else:
+        receiver = FlashdutySim(port=args.port, rate_limit_per_minute=args.rate_limit_per_minute)
+        server = receiver
+        commands = FlashdutyControl(receiver).commands()
+    try:
+        server.start()
+    except OSError as exc:
+        print(
+            f"python -m fd_sync.simulators: cannot listen on 127.0.0.1:{args.port} "
+            f"({exc.strerror}): pick another --port, or 0 for a free one",
+            file=sys.stderr,
+        )
+        return 64
+    if args.which == "servicenow":
         hello: dict[str, Any] = {
             "url": sim.url,
             "username": sim.username,
@@ -169,22 +293,64 @@ def main(argv: list[str] | None = None) -> int:
             "oldest": oldest,
             "seed_seconds": round(time.perf_counter() - started, 3),
         }
-        commands, stop = ServiceNowControl(sim).commands(), sim.stop
     else:
-        receiver = FlashdutySim(port=args.port, rate_limit_per_minute=args.rate_limit_per_minute)
-        receiver.start()
         hello = {
             "url": receiver.url,
             "push_url_standard": receiver.push_url_standard,
             "push_url_servicenow": receiver.push_url_servicenow,
+            "app_key": receiver.app_key,
         }
-        commands, stop = FlashdutyControl(receiver).commands(), receiver.stop
     print(json.dumps(hello), flush=True)
     try:
-        serve(commands)
+        if args.stdin:
+            serve(commands)
+        else:
+            server.controls = commands
+            wait_for_a_stop_signal()
     finally:
-        stop()
+        server.stop()
     return 0
+
+
+def wait_for_a_stop_signal() -> None:
+    """Serve until SIGTERM or Ctrl-C; standard input plays no part (nohup, &, systemd-run)."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.wait(1.0):
+        pass
+
+
+def control(url: str, command: str, fields: list[str]) -> int:
+    """POST one command to a running simulator; print its JSON answer."""
+    body: dict[str, Any] = {}
+    if command in ("update", "resolve") and fields and "=" not in fields[0]:
+        body["number"] = fields.pop(0)
+    for field_text in fields:
+        key, sep, value = field_text.partition("=")
+        if not sep:
+            print(
+                f"python -m fd_sync.simulators ctl: {field_text!r} is not key=value",
+                file=sys.stderr,
+            )
+            return 64
+        body[key] = value
+    request = urllib.request.Request(
+        url.rstrip("/") + CONTROL_PREFIX + command,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            print(response.read().decode())
+            return 0
+    except urllib.error.HTTPError as exc:
+        print(exc.read().decode(), file=sys.stderr)
+        return 64
+    except OSError as exc:
+        print(f"python -m fd_sync.simulators ctl: no simulator at {url} ({exc})", file=sys.stderr)
+        return 75
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ class Response:
         return cls(status, body, {"Content-Type": "application/json;charset=UTF-8", **headers})
 
 
+CONTROL_PREFIX = "/_sim/"  # POST /_sim/<command>: the control plane of a simulator process
 HTML_ERROR = (
     "<!DOCTYPE html><html><head><title>{status} Bad Gateway</title></head>"
     "<body><h1>{status}</h1><p>The proxy could not reach the upstream server.</p></body></html>"
@@ -102,6 +103,7 @@ class SimServer:
         self._lock = threading.RLock()
         self.requests: list[Request] = []
         self.faults: list[Fault] = []
+        self.controls: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
         self.faults_fired: dict[str, int] = {}
         self._port = port
         self._server: ThreadingHTTPServer | None = None
@@ -203,6 +205,17 @@ class SimServer:
     def handle(self, request: Request) -> Response:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def _control(self, name: str, body: bytes) -> Response:
+        command = self.controls.get(name)
+        if command is None:
+            known = ", ".join(sorted(self.controls))
+            return Response.json({"error": f"no command {name!r}; known: {known}"}, 404)
+        try:
+            args = json.loads(body or b"{}")
+            return Response.json(command(args if isinstance(args, dict) else {}))
+        except Exception as exc:  # a bad command must not kill the simulator
+            return Response.json({"error": repr(exc)}, 400)
+
     def requests_to(self, prefix: str) -> list[Request]:
         with self._lock:
             return [r for r in self.requests if r.path.startswith(prefix)]
@@ -211,6 +224,11 @@ class SimServer:
         parsed = urllib.parse.urlsplit(handler.path)
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
+        if parsed.path.startswith(CONTROL_PREFIX) and self.controls:
+            # The control plane of `python -m fd_sync.simulators`: outside the simulated
+            # API, never counted as a request to it, never faulted.
+            self._write(handler, self._control(parsed.path[len(CONTROL_PREFIX) :], body), None)
+            return
         request = Request(
             method=handler.command,
             path=parsed.path,

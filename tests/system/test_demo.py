@@ -10,3 +10,22 @@ def test_demo_shows_incidents_flowing(run_fd_sync):
     assert "-> create" in out and "-> update" in out and "-> resolve" in out
     assert "the two agree" in out
     assert "Traceback" not in result.output
+
+
+def test_the_demo_ends_with_a_command_that_works_as_printed(tmp_path):
+    """`make demo` runs .venv/bin/fd-sync, which is not on PATH: the hint must say so."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).with_name("fd-sync")  # as make demo starts it
+    done = subprocess.run(
+        [str(script), "demo"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    command = done.stdout.strip().splitlines()[-1].split("and run: ", 1)[1].split()
+    assert command[1:] == ["--config", "config.toml", "check"]
+    program = shutil.which(command[0], path="")  # no PATH: the printed path alone
+    assert program is not None, f"{command[0]} does not run as printed"
+    assert subprocess.run([program, "--version"], capture_output=True, check=False).returncode == 0

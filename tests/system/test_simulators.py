@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import socket
 import subprocess
 import sys
 
@@ -52,7 +54,7 @@ def test_total_count_is_the_whole_match_and_offset_pages_cover_it(servicenow):
 
 def test_simulator_process_answers_commands():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fd_sync.simulators", "servicenow", "--incidents", "100"],
+        [sys.executable, "-m", "fd_sync.simulators", "servicenow", "--incidents", "100", "--stdin"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -70,3 +72,79 @@ def test_simulator_process_answers_commands():
     finally:
         proc.stdin.close()
         assert proc.wait(10) == 0
+
+
+def simulator(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "fd_sync.simulators", *args],
+        stdin=subprocess.DEVNULL,  # as under nohup or &: stdin is closed at once
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+    )
+
+
+def ctl(url: str, *args: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-m", "fd_sync.simulators", "ctl", url, *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=child_env(),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_a_simulator_run_by_hand_serves_until_sigterm_and_takes_commands(tmp_path, run_fd_sync):
+    sn = simulator("servicenow", "--seed", "5", "--open-ratio", "0.4")
+    fd = simulator("flashduty")
+    try:
+        sn_hello, fd_hello = json.loads(sn.stdout.readline()), json.loads(fd.stdout.readline())
+        assert sn.poll() is None and fd.poll() is None  # stdin closed, still serving
+        assert len(ctl(sn_hello["url"], "list")["incidents"]) == 5
+        config = tmp_path / "try.toml"
+        config.write_text(
+            "[servicenow]\n"
+            f'instance_url = "{sn_hello["url"]}"\n'
+            f'username = "{sn_hello["username"]}"\n'
+            f'password = "{sn_hello["password"]}"\n'
+            "[flashduty]\n"
+            f'push_url = "{fd_hello["push_url_servicenow"]}"\n'
+            "[sync]\n"
+            'database = "try.db"\n'
+        )
+        config.chmod(0o600)
+        assert run_fd_sync("--config", str(config), "once").code == 0  # the baseline
+        created = ctl(sn_hello["url"], "create", "short_description=Checkout down", "urgency=1")
+        assert run_fd_sync("--config", str(config), "once").code == 0
+        assert ctl(fd_hello["url"], "events")["open"] == [created["sys_id"]]
+        ctl(sn_hello["url"], "resolve", created["number"])
+        ctl(fd_hello["url"], "fault", "status=503", "times=1")
+        assert run_fd_sync("--config", str(config), "once").code == 0  # retried past the 503
+        received = ctl(fd_hello["url"], "events")
+        assert received["open"] == [] and [e["kind"] for e in received["events"]] == [
+            "create",
+            "resolve",
+        ]
+    finally:
+        for proc in (sn, fd):
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(10) == 0, proc.stderr.read()
+            assert "Traceback" not in proc.stderr.read()
+
+
+def test_a_taken_port_is_one_line_not_a_traceback():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = simulator("flashduty", "--port", str(port))
+        _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 64
+    assert stderr.strip().splitlines() == [
+        f"python -m fd_sync.simulators: cannot listen on 127.0.0.1:{port} (Address already in "
+        "use): pick another --port, or 0 for a free one"
+    ]
