@@ -59,7 +59,8 @@ def test_kill_mid_fetch_resumes_from_the_last_page(
     rows = [open_incident(servicenow) for _ in range(25)]
     config = write_config(servicenow={"page_size": 10})
     release = threading.Event()
-    held = servicenow.inject(hold=release, path=TABLE, after=1)  # page 2
+    # --since first asks ServiceNow's clock (one request), then page 1: park page 2.
+    held = servicenow.inject(hold=release, path=TABLE, after=2)
     proc = start(config)
     kill_when(held, proc)
     release.set()
@@ -106,7 +107,7 @@ def test_ctrl_c_mid_fetch_is_interrupted_exit_75_and_loses_nothing(
     rows = [open_incident(servicenow) for _ in range(25)]
     config = write_config(servicenow={"page_size": 10})
     release = threading.Event()
-    held = servicenow.inject(hold=release, path=TABLE, after=1)  # park the second page
+    held = servicenow.inject(hold=release, path=TABLE, after=2)  # the clock, page 1: park page 2
     proc = start(config)
     assert held.arrived.wait(30), "the process never reached the second page"
     proc.send_signal(signal.SIGINT)
