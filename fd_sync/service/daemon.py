@@ -38,6 +38,7 @@ from fd_sync.config.sections import METRICS_PACKAGE_MISSING
 from fd_sync.errors import AccessDenied, ConfigError, FdSyncError, LockBusy, StorageError
 from fd_sync.http.transport import interruptible_sleep
 from fd_sync.service.sdnotify import Notifier
+from fd_sync.service.watchdog import Watchdog
 from fd_sync.store.ledger import Ledger
 from fd_sync.store.lock import RunLock, process_identity
 from fd_sync.store.state import DAEMON
@@ -92,11 +93,11 @@ class Daemon:
         self.clock = clock
         self.log = logs.get("daemon")
         self.stop_event = threading.Event()
-        self.idle = threading.Event()
-        self.idle.set()
+        self.watchdog = Watchdog(
+            self.notifier, config.sync.stall_seconds, stop=self.stop_event, clock=clock
+        )
         self.pending_config: Config | None = None
         self.backoff = AuthBackoff()
-        self.last_progress = clock()
         self.last_status = "starting"
         self.scheduler = BlockingScheduler(timezone=UTC)
         self.metrics: Any = None
@@ -120,14 +121,14 @@ class Daemon:
             poll_interval_seconds=interval,
             database=str(self.config.sync.database),
         )
-        watchdog = self._start_watchdog()
+        watchdog = self.watchdog.start()
         if not self.stop_event.is_set():  # a signal may have come during start-up
             self.scheduler.start()  # blocks until a stop signal shuts it down
         return self._finish(watchdog)
 
     def _finish(self, watchdog: threading.Thread | None) -> int:
         self.notifier.stopping("stopping: finishing the cycle in progress")
-        if not self.idle.wait(STOP_GRACE_SECONDS):
+        if not self.watchdog.idle.wait(STOP_GRACE_SECONDS):
             # Nothing is half-written: every ledger write is a transaction, and an event
             # marked attempted but not delivered is simply sent again next time.
             self.log.warning("daemon_abandoning_cycle", grace_seconds=STOP_GRACE_SECONDS)
@@ -231,14 +232,10 @@ class Daemon:
 
     # --- the cycle ----------------------------------------------------------------------
 
-    def _progress(self) -> None:
-        self.last_progress = self.clock()
-
     def _cycle_job(self) -> None:
         if self.stop_event.is_set():
             return
-        self.idle.clear()
-        self.last_progress = self.clock()
+        self.watchdog.cycle_started()
         try:
             self._apply_pending_config()
             report, fetched = self._run_cycle()
@@ -255,7 +252,7 @@ class Daemon:
             self._set_status("last cycle crashed; see the journal")
             return
         finally:
-            self.idle.set()
+            self.watchdog.cycle_finished()
         self._after_cycle(report, fetched)
 
     def _run_cycle(self) -> tuple[CycleReport, bool]:
@@ -275,7 +272,7 @@ class Daemon:
                 ledger,
                 sleep=sleep,
                 should_stop=self.stop_event.is_set,
-                progress=self._progress,
+                progress=self.watchdog.progress,
             )
             return cycle.run(command="run", fetch=fetch), fetch
 
@@ -321,37 +318,6 @@ class Daemon:
                 ledger.state.set_json(DAEMON, state)
         except FdSyncError as exc:
             self.log.warning("daemon_state_not_saved", error=str(exc))
-
-    # --- watchdog -----------------------------------------------------------------------
-
-    def stalled_for(self) -> float | None:
-        """Seconds the running cycle has gone without progress, if past the stall limit."""
-        if self.idle.is_set():
-            return None
-        quiet = self.clock() - self.last_progress
-        return quiet if quiet > self.config.sync.stall_seconds else None
-
-    def _start_watchdog(self) -> threading.Thread | None:
-        interval = self.notifier.watchdog_interval
-        if interval is None:
-            return None
-
-        def feed() -> None:
-            reported = False
-            while not self.stop_event.wait(interval):
-                stalled = self.stalled_for()
-                if stalled is None:
-                    self.notifier.watchdog()
-                    reported = False
-                elif not reported:
-                    # Starve the watchdog: systemd will restart us, and should know why.
-                    self.log.error("cycle_stalled", quiet_seconds=round(stalled))
-                    self.notifier.status(f"stalled: no progress for {stalled:.0f} s")
-                    reported = True
-
-        thread = threading.Thread(target=feed, name="watchdog", daemon=True)
-        thread.start()
-        return thread
 
 
 def run(config: Config, *, config_path: str | None) -> int:
