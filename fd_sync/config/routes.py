@@ -7,13 +7,12 @@ limiter, one name in the outbox); every route's own name is an alias of it.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fd_sync.config.model import FlashdutyConfig, ServiceNowConfig
-from fd_sync.config.schema import SCHEMA, check_section, did_you_mean, problem
+from fd_sync.config.schema import SCHEMA, Context, check_section, did_you_mean, problem
 from fd_sync.config.secrets import route_push_url
 from fd_sync.config.urls import PUSH_URL_HELP, check_push_url
 from fd_sync.core import routing
@@ -22,12 +21,11 @@ from fd_sync.core.routing import PushFormat
 from fd_sync.errors import ConfigError
 
 
-def push_url_format(
-    url: str, where: str, path: Path, warnings: list[str], origin: str = ""
-) -> PushFormat:
+def push_url_format(url: str, where: str, ctx: Context, origin: str = "") -> PushFormat:
     """The push URL rule for ``[flashduty]`` and every ``[[route]]``: its format, or the
     error naming where the URL came from (never the URL: it holds the integration key)."""
     fmt, warning = check_push_url(url)
+    path = ctx.path
     if fmt is None:
         if origin and not origin.startswith(f"{path}:"):
             label = where if where.startswith("[[") else f"[{where}]"
@@ -35,7 +33,7 @@ def push_url_format(
         raise problem(path, where, "push_url", PUSH_URL_HELP)
     if warning:
         label = where if where.startswith("[[") else f"[{where}]"
-        warnings.append(f"{label} push_url {warning} (accepted for local testing only)")
+        ctx.warnings.append(f"{label} push_url {warning} (accepted for local testing only)")
     return fmt
 
 
@@ -83,13 +81,10 @@ def parse_routing(
     tables: list[dict[str, Any]],
     sn: ServiceNowConfig,
     fd: FlashdutyConfig,
-    path: Path,
-    env: Mapping[str, str],
-    warnings: list[str],
-    secrets_required: bool,
-    sources: dict[str, str],
+    ctx: Context,
 ) -> routing.Routing:
     """[routing] and every [[route]], in file order; names unique, match keys known."""
+    path = ctx.path
     destinations = _Destinations(fd.push_url)
     routes: list[routing.Route] = []
     seen: set[str] = set()
@@ -104,11 +99,7 @@ def parse_routing(
         if name in seen:
             raise problem(path, where, "name", "is used by an earlier route; names are unique")
         seen.add(name)
-        routes.append(
-            _route(
-                values, where, sn, fd, destinations, path, env, warnings, secrets_required, sources
-            )
-        )
+        routes.append(_route(values, where, sn, fd, destinations, ctx))
     default = routing.Route(
         routing.DEFAULT_ROUTE,
         skip=v["default"] == routing.SKIP,
@@ -130,13 +121,9 @@ def _route(
     sn: ServiceNowConfig,
     fd: FlashdutyConfig,
     destinations: _Destinations,
-    path: Path,
-    env: Mapping[str, str],
-    warnings: list[str],
-    secrets_required: bool,
-    sources: dict[str, str],
+    ctx: Context,
 ) -> routing.Route:
-    name = v["name"]
+    name, path = v["name"], ctx.path
     match = _route_match(v["match"] or {}, where, sn, path)
     if v["skip"]:
         given = [k for k in _SENDING_KEYS if v[k] not in (None, "", (), False)]
@@ -146,10 +133,10 @@ def _route(
             )
         return routing.Route(name, match, skip=True)
     destination = DEFAULT_DESTINATION
-    url, origin = route_push_url(v, where, path, env, secrets_required)
+    url, origin = route_push_url(v, where, ctx.path, ctx.env, ctx.secrets_required)
     if url:
-        sources[f"{where} push_url"] = origin
-        fmt = push_url_format(url, where, path, warnings, origin)
+        ctx.sources[f"{where} push_url"] = origin
+        fmt = push_url_format(url, where, ctx, origin)
         destination = destinations.name_for(name, url, fmt)
     channels = tuple(dict.fromkeys(v["personal_channels"]))
     unknown = [c for c in channels if c not in routing.CHANNELS]

@@ -11,7 +11,7 @@ import difflib
 import re
 import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -288,6 +288,18 @@ def check_section(
 
 def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
     return kind if isinstance(kind, tuple) else (kind,)
+
+
+@dataclass
+class Context:
+    """What every section needs besides its own values: the file, the environment, and what
+    parsing collects on the way (warnings, and where each secret came from)."""
+
+    path: Path
+    env: Mapping[str, str]
+    secrets_required: bool = True
+    warnings: list[str] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)  # "[section] key" -> its origin
 
 
 def resolve_path(value: str, config_path: Path) -> Path:

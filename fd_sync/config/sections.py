@@ -26,6 +26,7 @@ from fd_sync.config.schema import (
     ARRAY_SECTIONS,
     SCHEMA,
     SECRET_FILES,
+    Context,
     check_section,
     check_sections,
     problem,
@@ -45,36 +46,25 @@ def parse(
     secrets_required: bool = True,
 ) -> Config:
     """Validate a parsed TOML document into a :class:`Config`."""
-    warnings: list[str] = []
+    ctx = Context(path, env, secrets_required)
     sections = check_sections(raw, path)
     values: dict[str, dict[str, Any]] = {}
     for name, keys in SCHEMA.items():
         if name in ARRAY_SECTIONS:
             continue
         values[name] = check_section(name, sections.get(name, {}), keys, path)
-    sources: dict[str, str] = {}  # "[section] key" -> where its secret came from, in words
     for section, key in SECRET_FILES:
         value, origin = section_secret(section, key, values[section], path, env)
         values[section][key] = value
         if value:
-            sources[f"[{section}] {key}"] = origin
+            ctx.sources[f"[{section}] {key}"] = origin
 
-    sn = _servicenow(values["servicenow"], path, warnings, secrets_required, sources)
-    fd = _flashduty(values["flashduty"], path, warnings, secrets_required, sources)
+    sn = _servicenow(values["servicenow"], ctx)
+    fd = _flashduty(values["flashduty"], ctx)
     sync = _sync(values["sync"], path, env)
     http = _http(values["http"], path)
-    metrics = _metrics(values["metrics"], path, warnings)
-    routes = parse_routing(
-        values["routing"],
-        raw.get("route", []),
-        sn,
-        fd,
-        path,
-        env,
-        warnings,
-        secrets_required,
-        sources,
-    )
+    metrics = _metrics(values["metrics"], ctx)
+    routes = parse_routing(values["routing"], raw.get("route", []), sn, fd, ctx)
     return Config(
         path=path,
         servicenow=sn,
@@ -82,9 +72,9 @@ def parse(
         sync=sync,
         http=http,
         metrics=metrics,
-        warnings=tuple(warnings),
+        warnings=tuple(ctx.warnings),
         routing=routes,
-        secret_sources=tuple(sources.items()),
+        secret_sources=tuple(ctx.sources.items()),
     )
 
 
@@ -102,13 +92,8 @@ def _plain_url(value: str, path: Path, section: str, key: str, warnings: list[st
     return value
 
 
-def _servicenow(
-    v: dict[str, Any],
-    path: Path,
-    warnings: list[str],
-    secrets_required: bool,
-    sources: Mapping[str, str],
-) -> ServiceNowConfig:
+def _servicenow(v: dict[str, Any], ctx: Context) -> ServiceNowConfig:
+    path, warnings, secrets_required = ctx.path, ctx.warnings, ctx.secrets_required
     if not v["instance_url"]:
         raise problem(
             path, "servicenow", "instance_url", "is required, e.g. https://acme.service-now.com"
@@ -166,28 +151,23 @@ def _servicenow(
         extra_fields=tuple(v["extra_fields"]),
         sync_comments=v["sync_comments"],
         credential_source="; ".join(
-            f"{key.split()[-1]} from {sources[key]}"
+            f"{key.split()[-1]} from {ctx.sources[key]}"
             for key in ("[servicenow] password", "[servicenow] client_secret")
-            if key in sources
+            if key in ctx.sources
         ),
     )
 
 
-def _flashduty(
-    v: dict[str, Any],
-    path: Path,
-    warnings: list[str],
-    secrets_required: bool,
-    sources: Mapping[str, str],
-) -> FlashdutyConfig:
-    openapi = _openapi(v, warnings)
+def _flashduty(v: dict[str, Any], ctx: Context) -> FlashdutyConfig:
+    path = ctx.path
+    openapi = _openapi(v, ctx.warnings)
     push_url: str = v["push_url"] or ""
     fmt: PushFormat = "standard"
     if push_url:
         fmt = push_url_format(
-            push_url, "flashduty", path, warnings, sources.get("[flashduty] push_url", "")
+            push_url, "flashduty", ctx, ctx.sources.get("[flashduty] push_url", "")
         )
-    elif secrets_required:
+    elif ctx.secrets_required:
         raise problem(
             path,
             "flashduty",
@@ -269,7 +249,8 @@ def _sync(v: dict[str, Any], path: Path, env: Mapping[str, str]) -> SyncConfig:
     )
 
 
-def _metrics(v: dict[str, Any], path: Path, warnings: list[str]) -> MetricsConfig:
+def _metrics(v: dict[str, Any], ctx: Context) -> MetricsConfig:
+    path, warnings = ctx.path, ctx.warnings
     if not v["listen"]:
         return MetricsConfig()
     host, sep, port = v["listen"].rpartition(":")
