@@ -27,9 +27,9 @@ from bench.scenarios import OPEN_RATIO, write_config
 # (stage, module, attribute): the functions whose CPU time is a stage's.
 STAGES = (
     ("ServiceNow request + JSON decode", "fd_sync.servicenow.client", "ServiceNowClient.table_get"),
-    ("parse rows into incidents", "fd_sync.sync.cycle", "Cycle._parse"),
+    ("parse rows into incidents", "fd_sync.sync.plan", "Planner._parse"),
     ("ledger look-ups", "fd_sync.store.ledger", "Ledger.entries"),
-    ("reconcile", "fd_sync.sync.cycle", "reconcile"),
+    ("reconcile", "fd_sync.sync.plan", "reconcile"),
     ("ledger write (rows, events)", "fd_sync.store.ledger", "Ledger.record"),
     ("page transaction (incl. write)", "fd_sync.sync.cycle", "Cycle._commit"),
     ("delivery (build, push, mark)", "fd_sync.sync.delivery", "Deliverer.drain"),

@@ -101,15 +101,7 @@ class Cycle:
                 level = self.log.info if isinstance(exc, Interrupted) else self.log.error
                 level("fetch_failed", error=str(exc), exit_code=exc.exit_code)
             if not dry_run:
-                if fetch and report.error is None:  # ServiceNow answered: hourly, one request
-                    refresh_choice_labels(self.ledger, self.servicenow)
-                report.delivery = self.deliverer.drain()
-                self._count_outbox(report)
-                self.ledger.outbox.purge_finished()
-            seen = self.servicenow.last_server_now
-            if seen is not None and not dry_run:
-                with self.ledger.transaction("record ServiceNow's clock"):
-                    self.ledger.state.set(SERVICENOW_CLOCK, format_sn_time(seen))
+                self._deliver(report, fetched=fetch)
             if self.should_stop() and report.error is None:
                 # An interrupted run is never a success, even when the signal came late.
                 report.error = Interrupted("stopped by a signal; the next run goes on")
@@ -131,6 +123,19 @@ class Cycle:
                 **report.stats(),
             )
         return report
+
+    def _deliver(self, report: CycleReport, *, fetched: bool) -> None:
+        """Deliver what is queued, even when the fetch failed part-way (it is owed to
+        Flashduty either way), then keep what `status` reads of this cycle."""
+        if fetched and report.error is None:  # ServiceNow answered: hourly, one request
+            refresh_choice_labels(self.ledger, self.servicenow)
+        report.delivery = self.deliverer.drain()
+        self._count_outbox(report)
+        self.ledger.outbox.purge_finished()
+        seen = self.servicenow.last_server_now
+        if seen is not None:
+            with self.ledger.transaction("record ServiceNow's clock"):
+                self.ledger.state.set(SERVICENOW_CLOCK, format_sn_time(seen))
 
     def _count_outbox(self, report: CycleReport) -> None:
         outbox = self.ledger.outbox_counts()

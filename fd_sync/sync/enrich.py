@@ -27,16 +27,14 @@ class Enricher:
         self.sync_comments = sync_comments
         self.severity_by = severity_by
 
-    def with_comments(self, incidents: list[Incident], changed: set[str]) -> list[Incident]:
-        """Attach the latest comment to the changed incidents (one request for all)."""
-        if not self.sync_comments or not changed:
+    def with_comments(self, incidents: list[Incident], wanted: set[str]) -> list[Incident]:
+        """Attach the latest comment to these incidents (one request for all of them); an
+        incident without a comment is left as it is (its comment is already empty)."""
+        if not self.sync_comments or not wanted:
             return incidents
-        comments = self.lookups.latest_comments(
-            [i.sys_id for i in incidents if i.sys_id in changed]
-        )
+        comments = self.lookups.latest_comments([i.sys_id for i in incidents if i.sys_id in wanted])
         return [
-            replace(i, comment=comments.get(i.sys_id, "")) if i.sys_id in changed else i
-            for i in incidents
+            replace(i, comment=comments[i.sys_id]) if i.sys_id in comments else i for i in incidents
         ]
 
     def extras(

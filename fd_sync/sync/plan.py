@@ -71,7 +71,15 @@ class Planner:
         changed = {
             i.sys_id for i in incidents if i.sys_id not in entries or is_newer(i, entries[i.sys_id])
         }
-        incidents = self.enricher.with_comments(incidents, changed)
+        # A comment can matter only where an event may follow: an open incident, or one
+        # whose alert is open (its resolve). A backfill's many closed rows cost nothing.
+        eventful = {
+            i.sys_id
+            for i in incidents
+            if i.sys_id in changed
+            and (i.is_open or (i.sys_id in entries and entries[i.sys_id].alert_open))
+        }
+        incidents = self.enricher.with_comments(incidents, eventful)
         matches = {
             i.sys_id: routing.route(i, self.routes) for i in incidents if i.sys_id in changed
         }

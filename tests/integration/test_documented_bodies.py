@@ -149,3 +149,17 @@ def test_on_hold_is_sent_and_snoozes_the_flashduty_incident(servicenow, flashdut
     h.cycle()
     assert bodies(flashduty, inc["sys_id"])[-1]["state"] == "On Hold"
     assert flashduty.progress[inc["sys_id"]] == "Snoozed"
+
+
+def test_a_backfill_asks_comments_only_where_an_event_may_follow(servicenow, flashduty, harness):
+    """Comments are on by default, so a backfill of closed rows must not pay for them."""
+    closed = [servicenow.create(short_description=f"old {n}", state="7") for n in range(30)]
+    opened = servicenow.create(short_description="still open", urgency="1")
+    servicenow.comment(opened["sys_id"], "customer waiting")
+    h = harness("servicenow")
+    h.cycle(since=START - timedelta(hours=1))
+    (journal,) = servicenow.requests_to("/api/now/table/sys_journal_field")
+    query = journal.query["sysparm_query"]
+    assert opened["sys_id"] in query
+    assert not any(row["sys_id"] in query for row in closed)
+    assert bodies(flashduty, opened["sys_id"])[0]["comments"] == "customer waiting"
