@@ -92,15 +92,15 @@ class Database:
     def rows(
         self, sql: str, params: Sequence[Any] = (), doing: str = "read the ledger"
     ) -> list[Row]:
-        with self.errors(doing):
-            return [tuple(r) for r in self._db.execute(sql, list(params))]
+        with self.errors(doing):  # sqlite3 rows are tuples already
+            return list(self._db.execute(sql, list(params)))
 
     def one(
         self, sql: str, params: Sequence[Any] = (), doing: str = "read the ledger"
     ) -> Row | None:
         with self.errors(doing):
-            row = self._db.execute(sql, list(params)).fetchone()
-        return tuple(row) if row is not None else None
+            row: Row | None = self._db.execute(sql, list(params)).fetchone()
+        return row
 
     def scalar(self, sql: str, params: Sequence[Any] = (), doing: str = "read the ledger") -> Any:
         row = self.one(sql, params, doing)
