@@ -28,137 +28,30 @@ from __future__ import annotations
 import base64
 import bisect
 import email.utils
-import hashlib
 import itertools
 import secrets
 import ssl
-import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fd_sync.simulators import encoded_query
 from fd_sync.simulators.http import Request, Response, SimServer
-
-SN_FORMAT = "%Y-%m-%d %H:%M:%S"
-
-INCIDENT_COLUMNS = (
-    "sys_id",
-    "number",
-    "short_description",
-    "description",
-    "state",
-    "impact",
-    "urgency",
-    "priority",
-    "assignment_group",
-    "assigned_to",
-    "category",
-    "cmdb_ci",
-    "company",
-    "caller_id",
-    "comments",
-    "work_notes",
-    "sys_updated_on",
-    "sys_created_on",
-    "sys_mod_count",
-    "active",
-    "opened_at",
-    "resolved_at",
-    "closed_at",
+from fd_sync.simulators.servicenow_data import (
+    CHOICES,
+    INCIDENT_COLUMNS,
+    SEED_DESCRIPTION,
+    SEED_GROUPS,
+    SEED_TITLES,
+    SEED_USERS,
+    SN_FORMAT,
+    SimClock,
+    new_sys_id,
+    stable_sys_id,
 )
-# Columns of tables that may be empty, so that queries on them are not "invalid".
-TABLE_COLUMNS = {
-    "sys_audit_delete": ("sys_id", "tablename", "documentkey", "sys_created_on", "sys_updated_on"),
-    "sys_choice": (
-        "sys_id",
-        "name",
-        "element",
-        "value",
-        "label",
-        "language",
-        "inactive",
-        "sequence",
-    ),
-}
-REFERENCES = {
-    "assignment_group": "sys_user_group",
-    "assigned_to": "sys_user",
-    "caller_id": "sys_user",
-    "cmdb_ci": "cmdb_ci",
-    "company": "core_company",
-}
-# Reference columns of the other tables, for dot-walked fields and conditions.
-TABLE_REFERENCES = {
-    "incident": REFERENCES,
-    "sys_user_grmember": {"user": "sys_user", "group": "sys_user_group"},
-}
-CHOICES = {
-    "state": {
-        "1": "New",
-        "2": "In Progress",
-        "3": "On Hold",
-        "6": "Resolved",
-        "7": "Closed",
-        "8": "Canceled",
-    },
-    "impact": {"1": "1 - High", "2": "2 - Medium", "3": "3 - Low"},
-    "urgency": {"1": "1 - High", "2": "2 - Medium", "3": "3 - Low"},
-    "priority": {
-        "1": "1 - Critical",
-        "2": "2 - High",
-        "3": "3 - Moderate",
-        "4": "4 - Low",
-        "5": "5 - Planning",
-    },
-}
+from fd_sync.simulators.servicenow_reads import TableReads
 
-
-SEED_GROUPS = ("Service Desk", "Network", "Database", "Messaging", "Identity", "Storage")
-SEED_USERS = ("Ann Lee", "Bob Diaz", "Chen Wu", "Dana Ivanova", "Eli Moreau")
-SEED_TITLES = (
-    "Email delivery delayed for office {n}",
-    "VPN gateway dropping sessions (site {n})",
-    "Payroll batch job {n} failed",
-    "Printer offline on floor {n}",
-    "Disk usage above 90% on db-{n}",
-    "Login page returns 502 for tenant {n}",
-)
-SEED_DESCRIPTION = (
-    "Reported by monitoring rule {n}. Users cannot complete the affected workflow; "
-    "the on-call engineer has been notified and is investigating the root cause."
-)
-
-
-class SimClock:
-    """The instance's clock: real time, or frozen/moved by the test (``ticking=False``)."""
-
-    def __init__(self, start: datetime | None = None, *, ticking: bool = True) -> None:
-        self._start = start or datetime.now(UTC).replace(microsecond=0)
-        self._t0 = time.monotonic()
-        self._offset = timedelta()
-        self.ticking = ticking
-        self._lock = threading.Lock()
-
-    def now(self) -> datetime:
-        with self._lock:
-            elapsed = (
-                timedelta(seconds=time.monotonic() - self._t0) if self.ticking else timedelta()
-            )
-            return self._start + elapsed + self._offset
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self._offset += timedelta(seconds=seconds)
-
-    def text(self, delta_seconds: float = 0) -> str:
-        return (self.now() + timedelta(seconds=delta_seconds)).strftime(SN_FORMAT)
-
-
-def new_sys_id() -> str:
-    return secrets.token_hex(16)
+__all__ = ["CHOICES", "ServiceNowSim", "SimClock", "new_sys_id", "stable_sys_id"]
 
 
 def _error(status: int, message: str, detail: str | None = None) -> Response:
@@ -167,7 +60,7 @@ def _error(status: int, message: str, detail: str | None = None) -> Response:
     )
 
 
-class ServiceNowSim(SimServer):
+class ServiceNowSim(TableReads, SimServer):
     name = "servicenow"
 
     def __init__(
@@ -517,157 +410,3 @@ class ServiceNowSim(SimServer):
     def expire_tokens(self) -> None:
         with self._lock:
             self.tokens.clear()
-
-    def _known_field(self, table: str) -> Any:
-        def known(name: str) -> bool:
-            base, _, rest = name.partition(".")
-            if table == "incident":
-                if base not in INCIDENT_COLUMNS and base not in self.custom_columns:
-                    return False
-                return not rest or base in REFERENCES
-            if table in TABLE_COLUMNS:
-                return base in TABLE_COLUMNS[table]
-            rows = self.tables[table]
-            sample = next(iter(rows.values()), {"sys_id": ""})
-            return base in sample or base in ("sys_id", "sys_updated_on", "sys_created_on")
-
-        return known
-
-    def _get(self, table: str) -> Any:
-        def get(row: dict[str, str], name: str) -> str | None:
-            base, _, rest = name.partition(".")
-            if not rest:
-                return row.get(base)
-            target_table = TABLE_REFERENCES.get(table, {}).get(base)
-            target = self.tables.get(target_table or "", {}).get(row.get(base, ""))
-            return (target or {}).get(rest, "")
-
-        return get
-
-    def _table_get(self, table: str, params: dict[str, str]) -> Response:
-        query_text = params.get("sysparm_query", "")
-        counted = params.get("sysparm_no_count") != "true"
-        total = 0
-        with self._lock:
-            query = encoded_query.parse(query_text, self._known_field(table))
-            if query.dropped and self.invalid_returns_no_rows:
-                rows: list[dict[str, str]] = []
-                more = False
-            else:
-                limit = int(params.get("sysparm_limit") or 10000)
-                offset = int(params.get("sysparm_offset") or 0)
-                if offset or counted:
-                    # Offset paging and X-Total-Count need the whole match: computed once
-                    # per query and data version, so paging through N rows stays O(N).
-                    matches = self._matching(table, query_text, query)
-                    total = len(matches)
-                    data = self.tables[table]
-                    rows = [data[s] for s in matches[offset : offset + limit]]
-                    more = total > offset + limit
-                else:
-                    rows, more = self._select(table, query, offset, limit)
-            # sysparm_limit counted these; the ACL now removes them.
-            rows = [r for r in rows if r["sys_id"] not in self.acl_hidden]
-            if rows and self.duplicate_rows > 0:
-                self.duplicate_rows -= 1
-                rows.insert(len(rows) // 2, rows[len(rows) // 2])
-            render = self._renderer(table, params)
-            result = [render(r) for r in rows]
-        headers = {}
-        if counted:
-            # The platform counts every row the query matches, not the rows of this page.
-            headers["X-Total-Count"] = str(total)
-        if more:
-            headers["Link"] = f'<{self.url}/api/now/table/{table}>;rel="next"'
-        return Response.json({"result": result}, **headers)
-
-    def _matching(self, table: str, query_text: str, query: encoded_query.Query) -> list[str]:
-        """The sys_ids of every row the query matches, in its order (before ACLs); cached."""
-        if self._matches_version != self._version or len(self._matches) > 8:
-            self._matches, self._matches_version = {}, self._version
-        key = (table, query_text)
-        if key not in self._matches:
-            rows, _ = self._select(table, query, 0, None)
-            self._matches[key] = [r["sys_id"] for r in rows]
-        return self._matches[key]
-
-    def _select(
-        self, table: str, query: encoded_query.Query, offset: int, limit: int | None
-    ) -> tuple[list[dict[str, str]], bool]:
-        """Matching rows in order, windowed by offset/limit; keyset scans use the index."""
-        get = self._get(table)
-        data = self.tables[table]
-        keyset = [("sys_updated_on", False), ("sys_id", False)]
-        candidates: Iterator[dict[str, str]]
-        if table == "incident" and query.order[:2] in (keyset, keyset[:1]):
-            low = query.lower_bound("sys_updated_on") or ""
-            start = bisect.bisect_left(self._index, (low, ""))
-            candidates = (data[sys_id] for _, sys_id in itertools.islice(self._index, start, None))
-        elif table == "incident" and query.order[:1] == [("sys_updated_on", True)]:
-            candidates = (data[sys_id] for _, sys_id in reversed(self._index))
-        else:
-            candidates = iter(sorted(data.values(), key=lambda r: r["sys_id"]))
-            for name, descending in reversed(query.order):
-
-                def by(row: dict[str, str], field: str = name) -> str:
-                    return get(row, field) or ""
-
-                candidates = iter(sorted(candidates, key=by, reverse=descending))
-        out: list[dict[str, str]] = []
-        skipped = 0
-        for row in candidates:
-            if row["sys_id"] in self.hidden or not query.matches(row, get):
-                continue
-            if skipped < offset:
-                skipped += 1
-                continue
-            if len(out) == limit:
-                return out, True
-            out.append(row)
-        return out, False
-
-    def _renderer(self, table: str, params: dict[str, str]) -> Any:
-        """A function rendering one row as this request asked (fields, display values)."""
-        fields_param = params.get("sysparm_fields", "")
-        known = self._known_field(table)
-        wanted = [f for f in fields_param.split(",") if f] if fields_param else None
-        names = [n for n in wanted if known(n)] if wanted is not None else None
-        display = params.get("sysparm_display_value", "false")
-        exclude_links = params.get("sysparm_exclude_reference_link") == "true"
-        get = self._get(table)
-
-        def render(row: dict[str, str]) -> dict[str, Any]:
-            out: dict[str, Any] = {}
-            # Unknown fields are silently ignored, as the platform does.
-            for name in names if names is not None else [n for n in row if known(n)]:
-                value = get(row, name) or ""
-                if display == "true":
-                    out[name] = self._display(table, name, value)
-                elif display == "all":
-                    out[name] = {"display_value": self._display(table, name, value), "value": value}
-                elif table == "incident" and name in REFERENCES and not exclude_links and value:
-                    out[name] = {
-                        "link": f"{self.url}/api/now/table/{REFERENCES[name]}/{value}",
-                        "value": value,
-                    }
-                else:
-                    out[name] = value
-            return out
-
-        return render
-
-    def _display(self, table: str, name: str, value: str) -> str:
-        if table == "incident" and name in CHOICES:
-            for row in self.tables["sys_choice"].values():
-                if (row["element"], row["value"], row["language"]) == (name, value, "en"):
-                    return row["label"]
-            return value
-        if table == "incident" and name in REFERENCES:
-            target = self.tables.get(REFERENCES[name], {}).get(value) or {}
-            return target.get("name", "")
-        return value
-
-
-def stable_sys_id(seed: str) -> str:
-    """A deterministic 32-hex sys_id, for reproducible fixtures and benchmarks."""
-    return hashlib.md5(seed.encode(), usedforsecurity=False).hexdigest()
