@@ -11,18 +11,12 @@ ordered events of each incident, so tests can compare the open set with
 ServiceNow's and check that events alternate create/resolve. It also records
 every limit a body exceeds (:attr:`violations`): fd-sync must never send one.
 
-The OpenAPI that ``rules``, ``explain`` and ``dispatch --rule-name`` read is
-served too (``POST /channel/escalate/rule/list``, ``/person/infos``,
-``/team/infos``, ``/schedule/infos``, paged ``/channel/list`` and
-``/member/list``), with the documented field names: a wrong ``app_key`` gets
-the 401 envelope, a missing channel or id ``ResourceNotFound`` (HTTP 400).
-Tests seed it with :meth:`add_person`, :meth:`add_team`, :meth:`add_schedule`,
-:meth:`add_channel` and :meth:`add_rule`.
+The OpenAPI that ``rules``, ``explain`` and ``dispatch --rule-name`` read is served
+too, by :mod:`fd_sync.simulators.flashduty_openapi`.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 import secrets
@@ -34,7 +28,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from fd_sync.simulators.flashduty_openapi import (
+    OPENAPI_PATHS,
+    OpenAPIDirectory,
+    envelope_error,
+    layer,
+)
 from fd_sync.simulators.http import Request, Response, SimServer
+
+__all__ = ["FlashdutySim", "Received", "layer"]
 
 SEVERITIES = ("Critical", "Warning", "Info")
 # servicenow-sync.mdx, "Status Mapping": the State a body carries -> the incident's progress.
@@ -48,18 +50,8 @@ PROGRESS = {
 }
 CLOSED_STATES = tuple(state for state, progress in PROGRESS.items() if progress == "Closed")
 BAD_INTEGRATION_KEY = "integration_key is not a valid one"  # standard alert.mdx, failed response
-TOTAL_CAP = 1000  # pagination.mdx: total is exact below 1000 only
-MAX_OFFSET = 10000  # pagination.mdx: p x limit must be <= 10000
 _LABEL_KEY = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 MAX_BODY = 1 << 20
-OPENAPI_PATHS = (
-    "/channel/escalate/rule/list",
-    "/person/infos",
-    "/team/infos",
-    "/schedule/infos",
-    "/channel/list",
-    "/member/list",
-)
 
 
 @dataclass(frozen=True)
@@ -75,46 +67,7 @@ class Received:
     at: float = field(default_factory=time.monotonic)
 
 
-def _envelope_error(code: str, message: str, status: int) -> Response:
-    rid = secrets.token_hex(12)
-    return Response.json(
-        {"request_id": rid, "error": {"code": code, "message": message}},
-        status,
-        **{"Flashcat-Request-Id": rid},
-    )
-
-
-def _envelope_data(data: Any) -> Response:
-    rid = secrets.token_hex(12)
-    return Response.json({"request_id": rid, "data": data}, **{"Flashcat-Request-Id": rid})
-
-
-def layer(
-    *,
-    person_ids: tuple[int, ...] = (),
-    team_ids: tuple[int, ...] = (),
-    schedule_ids: tuple[int, ...] = (),
-    escalate_window: int = 30,
-    force_escalate: bool = False,
-    critical: tuple[str, ...] = ("sms", "voice"),
-    warning: tuple[str, ...] = ("email",),
-    info: tuple[str, ...] = ("email",),
-) -> dict[str, Any]:
-    """One escalation layer with the field names of /channel/escalate/rule/list."""
-    return {
-        "escalate_window": escalate_window,
-        "force_escalate": force_escalate,
-        "target": {
-            "person_ids": [*person_ids],
-            "team_ids": [*team_ids],
-            "schedule_to_role_ids": {str(s): [0] for s in schedule_ids},
-            "by": {"critical": [*critical], "warning": [*warning], "info": [*info]},
-            "webhooks": [],
-        },
-    }
-
-
-class FlashdutySim(SimServer):
+class FlashdutySim(OpenAPIDirectory, SimServer):
     name = "flashduty"
 
     def __init__(
@@ -132,13 +85,7 @@ class FlashdutySim(SimServer):
         self.clock = clock  # for the rate limit and arrival times; tests may fake it
         self.token = token
         self.integration_key = integration_key
-        self.app_key = app_key
-        self.persons: dict[int, dict[str, Any]] = {}
-        self.teams: dict[int, dict[str, Any]] = {}
-        self.schedules: dict[int, dict[str, Any]] = {}
-        self.channels: dict[int, dict[str, Any]] = {}
-        self.rules: dict[int, list[dict[str, Any]]] = {}  # channel id -> its escalation rules
-        self._ids = itertools.count(4000001)
+        self._init_directory(app_key)
         self.rate_limit_per_minute = rate_limit_per_minute
         self.received: list[Received] = []
         self.open: dict[str, dict[str, Any]] = {}  # key -> last body of the open alert
@@ -193,146 +140,43 @@ class FlashdutySim(SimServer):
                 self.arrived.wait(remaining)
         return True
 
-    # --- OpenAPI data ---------------------------------------------------------------------
-
-    @property
-    def api_domain(self) -> str:
-        """What [flashduty] api_domain is set to for this simulator."""
-        return self.url
-
-    def add_person(self, name: str, email: str = "") -> int:
-        """A member of the account: ``/person/infos`` says person_*, ``/member/list`` member_*."""
-        person_id = next(self._ids)
-        self.persons[person_id] = {"person_id": person_id, "person_name": name, "email": email}
-        return person_id
-
-    def add_team(self, name: str, person_ids: tuple[int, ...] = ()) -> int:
-        team_id = next(self._ids)
-        self.teams[team_id] = {"team_id": team_id, "team_name": name, "person_ids": [*person_ids]}
-        return team_id
-
-    def add_schedule(self, name: str) -> int:
-        schedule_id = next(self._ids)
-        self.schedules[schedule_id] = {"schedule_id": schedule_id, "schedule_name": name}
-        return schedule_id
-
-    def add_channel(self, name: str, channel_id: int | None = None) -> int:
-        channel_id = channel_id or next(self._ids)
-        self.channels[channel_id] = {"channel_id": channel_id, "channel_name": name}
-        self.rules.setdefault(channel_id, [])
-        return channel_id
-
-    def add_rule(
-        self,
-        channel_id: int,
-        name: str,
-        layers: list[dict[str, Any]],
-        *,
-        status: str = "enabled",
-        rule_id: str | None = None,
-    ) -> str:
-        """An escalation rule; build its layers with :func:`layer`."""
-        rule_id = rule_id or secrets.token_hex(12)
-        self.rules[channel_id].append(
-            {
-                "rule_id": rule_id,
-                "rule_name": name,
-                "channel_id": channel_id,
-                "status": status,
-                "layers": layers,
-            }
-        )
-        return rule_id
-
     # --- HTTP ---------------------------------------------------------------------------
 
     def handle(self, request: Request) -> Response:
         if request.method != "POST":  # standard alert.mdx, error codes
-            return _envelope_error("MethodNotAllowed", "HTTP method not supported", 400)
+            return envelope_error("MethodNotAllowed", "HTTP method not supported", 400)
         if request.path in OPENAPI_PATHS:
             return self._openapi(request)
         if request.path.startswith("/event/push/servicenow/"):
             token = request.path[len("/event/push/servicenow/") :].strip("/")
             if not secrets.compare_digest(token, self.token):
-                return _envelope_error("Unauthorized", "invalid integration token", 401)
+                return envelope_error("Unauthorized", "invalid integration token", 401)
             fmt = "servicenow"
         elif request.path.rstrip("/") == "/event/push/alert/standard":
             key = request.query.get("integration_key", "")
             if not secrets.compare_digest(key, self.integration_key):
                 # As the standard alert page's failed response shows: 400, not 401.
-                return _envelope_error("InvalidParameter", BAD_INTEGRATION_KEY, 400)
+                return envelope_error("InvalidParameter", BAD_INTEGRATION_KEY, 400)
             fmt = "standard"
         else:
-            return _envelope_error("RouteNotFound", f"no route for {request.path}", 404)
+            return envelope_error("RouteNotFound", f"no route for {request.path}", 404)
         if len(request.body) > MAX_BODY:
-            return _envelope_error("EntityTooLarge", "request body too large", 413)
+            return envelope_error("EntityTooLarge", "request body too large", 413)
         if not request.headers.get("Content-Type", "").startswith("application/json"):
-            return _envelope_error("InvalidContentType", "content type must be JSON", 400)
+            return envelope_error("InvalidContentType", "content type must be JSON", 400)
         if self._over_rate_limit():
-            return _envelope_error("RequestTooFrequently", "too many requests", 429)
+            return envelope_error("RequestTooFrequently", "too many requests", 429)
         try:
             body = json.loads(request.body)
         except ValueError:
-            return _envelope_error("InvalidParameter", "body is not valid JSON", 400)
+            return envelope_error("InvalidParameter", "body is not valid JSON", 400)
         if not isinstance(body, dict):
-            return _envelope_error("InvalidParameter", "body must be an object", 400)
+            return envelope_error("InvalidParameter", "body must be an object", 400)
         check = self._check_servicenow if fmt == "servicenow" else self._check_standard
         problem = check(body)
         if problem:
-            return _envelope_error("InvalidParameter", problem, 400)
+            return envelope_error("InvalidParameter", problem, 400)
         return self._accept(fmt, body)
-
-    def _openapi(self, request: Request) -> Response:
-        if not secrets.compare_digest(request.query.get("app_key", ""), self.app_key):
-            return _envelope_error("Unauthorized", "invalid app_key", 401)
-        try:
-            body = json.loads(request.body or b"{}")
-        except ValueError:
-            return _envelope_error("InvalidParameter", "body is not valid JSON", 400)
-        if not isinstance(body, dict):
-            return _envelope_error("InvalidParameter", "body must be an object", 400)
-        path = request.path
-        if path == "/channel/escalate/rule/list":
-            channel = body.get("channel_id")
-            if not isinstance(channel, int):
-                return _envelope_error("InvalidParameter", "channel_id must be an integer", 400)
-            if channel not in self.rules:
-                return _envelope_error("ResourceNotFound", f"channel {channel} not found", 400)
-            return _envelope_data({"items": self.rules[channel]})
-        if path in ("/channel/list", "/member/list"):
-            return self._page(path, body)
-        kind = path.split("/")[1]  # person, team, schedule
-        table = {"person": self.persons, "team": self.teams, "schedule": self.schedules}[kind]
-        ids = body.get(f"{kind}_ids")
-        if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
-            return _envelope_error("InvalidParameter", f"{kind}_ids must be integers", 400)
-        missing = [i for i in ids if i not in table]
-        if missing:
-            return _envelope_error("ResourceNotFound", f"{kind} {missing[0]} not found", 400)
-        return _envelope_data({"items": [table[i] for i in ids]})
-
-    def _page(self, path: str, body: dict[str, Any]) -> Response:
-        """pagination.mdx: p from 1, limit <= 100, p x limit <= 10000, total capped, and
-        has_next_page on /channel/list (the platform spec lists none for /member/list)."""
-        page, limit = body.get("p", 1), body.get("limit", 20)
-        if not isinstance(page, int) or not isinstance(limit, int) or not 0 < limit <= 100:
-            return _envelope_error("InvalidParameter", "p and limit (1-100) are integers", 400)
-        if page < 1 or page * limit > MAX_OFFSET:
-            return _envelope_error("InvalidParameter", "p x limit must be <= 10000", 400)
-        if path == "/channel/list":
-            rows = list(self.channels.values())
-        else:
-            rows = [
-                {"member_id": p["person_id"], "member_name": p["person_name"], "email": p["email"]}
-                for p in self.persons.values()
-            ]
-        items = rows[(page - 1) * limit : page * limit]
-        data: dict[str, Any] = {"items": items, "total": min(len(rows), TOTAL_CAP)}
-        if path == "/channel/list":
-            data["has_next_page"] = page * limit < len(rows)
-        else:
-            data.update(p=page, limit=limit)
-        return _envelope_data(data)
 
     def _over_rate_limit(self) -> bool:
         if not self.rate_limit_per_minute:
