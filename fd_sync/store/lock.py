@@ -97,10 +97,22 @@ def still_running(identity: dict[str, Any]) -> bool:
     pid = identity.get("pid")
     if not isinstance(pid, int) or pid <= 0:
         return False
+    if identity.get("boot_id") is None and identity.get("start_ticks") is None:
+        return _exists(pid)  # recorded without /proc: the pid is all there is to check
     if identity.get("boot_id") != _boot_id():
         return False  # the host rebooted since
     ticks = _start_ticks(pid)
     return ticks is not None and ticks == identity.get("start_ticks")
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, another user's
+    return True
 
 
 def _boot_id() -> str | None:
