@@ -239,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     sn.add_argument("--password", default="sn-password-0a1b2c", help="its password")
     fd = which.add_parser("flashduty", help="the push receiver and the OpenAPI")
     fd.add_argument("--rate-limit-per-minute", type=int, default=None, help="answer 429 beyond")
+    fd.add_argument("--token", default="fdtoken0123456789abcdef", help="the ServiceNow push token")
+    fd.add_argument("--integration-key", default="fdkey0123456789abcdef", help="standard push key")
+    fd.add_argument("--app-key", default="fdappkey0123456789abcdef", help="the OpenAPI app_key")
     for sub in (sn, fd):
         sub.add_argument("--port", type=int, default=0, help="on 127.0.0.1; 0 picks a free one")
         sub.add_argument(
@@ -271,7 +274,13 @@ def main(argv: list[str] | None = None) -> int:
         server: SimServer = sim
         commands = ServiceNowControl(sim).commands()
     else:
-        receiver = FlashdutySim(port=args.port, rate_limit_per_minute=args.rate_limit_per_minute)
+        receiver = FlashdutySim(
+            port=args.port,
+            rate_limit_per_minute=args.rate_limit_per_minute,
+            token=args.token,
+            integration_key=args.integration_key,
+            app_key=args.app_key,
+        )
         server = receiver
         commands = FlashdutyControl(receiver).commands()
     try:

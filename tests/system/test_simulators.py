@@ -148,3 +148,17 @@ def test_a_taken_port_is_one_line_not_a_traceback():
         f"python -m fd_sync.simulators: cannot listen on 127.0.0.1:{port} (Address already in "
         "use): pick another --port, or 0 for a free one"
     ]
+
+
+def test_the_credentials_are_chosen_on_the_command_line():
+    sn = simulator("servicenow", "--username", "me", "--password", "pw-123456")
+    fd = simulator("flashduty", "--token", "tok-123456", "--integration-key", "key-123456")
+    try:
+        sn_hello, fd_hello = json.loads(sn.stdout.readline()), json.loads(fd.stdout.readline())
+        assert (sn_hello["username"], sn_hello["password"]) == ("me", "pw-123456")
+        assert fd_hello["push_url_servicenow"].endswith("/event/push/servicenow/tok-123456")
+        assert fd_hello["push_url_standard"].endswith("integration_key=key-123456")
+    finally:
+        for proc in (sn, fd):
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(10) == 0
