@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fd_sync import wiring
 from fd_sync.core.decide import Kind
@@ -151,28 +151,14 @@ def send_test(c: Checker, client: FlashdutyClient) -> None:
         description="Sent by `fd-sync check --send-test` to prove the path to Flashduty; "
         "it is resolved right away.",
     )
-    fd = c.config.flashduty
-    resolved = dataclasses.replace(incident, state="6")
-    sn = c.config.servicenow
+    fd, sn = c.config.flashduty, c.config.servicenow
+
+    def body(kind: Kind, version: Incident) -> dict[str, Any]:
+        return build(fd.push_format, kind, version, instance_url=sn.instance_url, table=sn.table)
+
     try:
-        opened = client.push(
-            build(
-                fd.push_format,
-                Kind.CREATE,
-                incident,
-                instance_url=sn.instance_url,
-                table=sn.table,
-            )
-        )
-        closed = client.push(
-            build(
-                fd.push_format,
-                Kind.RESOLVE,
-                resolved,
-                instance_url=sn.instance_url,
-                table=sn.table,
-            )
-        )
+        opened = client.push(body(Kind.CREATE, incident))
+        closed = client.push(body(Kind.RESOLVE, dataclasses.replace(incident, state="6")))
     except (FatalAPIError, RetriableAPIError) as exc:
         c.add(
             fail(
