@@ -263,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.which == "ctl":
         return control(args.url, args.command, args.fields)
+    # Handlers first: a stop during seeding or right after the hello line is still clean.
+    stop = None if args.stdin else stop_on_signals()
 
     if args.which == "servicenow":
         from datetime import timedelta
@@ -309,25 +311,27 @@ def main(argv: list[str] | None = None) -> int:
             "push_url_servicenow": receiver.push_url_servicenow,
             "app_key": receiver.app_key,
         }
+    if stop is not None:
+        server.controls = commands  # before the hello: a client may call ctl at once
     print(json.dumps(hello), flush=True)
     try:
-        if args.stdin:
+        if stop is None:
             serve(commands)
         else:
-            server.controls = commands
-            wait_for_a_stop_signal()
+            while not stop.wait(1.0):
+                pass
     finally:
         server.stop()
     return 0
 
 
-def wait_for_a_stop_signal() -> None:
-    """Serve until SIGTERM or Ctrl-C; standard input plays no part (nohup, &, systemd-run)."""
+def stop_on_signals() -> threading.Event:
+    """Set on SIGTERM or Ctrl-C: the simulator serves until then, whatever standard input
+    does (nohup, &, systemd-run)."""
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    while not stop.wait(1.0):
-        pass
+    return stop
 
 
 def control(url: str, command: str, fields: list[str]) -> int:
