@@ -24,7 +24,10 @@ from fd_sync.http.ratelimit import SlidingWindowLimiter, flashduty_limiter
 from fd_sync.http.transport import make_session
 from fd_sync.servicenow.client import ServiceNowClient
 from fd_sync.servicenow.lookups import Lookups
+from fd_sync.flashduty.incidents import IncidentReader
+from fd_sync.servicenow.writer import IncidentWriter
 from fd_sync.store.ledger import Ledger
+from fd_sync.sync.writeback import Writeback
 from fd_sync.sync.cycle import Cycle
 from fd_sync.sync.delivery import Deliverer, Destination
 from fd_sync.sync.dispatch import Dispatcher
@@ -142,16 +145,35 @@ def cycle(
     to: Mapping[str, Destination] | None = None,
     should_stop: Callable[[], bool] = _never,
     progress: Callable[[], None] = _nothing,
+    wall: Callable[[], float] = time.time,
 ) -> Cycle:
-    """A cycle over this ledger with its own clients; ``sleep`` is every retry's wait."""
+    """A cycle over this ledger with its own clients; ``sleep`` is every retry's wait,
+    ``wall`` the Unix clock the write-back compares with Flashduty's times."""
+    client = servicenow_client(config, sleep=sleep)
     return Cycle(
         config,
         ledger,
-        servicenow_client(config, sleep=sleep),
+        client,
         deliverer(config, ledger, sleep=sleep, to=to, should_stop=should_stop, progress=progress),
         should_stop=should_stop,
         progress=progress,
+        writeback=writeback(config, ledger, client, sleep=sleep, wall=wall),
     )
+
+
+def writeback(
+    config: Config,
+    ledger: Ledger,
+    client: ServiceNowClient,
+    *,
+    sleep: Sleep = time.sleep,
+    wall: Callable[[], float] = time.time,
+) -> Writeback | None:
+    """The Flashduty -> ServiceNow direction, when [writeback] enabled is on."""
+    if not config.writeback.enabled:
+        return None
+    reader = IncidentReader(openapi_client(config, purpose="[writeback]", sleep=sleep))
+    return Writeback(config.writeback, ledger, reader, IncidentWriter(client), wall=wall)
 
 
 def dispatcher(config: Config, ledger: Ledger, *, sleep: Sleep = time.sleep) -> Dispatcher:

@@ -57,6 +57,8 @@ def once(options: Options, since: str | None, dry_run: bool) -> int:
         )
     for planned in report.planned:
         click.echo(planned.line())
+    for line in report.writeback.planned:
+        click.echo(line)
     click.echo(report.summary())
     failure = report.failure()
     if failure is not None:

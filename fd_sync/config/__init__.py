@@ -23,6 +23,7 @@ from fd_sync.config.model import (
     MetricsConfig,
     ServiceNowConfig,
     SyncConfig,
+    WritebackConfig,
 )
 from fd_sync.config.schema import SCHEMA
 from fd_sync.config.sections import default_database, parse
@@ -39,6 +40,7 @@ __all__ = [
     "MetricsConfig",
     "ServiceNowConfig",
     "SyncConfig",
+    "WritebackConfig",
     "config_path",
     "default_database",
     "load",

@@ -59,6 +59,18 @@ class SyncConfig:
 
 
 @dataclass(frozen=True)
+class WritebackConfig:
+    """[writeback]: what responders do in Flashduty, written to the ServiceNow incident."""
+
+    enabled: bool = False
+    work_notes: frozenset[str] = frozenset()  # Flashduty event kinds that become work notes
+    acknowledge_state: str = ""  # set on a Flashduty ack while the incident is New; "": never
+    resolve_state: str = ""  # set when Flashduty closes the incident; "": never
+    close_code: str = ""
+    close_notes: str = ""  # a template: {closer}, {resolution}, {url}, {number}
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     listen: tuple[str, int] | None = None  # (host, port) of the Prometheus endpoint; None: off
 
@@ -82,6 +94,7 @@ class Config:
     warnings: tuple[str, ...] = ()
     routing: Routing = field(default_factory=Routing)
     secret_sources: tuple[tuple[str, str], ...] = ()  # ("[section] key", where it came from)
+    writeback: WritebackConfig = field(default_factory=WritebackConfig)
 
     def secrets(self) -> list[str]:
         """Every secret value this configuration holds, for redaction."""

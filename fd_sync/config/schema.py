@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import string
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -128,6 +129,38 @@ def _api_domain(value: str) -> str | None:
     return None
 
 
+WORK_NOTE_KINDS = ("ack", "unack", "assign", "comment", "resolve", "reopen", "notify")
+CLOSE_NOTE_FIELDS = ("closer", "resolution", "url", "number")
+
+
+def _work_notes(value: list[Any]) -> str | None:
+    for kind in value:
+        if kind not in WORK_NOTE_KINDS:
+            return f"{kind!r} is not a Flashduty event kind; use any of " + ", ".join(
+                WORK_NOTE_KINDS
+            )
+    return None
+
+
+def _state_code(value: str) -> str | None:
+    if value == "" or re.fullmatch(r"-?[0-9]{1,4}", value):
+        return None
+    return 'must be a ServiceNow state value such as "2" or "6", or "" to leave the state alone'
+
+
+def _close_notes(value: str) -> str | None:
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(value)]
+    except ValueError as exc:
+        return f"is not a valid template ({exc}; write a literal brace as {{{{ or }}}})"
+    for name in names:
+        if name is not None and name not in CLOSE_NOTE_FIELDS:
+            return f"unknown field {{{name}}}; the template may use " + ", ".join(
+                f"{{{f}}}" for f in CLOSE_NOTE_FIELDS
+            )
+    return None
+
+
 SCHEMA: dict[str, dict[str, Key]] = {
     "servicenow": {
         "instance_url": Key(str),
@@ -204,6 +237,16 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "metrics": {
         "listen": Key(str, None),
+    },
+    "writeback": {
+        "enabled": Key(bool, False),
+        "work_notes": Key(
+            list, ("ack", "unack", "assign", "comment", "resolve", "reopen"), _work_notes
+        ),
+        "acknowledge_state": Key(str, "", _state_code),
+        "resolve_state": Key(str, "", _state_code),
+        "close_code": Key(str, ""),
+        "close_notes": Key(str, "Resolved in Flashduty by {closer}. {resolution}", _close_notes),
     },
 }
 

@@ -20,6 +20,7 @@ from fd_sync.config.model import (
     MetricsConfig,
     ServiceNowConfig,
     SyncConfig,
+    WritebackConfig,
 )
 from fd_sync.config.routes import parse_routing, push_url_format
 from fd_sync.config.schema import (
@@ -65,6 +66,7 @@ def parse(
     http = _http(values["http"], path)
     metrics = _metrics(values["metrics"], ctx)
     routes = parse_routing(values["routing"], raw.get("route", []), sn, fd, ctx)
+    writeback = _writeback(values["writeback"], fd, ctx)
     return Config(
         path=path,
         servicenow=sn,
@@ -75,6 +77,7 @@ def parse(
         warnings=tuple(ctx.warnings),
         routing=routes,
         secret_sources=tuple(ctx.sources.items()),
+        writeback=writeback,
     )
 
 
@@ -199,6 +202,36 @@ def _openapi(v: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
         "channel_id": v["channel_id"],
         "teams_id": v["teams_id"],
     }
+
+
+CLOSING_STATES = ("6", "7")  # Resolved, Closed: a base instance's data policy wants a close code
+
+
+def _writeback(v: dict[str, Any], fd: FlashdutyConfig, ctx: Context) -> WritebackConfig:
+    if v["enabled"] and not fd.app_key and ctx.secrets_required:
+        raise problem(
+            ctx.path,
+            "writeback",
+            "enabled",
+            "needs [flashduty] app_key (or app_key_file, FD_SYNC_FLASHDUTY_APP_KEY) to read "
+            "incidents from Flashduty's OpenAPI; set it, or enabled = false",
+        )
+    if v["resolve_state"] in CLOSING_STATES and not v["close_code"].strip():
+        raise problem(
+            ctx.path,
+            "writeback",
+            "close_code",
+            f'is required when resolve_state is "{v["resolve_state"]}": ServiceNow refuses '
+            'to resolve without a resolution code; set e.g. close_code = "Solution provided"',
+        )
+    return WritebackConfig(
+        enabled=v["enabled"],
+        work_notes=frozenset(v["work_notes"]),
+        acknowledge_state=v["acknowledge_state"],
+        resolve_state=v["resolve_state"],
+        close_code=v["close_code"],
+        close_notes=v["close_notes"],
+    )
 
 
 def _http(v: dict[str, Any], path: Path) -> HttpConfig:

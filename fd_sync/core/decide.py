@@ -45,6 +45,9 @@ class LedgerEntry:
     alert_reached: bool = True
     destination: str | None = None  # where the open alert lives (ledgers before routing: default)
     pinned: bool = False  # dispatched by hand: stays at its destination until it closes
+    # Closed in Flashduty (a responder resolved it) while still open in ServiceNow: an edit
+    # must not page again; it pages again once ServiceNow closes and reopens it.
+    held: bool = False
 
     @property
     def alert_at(self) -> str | None:
@@ -94,7 +97,9 @@ def decide(
     if pinned:
         target = where  # a dispatched alert stays where it was sent until it closes
 
-    def make(events: tuple[Event, ...], at: str | None, why: str, cancel: bool = False) -> Decision:
+    def make(
+        events: tuple[Event, ...], at: str | None, why: str, cancel: bool = False, held: bool = False
+    ) -> Decision:
         created = any(e.kind is Kind.CREATE for e in events)
         reached = False if created or cancel else bool(entry and entry.alert_reached)
         new_entry = LedgerEntry(
@@ -107,6 +112,7 @@ def decide(
             alert_reached=reached,
             destination=at,
             pinned=pinned and at is not None,
+            held=held,
         )
         unknown = incident.state not in STATE_NAMES
         return Decision(incident, new_entry, events, cancel, why, unknown)
@@ -114,6 +120,12 @@ def decide(
     if entry is None and baseline_until is not None and incident.updated_on <= baseline_until:
         # Changed before fd-sync was installed: remember it, page nobody.
         return make((), None, "baseline: last changed before the first run")
+    if entry is not None and entry.held and where is None:
+        if incident.is_open:
+            # A responder closed its alert in Flashduty: an edit here must not page again.
+            return make((), None, "closed in Flashduty, open in ServiceNow", held=True)
+        # Closed here too: both agree again, and a reopen will page.
+        return make((), None, "closed in Flashduty and now in ServiceNow")
     if incident.is_open and target is not None:
         create = Event(Kind.CREATE, target)
         if where is None:

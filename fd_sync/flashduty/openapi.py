@@ -82,6 +82,7 @@ class OpenAPIClient:
         self.clock = clock
         self.wait = wait or BackoffWait(cap=10.0)
         self.log = logs.get("openapi")
+        self.requests_made = 0  # what a cycle reports: its OpenAPI cost
 
     # --- the calls fd-sync makes ----------------------------------------------------
 
@@ -160,6 +161,7 @@ class OpenAPIClient:
 
     def _attempt(self, path: str, data: bytes) -> dict[str, Any]:
         self.limiter.acquire()
+        self.requests_made += 1
         response = exchange(
             self.session,
             "POST",

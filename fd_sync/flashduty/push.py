@@ -55,6 +55,7 @@ def key_rejected(status: int | None, code: str | None, message: str | None) -> b
 class Receipt:
     status: int
     request_id: str | None
+    alert_key: str | None = None  # data.alert_key of the answer (standard alert.mdx), if any
 
 
 def describe(exc: RetriableAPIError | FatalAPIError) -> str:
@@ -208,7 +209,9 @@ def classify(response: Exchange) -> Receipt:
                 status=status,
                 request_id=request_id,
             )
-        return Receipt(status=status, request_id=request_id)
+        data = payload.get("data")
+        key = data.get("alert_key") if isinstance(data, dict) else None
+        return Receipt(status=status, request_id=request_id, alert_key=str(key) if key else None)
     if status in (408, 429) or status >= 500:
         reason = "an HTML error page" if looks_like_html(response.body) else f"HTTP {status}"
         raise RetriableAPIError(

@@ -123,7 +123,31 @@ class ServiceNowClient:
 
         return self._with_retries(attempt, table)
 
-    def _with_retries(self, attempt: Callable[[], T], table: str) -> T:
+    def table_patch(self, sys_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """PATCH one record of the incident table; the record as it is after the write.
+
+        The answer is rendered as the scan reads rows (same fields, raw values), so the
+        version it carries can be compared with the ledger's. A refusal (400, 403, 404)
+        raises :class:`FatalAPIError` with ServiceNow's own message, for the caller to word;
+        401 and the retriable failures are handled as for reads.
+        """
+        url = f"{self.base}/api/now/table/{self.config.table}/{sys_id}"
+        query = {
+            "sysparm_display_value": "false",
+            "sysparm_exclude_reference_link": "true",
+            "sysparm_fields": ",".join(self.fields),
+        }
+        data = json.dumps(body).encode()
+
+        def attempt() -> dict[str, Any]:
+            response = self._send("PATCH", url, query, data)
+            payload = response.json() if response.body else {}
+            result = payload.get("result") if isinstance(payload, dict) else None
+            return result if isinstance(result, dict) else {}
+
+        return self._with_retries(attempt, self.config.table, refusals=True)
+
+    def _with_retries(self, attempt: Callable[[], T], table: str, *, refusals: bool = False) -> T:
         def before_sleep(state: Any) -> None:
             exc = state.outcome.exception()
             self.log.warning(
@@ -159,6 +183,8 @@ class ServiceNowClient:
                 "the next run continues"
             ) from None
         except FatalAPIError as exc:
+            if refusals and exc.status != 401:
+                raise  # a write refused: the writer names the incident and keeps the rest
             raise self._fatal(exc, table) from None
 
     def _fatal(self, exc: FatalAPIError, table: str) -> FdSyncError:
@@ -195,7 +221,14 @@ class ServiceNowClient:
         return RemoteRejected(f"ServiceNow {self.base}: {exc.reason} ({status}{detail})")
 
     def _get(self, url: str, params: dict[str, str]) -> Exchange:
+        return self._send("GET", url, params)
+
+    def _send(
+        self, method: str, url: str, params: dict[str, str], data: bytes | None = None
+    ) -> Exchange:
         headers = {"Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
         auth: tuple[str, str] | None = None
         if self.tokens is not None:
             headers["Authorization"] = f"Bearer {self.tokens.access_token()}"
@@ -205,7 +238,7 @@ class ServiceNowClient:
         def send() -> Exchange:
             return exchange(
                 self.session,
-                "GET",
+                method,
                 url,
                 timeout=self.config.timeout_seconds,
                 max_bytes=MAX_RESPONSE_BYTES,
@@ -213,6 +246,7 @@ class ServiceNowClient:
                 params=params,
                 headers=headers,
                 auth=auth,
+                **({"data": data} if data is not None else {}),
             )
 
         response = send()

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from fd_sync.simulators.flashduty_incidents import INCIDENT_PATHS, IncidentSide
 from fd_sync.simulators.flashduty_openapi import (
     OPENAPI_PATHS,
     OpenAPIDirectory,
@@ -67,7 +68,7 @@ class Received:
     at: float = field(default_factory=time.monotonic)
 
 
-class FlashdutySim(OpenAPIDirectory, SimServer):
+class FlashdutySim(IncidentSide, OpenAPIDirectory, SimServer):
     name = "flashduty"
 
     def __init__(
@@ -86,6 +87,7 @@ class FlashdutySim(OpenAPIDirectory, SimServer):
         self.token = token
         self.integration_key = integration_key
         self._init_directory(app_key)
+        self._init_incidents()
         self.rate_limit_per_minute = rate_limit_per_minute
         self.received: list[Received] = []
         self.open: dict[str, dict[str, Any]] = {}  # key -> last body of the open alert
@@ -145,7 +147,7 @@ class FlashdutySim(OpenAPIDirectory, SimServer):
     def handle(self, request: Request) -> Response:
         if request.method != "POST":  # standard alert.mdx, error codes
             return envelope_error("MethodNotAllowed", "HTTP method not supported", 400)
-        if request.path in OPENAPI_PATHS:
+        if request.path in OPENAPI_PATHS or request.path in INCIDENT_PATHS:
             return self._openapi(request)
         if request.path.startswith("/event/push/servicenow/"):
             token = request.path[len("/event/push/servicenow/") :].strip("/")
@@ -278,9 +280,24 @@ class FlashdutySim(OpenAPIDirectory, SimServer):
                 self.progress[key] = PROGRESS.get(
                     str(body.get("state")), "Closed" if closing else "Triggered"
                 )
+            alert_key = self.alert_key_for(fmt, body)
+            if not duplicate and kind == "create":
+                title = body.get("title_rule") or body.get("short_description") or body["number"]
+                self._opened(key, alert_key, str(title), dict(body.get("labels") or {}))
+            elif not duplicate and kind == "resolve":
+                self._event_closed(key)
             self._last_kind[key] = kind
             self.received.append(Received(key, kind, fmt, body, rid, duplicate, at=self.clock()))
             self.arrived.notify_all()
         return Response.json(
-            {"request_id": rid, "data": {"alert_key": key}}, **{"Flashcat-Request-Id": rid}
+            {"request_id": rid, "data": {"alert_key": alert_key}}, **{"Flashcat-Request-Id": rid}
         )
+
+    def _responder_closed(self, key: str) -> None:
+        """A responder closed the alert: Flashduty no longer has it open."""
+        self.open.pop(key, None)
+        self.progress[key] = "Closed"
+
+    def _responder_reopened(self, key: str) -> None:
+        self.open[key] = self._last.get(key, {})
+        self.progress[key] = "Triggered"

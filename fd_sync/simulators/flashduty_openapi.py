@@ -27,6 +27,13 @@ OPENAPI_PATHS = (
     "/channel/list",
     "/member/list",
 )
+INCIDENT_PATHS = (
+    "/alert/list",
+    "/incident/list",
+    "/incident/list-by-ids",
+    "/incident/info",
+    "/incident/feed",
+)
 TOTAL_CAP = 1000  # pagination.mdx: total is exact below 1000 only
 MAX_OFFSET = 10000  # pagination.mdx: p x limit must be <= 10000
 
@@ -75,6 +82,7 @@ class OpenAPIDirectory:
 
     app_key: str
     url: str  # SimServer's property
+    _incidents_api: Any  # IncidentSide's: the incident endpoints
 
     def _init_directory(self, app_key: str) -> None:
         self.app_key = app_key
@@ -144,6 +152,8 @@ class OpenAPIDirectory:
         if not isinstance(body, dict):
             return envelope_error("InvalidParameter", "body must be an object", 400)
         path = request.path
+        if path in INCIDENT_PATHS:
+            return self._incidents_api(path, body)
         if path == "/channel/escalate/rule/list":
             channel = body.get("channel_id")
             if not isinstance(channel, int):

@@ -50,6 +50,7 @@ from fd_sync.simulators.servicenow_data import (
     stable_sys_id,
 )
 from fd_sync.simulators.servicenow_reads import TableReads
+from fd_sync.simulators.servicenow_writes import TableWrites
 
 __all__ = ["CHOICES", "ServiceNowSim", "SimClock", "new_sys_id", "stable_sys_id"]
 
@@ -60,7 +61,7 @@ def _error(status: int, message: str, detail: str | None = None) -> Response:
     )
 
 
-class ServiceNowSim(TableReads, SimServer):
+class ServiceNowSim(TableWrites, TableReads, SimServer):
     name = "servicenow"
 
     def __init__(
@@ -107,6 +108,7 @@ class ServiceNowSim(TableReads, SimServer):
         self._version = 0  # bumped on every write: invalidates the cached matches below
         self._matches: dict[tuple[str, str], list[str]] = {}  # (table, query) -> sys_ids
         self._matches_version = 0
+        self._init_writes()
         for element, labels in CHOICES.items():  # a base instance's choice list, in English
             for value, label in labels.items():
                 self.set_choice(element, value, label)
@@ -211,6 +213,7 @@ class ServiceNowSim(TableReads, SimServer):
                 sys_created_on=stamp,
                 opened_at=stamp,
                 sys_mod_count="0",
+                sys_updated_by="admin",
             )
             row.update({k: str(v) for k, v in fields.items()})
             row["sys_updated_on"] = stamp
@@ -287,6 +290,9 @@ class ServiceNowSim(TableReads, SimServer):
             if "state" in fields:
                 row["active"] = "false" if row["state"] in ("6", "7", "8") else "true"
             row["sys_updated_on"] = updated_on or self.clock.text()
+            row.setdefault("sys_updated_by", "")
+            if "sys_updated_by" not in fields:
+                row["sys_updated_by"] = "admin"  # a person, through the form
             row["sys_mod_count"] = str(int(row["sys_mod_count"]) + 1)
             bisect.insort(self._index, (row["sys_updated_on"], sys_id))
             self._version += 1
@@ -343,11 +349,15 @@ class ServiceNowSim(TableReads, SimServer):
             return self._oauth(request)
         if not request.path.startswith("/api/now/table/"):
             return _error(404, "Requested URI does not represent any resource")
-        if request.method != "GET":
+        if request.method not in ("GET", "PATCH", "PUT"):
             return _error(405, "Method not allowed")
         if not self._authenticated(request):
             return _error(401, "User Not Authenticated", "Required to provide Auth information")
-        table = request.path[len("/api/now/table/") :].strip("/")
+        table, _, record = request.path[len("/api/now/table/") :].strip("/").partition("/")
+        if request.method != "GET":
+            if not record:
+                return _error(405, "Method not allowed", "PATCH needs a record: table/sys_id")
+            return self._patch(table, record, request)
         if table not in self.tables:
             return _error(400, f"Invalid table {table}")
         if self.deny_read or table in self.deny_tables:

@@ -35,9 +35,15 @@ INCIDENT_COLUMNS = (
     "opened_at",
     "resolved_at",
     "closed_at",
+    "close_code",
+    "close_notes",
+    "sys_updated_by",
 )
+JOURNAL_FIELDS = ("comments", "work_notes")  # written as sys_journal_field rows, read back empty
+FIELD_LABELS = {"close_code": "Resolution code", "close_notes": "Resolution notes"}
 # Columns of tables that may be empty, so that queries on them are not "invalid".
 TABLE_COLUMNS = {
+    "sys_data_policy_rule": ("sys_id", "table", "field", "mandatory", "conditions"),
     "sys_audit_delete": ("sys_id", "tablename", "documentkey", "sys_created_on", "sys_updated_on"),
     "sys_choice": (
         "sys_id",

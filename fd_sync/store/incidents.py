@@ -13,14 +13,14 @@ from fd_sync.store.db import Database
 
 _UPSERT = (
     "INSERT INTO incidents (sys_id, number, updated_on, mod_count, state, alert_open,"
-    " fingerprint, snapshot, changed_at, destination, pinned, pin_extras)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+    " fingerprint, snapshot, changed_at, destination, pinned, pin_extras, held)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
     " ON CONFLICT(sys_id) DO UPDATE SET number=excluded.number,"
     " updated_on=excluded.updated_on, mod_count=excluded.mod_count,"
     " state=excluded.state, alert_open=excluded.alert_open,"
     " fingerprint=excluded.fingerprint, snapshot=excluded.snapshot,"
     " changed_at=excluded.changed_at, destination=excluded.destination,"
-    " pinned=excluded.pinned, pin_extras=CASE WHEN excluded.pinned = 0 THEN NULL"
+    " pinned=excluded.pinned, held=excluded.held, pin_extras=CASE WHEN excluded.pinned = 0 THEN NULL"
     " ELSE COALESCE(excluded.pin_extras, incidents.pin_extras) END"
 )
 
@@ -34,12 +34,18 @@ class Incidents:
         """Whether m002 is applied: a read-only open of an older ledger is not migrated."""
         return self.db.has_column("incidents", "destination")
 
+    @property
+    def _two_way(self) -> bool:
+        """Whether m003 is applied (an older ledger opened read-only is not migrated)."""
+        return self.db.has_column("incidents", "held")
+
     def entries(self, sys_ids: Iterable[str]) -> dict[str, LedgerEntry]:
         """What the ledger knows of these incidents (alert_reached is the outbox's to say)."""
         routes = "destination, pinned" if self._routed else "NULL, 0"
+        held = "held" if self._two_way else "0"
         sql = (
             "SELECT sys_id, updated_on, mod_count, alert_open, fingerprint,"
-            f" {routes} FROM incidents WHERE sys_id IN ({{marks}})"
+            f" {routes}, {held} FROM incidents WHERE sys_id IN ({{marks}})"
         )
         return {
             sys_id: LedgerEntry(
@@ -50,8 +56,9 @@ class Incidents:
                 fingerprint,
                 destination=where,
                 pinned=bool(pinned),
+                held=bool(was_held),
             )
-            for sys_id, updated_on, mod_count, alert_open, fingerprint, where, pinned in (
+            for sys_id, updated_on, mod_count, alert_open, fingerprint, where, pinned, was_held in (
                 self.db.rows_in(sql, sys_ids)
             )
         }
@@ -89,6 +96,54 @@ class Incidents:
             " pin_extras = NULL WHERE sys_id = ?",
             [sys_id],
         )
+
+    def closed_in_flashduty(self, sys_id: str, *, held: bool) -> None:
+        """A responder closed the alert in Flashduty: it is not open any more; ``held``
+        while ServiceNow still has the incident open (an edit must not page again)."""
+        self.db.execute(
+            "UPDATE incidents SET alert_open = 0, pinned = 0, pin_extras = NULL, held = ?"
+            " WHERE sys_id = ?",
+            [int(held), sys_id],
+        )
+
+    def reopened_in_flashduty(self, sys_id: str, destination: str | None) -> None:
+        """Flashduty reopened the incident: its alert is open again where it was."""
+        self.db.execute(
+            "UPDATE incidents SET alert_open = 1, held = 0, fingerprint = '',"
+            " destination = COALESCE(?, destination, 'default') WHERE sys_id = ?",
+            [destination, sys_id],
+        )
+
+    def own_version(self, incident: Incident, *, held: bool) -> None:
+        """fd-sync's own write made this version: the next poll must not act on it."""
+        self.db.execute(
+            "UPDATE incidents SET updated_on = ?, mod_count = ?, state = ?, snapshot = ?,"
+            " held = ?, fingerprint = CASE WHEN alert_open = 1 THEN ? ELSE fingerprint END"
+            " WHERE sys_id = ?",
+            [
+                incident.updated_on,
+                incident.mod_count,
+                incident.state,
+                json.dumps(incident.to_dict(), ensure_ascii=False),
+                int(held),
+                incident.fingerprint(),
+                incident.sys_id,
+            ],
+        )
+
+    def held(self) -> dict[str, str]:
+        """sys_id -> number of incidents closed in Flashduty but open in ServiceNow."""
+        if not self._two_way:
+            return {}
+        return dict(self.db.rows("SELECT sys_id, number FROM incidents WHERE held = 1"))
+
+    def versions(self, sys_ids: Iterable[str]) -> dict[str, tuple[str, int, str, bool]]:
+        """sys_id -> (updated_on, mod_count, state, alert_open) as the ledger last saw it."""
+        sql = (
+            "SELECT sys_id, updated_on, mod_count, state, alert_open FROM incidents"
+            " WHERE sys_id IN ({marks})"
+        )
+        return {r[0]: (r[1], r[2], r[3], bool(r[4])) for r in self.db.rows_in(sql, sys_ids)}
 
     def count(self) -> int:
         return int(self.db.scalar("SELECT COUNT(*) FROM incidents"))

@@ -28,11 +28,13 @@ from fd_sync.core.decide import Decision, Kind, LedgerEntry
 from fd_sync.core.payloads import NO_EXTRAS, Extras
 from fd_sync.store.db import MEMORY, Database
 from fd_sync.store.incidents import Incidents
+from fd_sync.store.links import Links
 from fd_sync.store.outbox import PENDING, DeadReason, Outbox, OutboxCounts, OutboxEvent
 from fd_sync.store.quarantine import Quarantine
 from fd_sync.store.runs import LastRun, Runs
-from fd_sync.store.state import MISSING_INCIDENTS, WATERMARK, State
+from fd_sync.store.state import FLASHDUTY_READ, MISSING_INCIDENTS, WATERMARK, State
 from fd_sync.store.times import iso, utc_now
+from fd_sync.store.writeback import WritebackQueue
 
 _SNAPSHOT_JSON = json.JSONEncoder(ensure_ascii=False)  # built once, not per json.dumps call
 
@@ -51,6 +53,20 @@ class Summary:
     quarantined: int
     last_run: LastRun | None
     last_success_at: str | None
+    writeback: WritebackSummary | None = None
+
+
+@dataclass(frozen=True)
+class WritebackSummary:
+    """The Flashduty -> ServiceNow direction, as `fd-sync status` shows it."""
+
+    watched: int  # Flashduty incidents whose timeline is read each cycle
+    unlinked: int  # alerts whose Flashduty incident is still to be found
+    pending: int
+    dead: int
+    delivered: int
+    held: dict[str, str]  # closed in Flashduty, open in ServiceNow: sys_id -> number
+    last_read: str | None
 
 
 class Ledger:
@@ -66,6 +82,8 @@ class Ledger:
         self.outbox = Outbox(self.db, clock)
         self.runs = Runs(self.db, clock)
         self.quarantine = Quarantine(self.db, clock)
+        self.links = Links(self.db)
+        self.writeback = WritebackQueue(self.db, clock)
 
     @classmethod
     def scratch(cls, *, clock: Callable[[], datetime] = utc_now) -> Ledger:
@@ -139,6 +157,7 @@ class Ledger:
                     d.entry.destination,
                     int(d.entry.pinned),
                     json.dumps(pin.to_dict(), ensure_ascii=False) if pin else None,
+                    int(d.entry.held),
                 )
             )
             if d.cancel_pending:
@@ -186,4 +205,18 @@ class Ledger:
             quarantined=self.quarantine.count(),
             last_run=self.runs.last(),
             last_success_at=self.runs.last_success_at(),
+            writeback=self.writeback_summary(),
+        )
+
+    def writeback_summary(self) -> WritebackSummary:
+        watched, unlinked = self.links.counts()
+        counts = self.writeback.counts()
+        return WritebackSummary(
+            watched=watched,
+            unlinked=unlinked,
+            pending=counts.get(PENDING, 0),
+            dead=counts.get("dead", 0),
+            delivered=counts.get("delivered", 0),
+            held=self.incidents.held(),
+            last_read=self.state.get(FLASHDUTY_READ),
         )

@@ -87,6 +87,50 @@ def m002_routing(db: Database) -> None:
         db.execute(statement)
 
 
+@migrations()
+def m003_writeback(db: Database) -> None:
+    """Two-way sync: each alert's Flashduty incident and how far its timeline was written
+    back (links), the writes owed to ServiceNow (writeback), and alerts a responder closed."""
+    db.executescript(
+        """
+        ALTER TABLE incidents ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE links (
+            sys_id TEXT PRIMARY KEY,
+            number TEXT NOT NULL,
+            alert_key TEXT,
+            destination TEXT,
+            sent_at TEXT NOT NULL,
+            incident_id TEXT,
+            progress TEXT,
+            fd_updated_at INTEGER NOT NULL DEFAULT 0,
+            read_at INTEGER NOT NULL DEFAULT 0,
+            cursor TEXT,
+            own_mod_count INTEGER,
+            watching INTEGER NOT NULL DEFAULT 1
+        );
+        CREATE INDEX links_watching ON links (watching, incident_id);
+        CREATE TABLE writeback (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            sys_id TEXT NOT NULL,
+            number TEXT NOT NULL,
+            incident_id TEXT NOT NULL,
+            note TEXT NOT NULL,
+            intents TEXT NOT NULL,
+            kinds TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            run_id TEXT,
+            created_at TEXT NOT NULL,
+            last_attempt_at TEXT,
+            finished_at TEXT,
+            http_status INTEGER,
+            error_message TEXT
+        );
+        CREATE INDEX writeback_status ON writeback (status, id);
+        """
+    )
+
+
 def known_migrations() -> list[str]:
     return [m.name for m in migrations._migrations]
 

@@ -19,6 +19,7 @@ MISSING_INCIDENTS = "missing_incidents"  # JSON: open alerts whose incident Serv
 SERVICENOW_CLOCK = "servicenow_clock"  # ServiceNow's Date at its last answer (status compares)
 CHOICE_LABELS = "choice_labels"  # JSON: the instance's sys_choice labels and when they were read
 DAEMON = "daemon"  # JSON: the daemon's pid, interval and status line, for `fd-sync status`
+FLASHDUTY_READ = "flashduty_read_at"  # when the write-back last read Flashduty's incidents (ISO)
 
 
 class State:

@@ -41,6 +41,7 @@ from fd_sync.sync.delivery import Deliverer
 from fd_sync.sync.enrich import Enricher
 from fd_sync.sync.plan import PagePlan, Planner
 from fd_sync.sync.report import CycleReport, planned_events
+from fd_sync.sync.writeback import Writeback
 
 
 def _new_run_id() -> str:
@@ -60,8 +61,10 @@ class Cycle:
         should_stop: Callable[[], bool] = lambda: False,
         progress: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
+        writeback: Writeback | None = None,
     ) -> None:
         self.config = config
+        self.writeback = writeback  # Flashduty -> ServiceNow, with [writeback] enabled
         self.ledger = ledger
         self.servicenow = servicenow
         self.deliverer = deliverer
@@ -91,6 +94,9 @@ class Cycle:
                 since=format_sn_time(since) if since else None,
             )
             run_row = None if dry_run else self.ledger.runs.start(report.run_id, command)
+            if self.writeback is not None and fetch:
+                # Before the fetch, so that it sees a responder's close (see sync.writeback).
+                self.writeback.observe(report.writeback, run_id=report.run_id, dry_run=dry_run)
             try:
                 if fetch:
                     self._fetch(report, since=since, dry_run=dry_run)
@@ -102,6 +108,8 @@ class Cycle:
                 level("fetch_failed", error=str(exc), exit_code=exc.exit_code)
             if not dry_run:
                 self._deliver(report, fetched=fetch)
+                if self.writeback is not None and not self.should_stop():
+                    self.writeback.write(report.writeback, run_id=report.run_id)
             if self.should_stop() and report.error is None:
                 # An interrupted run is never a success, even when the signal came late.
                 report.error = Interrupted("stopped by a signal; the next run goes on")

@@ -25,11 +25,13 @@ from dataclasses import dataclass, field
 from fd_sync import logs
 from fd_sync.core import payloads
 from fd_sync.core.choices import ChoiceLabels
+from fd_sync.core.decide import Kind
 from fd_sync.core.routing import PushFormat
 from fd_sync.errors import FatalAPIError, Interrupted, RetriableAPIError
 from fd_sync.flashduty.push import FlashdutyClient, describe
 from fd_sync.store.ledger import Ledger
 from fd_sync.store.outbox import OutboxEvent
+from fd_sync.store.times import iso
 from fd_sync.sync.choices import cached_choice_labels
 
 BATCH = 500
@@ -157,9 +159,19 @@ class Deliverer:
                 error=reason,
             )
             return
-        self.ledger.outbox.mark_delivered(
-            event.id, http_status=receipt.status, request_id=receipt.request_id
-        )
+        with self.ledger.transaction("record a delivery"):
+            self.ledger.outbox.mark_delivered(
+                event.id, http_status=receipt.status, request_id=receipt.request_id
+            )
+            if event.kind is Kind.CREATE:
+                # A new alert: the write-back looks for its Flashduty incident from now on.
+                self.ledger.links.sent(
+                    event.sys_id,
+                    event.number,
+                    alert_key=receipt.alert_key,
+                    destination=event.destination,
+                    sent_at=iso(self.ledger.clock()),
+                )
         report.delivered += 1
         self.log.info(
             "event_delivered",

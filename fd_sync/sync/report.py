@@ -10,6 +10,7 @@ from fd_sync.core.decide import DEFAULT_DESTINATION, Decision, Kind
 from fd_sync.core.payloads import NO_EXTRAS, Extras
 from fd_sync.errors import EX_OK, EX_PROTOCOL, EX_TEMPFAIL, FdSyncError, Interrupted, outcome, worst
 from fd_sync.sync.delivery import DeliveryReport
+from fd_sync.sync.writeback import WritebackReport
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class CycleReport:
     error: FdSyncError | None = None
     seconds: float = 0.0
     first_run: bool = False  # no watermark yet: the present state is the baseline
+    writeback: WritebackReport = field(default_factory=WritebackReport)
 
     def count(self, counts: dict[str, int]) -> None:
         for kind, n in counts.items():
@@ -75,6 +77,10 @@ class CycleReport:
             codes.append(EX_PROTOCOL)
         if self.pending - self.held > 0 and not self.dry_run:
             codes.append(EX_TEMPFAIL)
+        if self.writeback.error is not None:
+            codes.append(self.writeback.error.exit_code)
+        if self.writeback.refused:
+            codes.append(EX_PROTOCOL)
         return worst(codes)
 
     @property
@@ -95,6 +101,11 @@ class CycleReport:
                 f"{self.dead} dead event(s) refused by Flashduty and {self.held} held "
                 "behind them; see fd-sync status"
             )
+        if self.writeback.error is not None and self.writeback.error is not self.error:
+            parts.append(str(self.writeback.error))
+        parts += [str(refused) for refused in self.writeback.refused[:3]]
+        if len(self.writeback.refused) > 3:
+            parts.append(f"and {len(self.writeback.refused) - 3} more refused write-back(s)")
         return parts
 
     def failure(self) -> FdSyncError | None:
@@ -118,6 +129,10 @@ class CycleReport:
             "delivered": self.delivery.delivered,
             "dead": self.dead,
             "pending": self.pending,
+            "writeback_read": self.writeback.read,
+            "writeback_written": self.writeback.written,
+            "writeback_refused": len(self.writeback.refused),
+            "openapi_requests": self.writeback.openapi_requests,
         }
 
     def summary(self) -> str:
@@ -140,4 +155,7 @@ class CycleReport:
         text += f"; delivered {self.delivery.delivered}, pending {self.pending}, dead {self.dead}"
         if self.quarantined:
             text += f"; quarantined {self.quarantined} bad row(s)"
+        wb = self.writeback
+        if wb.read or wb.written or wb.linked:
+            text += f"; write-back: read {wb.read} Flashduty incident(s), wrote {wb.written}"
         return text

@@ -1,0 +1,416 @@
+"""What responders did in Flashduty, turned into one ServiceNow write. Pure: no I/O, no clock.
+
+The reader hands over an incident's new timeline entries (``/incident/feed``,
+times in milliseconds) and the incident as ``/incident/list-by-ids`` shows it.
+:func:`compose` turns them into a work note and the *intents* a state change may
+follow from; :func:`state_fields` decides that change later, against the
+ServiceNow incident as it is at the moment of writing, because a person may have
+moved it since. The echo rules live here, each with its reason:
+
+- a resolve whose origin is ``event`` is the one fd-sync itself pushed (the
+  incident closed in ServiceNow): never written back;
+- the timeline's opening (``i_new``, and the escalation rule's first assignment)
+  belongs to fd-sync's own create: never written back;
+- state only moves forward: an ack moves New and nothing else, a close moves an
+  open incident, and neither overrides a change a person made in ServiceNow after
+  the Flashduty event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from fd_sync.core.incident import CLOSED_STATES
+
+NEW_STATE = "1"
+OWN_RESOLVE_ORIGIN = "event"  # i_rslv detail.from when an alert event (fd-sync's push) closed it
+PERSON_ORIGINS = frozenset({"voice", "console", "card", "wcard"})  # a responder closed it
+SETTLE_SECONDS = 2  # Flashduty's times are whole seconds: a read this soon may miss a change
+
+# Feed entry type -> the [writeback] work_notes kind it belongs to.
+KIND_OF_TYPE = {
+    "i_ack": "ack",
+    "i_unack": "unack",
+    "i_assign": "assign",
+    "i_a_rspd": "assign",
+    "i_comm": "comment",
+    "i_rslv": "resolve",
+    "i_reopen": "reopen",
+    "i_notify": "notify",
+}
+FEED_TYPES = ("i_new", *KIND_OF_TYPE)  # what fd-sync asks /incident/feed for
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str = ""
+    email: str = ""
+
+    def label(self, person_id: int) -> str:
+        if self.name and self.email:
+            return f"{self.name} ({self.email})"
+        return self.name or self.email or f"member {person_id}"
+
+    def short(self, person_id: int) -> str:
+        return self.name or self.email or f"member {person_id}"
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    """One timeline entry of a Flashduty incident."""
+
+    type: str
+    creator_id: int  # 0: Flashduty itself
+    created_at: int  # milliseconds
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        """Entries carry no id of their own: this tells apart two in the same millisecond."""
+        text = json.dumps(
+            [self.type, self.creator_id, self.created_at, self.detail],
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:16]
+
+    @classmethod
+    def from_api(cls, item: Mapping[str, Any]) -> FeedEntry | None:
+        try:
+            detail = item.get("detail")
+            return cls(
+                type=str(item["type"]),
+                creator_id=int(item.get("creator_id") or 0),
+                created_at=int(item["created_at"]),
+                detail=detail if isinstance(detail, dict) else {},
+            )
+        except (KeyError, TypeError, ValueError):
+            return None  # an entry without a type or time cannot be placed
+
+
+@dataclass(frozen=True)
+class FeedCursor:
+    """How far an incident's timeline was written back: the newest entry's time and the
+    digests of the entries at that very millisecond."""
+
+    at_ms: int = 0
+    seen: frozenset[str] = frozenset()
+
+    def new(self, entries: Iterable[FeedEntry]) -> list[FeedEntry]:
+        fresh = [
+            e
+            for e in entries
+            if e.created_at > self.at_ms or (e.created_at == self.at_ms and e.digest not in self.seen)
+        ]
+        return sorted(fresh, key=lambda e: e.created_at)
+
+    def past(self, entries: Sequence[FeedEntry]) -> FeedCursor:
+        """The cursor after these entries were handed on."""
+        if not entries:
+            return self
+        newest = max(self.at_ms, max(e.created_at for e in entries))
+        seen = {e.digest for e in entries if e.created_at == newest}
+        if newest == self.at_ms:
+            seen |= self.seen
+        return FeedCursor(newest, frozenset(seen))
+
+    def to_json(self) -> str:
+        return json.dumps({"at_ms": self.at_ms, "seen": sorted(self.seen)})
+
+    @classmethod
+    def from_json(cls, text: str | None) -> FeedCursor:
+        if not text:
+            return cls()
+        data = json.loads(text)
+        return cls(int(data.get("at_ms") or 0), frozenset(data.get("seen") or ()))
+
+
+@dataclass(frozen=True)
+class FlashdutyIncident:
+    """The fields of ``/incident/list-by-ids`` write-back uses."""
+
+    incident_id: str
+    progress: str  # Triggered, Processing, Closed
+    updated_at: int  # seconds
+    start_time: int = 0  # seconds
+    resolution: str = ""
+    closer: Person | None = None
+    url: str = ""
+
+    @property
+    def closed(self) -> bool:
+        return self.progress == "Closed"
+
+    @classmethod
+    def from_api(cls, item: Mapping[str, Any]) -> FlashdutyIncident:
+        closer = item.get("closer") if isinstance(item.get("closer"), dict) else None
+        return cls(
+            incident_id=str(item.get("incident_id") or ""),
+            progress=str(item.get("progress") or ""),
+            updated_at=int(item.get("updated_at") or 0),
+            start_time=int(item.get("start_time") or 0),
+            resolution=str(item.get("resolution") or ""),
+            closer=(
+                Person(str(closer.get("person_name") or ""), str(closer.get("email") or ""))
+                if closer
+                else None
+            ),
+            url=str(item.get("detail_url") or ""),
+        )
+
+
+def needs_read(incident: FlashdutyIncident, seen_updated_at: int, read_at: int) -> bool:
+    """Whether the timeline must be read: it changed since, or the last read came so soon
+    after the last change that another change in that same second would not show."""
+    if incident.updated_at > seen_updated_at:
+        return True  # something happened since the last read
+    # Unchanged, but read within SETTLE_SECONDS of the change: read once more to be sure.
+    return read_at < incident.updated_at + SETTLE_SECONDS
+
+
+@dataclass(frozen=True)
+class Close:
+    """Flashduty closed the incident: what a ServiceNow resolve would need."""
+
+    at_ms: int
+    origin: str
+    closer: str
+    resolution: str
+    url: str
+
+    @property
+    def by_responder(self) -> bool:
+        return self.origin in PERSON_ORIGINS
+
+
+@dataclass(frozen=True)
+class Intents:
+    """What a state change may follow from, decided when the write is made."""
+
+    ack_at_ms: int | None = None
+    close: Close | None = None
+    reopened: bool = False  # after the close: the close no longer stands
+
+    def merged(self, later: Intents) -> Intents:
+        return Intents(
+            ack_at_ms=self.ack_at_ms if self.ack_at_ms is not None else later.ack_at_ms,
+            close=None if later.reopened else (later.close or self.close),
+            reopened=later.reopened or (self.reopened and later.close is None),
+        )
+
+    def to_json(self) -> str:
+        close = self.close.__dict__ if self.close else None
+        return json.dumps({"ack_at_ms": self.ack_at_ms, "close": close, "reopened": self.reopened})
+
+    @classmethod
+    def from_json(cls, text: str | None) -> Intents:
+        data = json.loads(text) if text else {}
+        close = data.get("close")
+        return cls(data.get("ack_at_ms"), Close(**close) if close else None, bool(data.get("reopened")))
+
+
+@dataclass(frozen=True)
+class Turn:
+    """An incident's new timeline entries, composed: the work note, the intents, and what
+    they mean for the alert fd-sync keeps open (closed by Flashduty, or opened again)."""
+
+    note: str
+    kinds: tuple[str, ...]  # the kinds written, in order ("ack", "comment", ...)
+    intents: Intents
+    closed: bool  # Flashduty closed it, not because of fd-sync's own resolve
+    reopened: bool
+    lines: tuple[str, ...] = ()
+
+    @property
+    def worth_writing(self) -> bool:
+        return bool(self.note) or self.intents.ack_at_ms is not None or self.intents.close is not None
+
+
+def _when(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _names(ids: Iterable[Any], people: Mapping[int, Person]) -> str:
+    out = []
+    for raw in ids:
+        try:
+            pid = int(raw)
+        except (TypeError, ValueError):
+            continue
+        out.append(people.get(pid, Person()).short(pid))
+    return ", ".join(out) or "nobody"
+
+
+def _line(entry: FeedEntry, people: Mapping[int, Person], incident: FlashdutyIncident) -> str:
+    who = people.get(entry.creator_id, Person())
+    by = "Flashduty" if entry.creator_id == 0 else who.label(entry.creator_id)
+    detail = entry.detail
+    if entry.type == "i_ack":
+        text = f"Acknowledged by {by}"
+    elif entry.type == "i_unack":
+        text = f"Acknowledgement withdrawn by {by}"
+    elif entry.type == "i_comm":
+        text = f"Comment by {by}: {str(detail.get('comment') or '').strip()}"
+    elif entry.type == "i_assign":
+        targets = _names(detail.get("to") or detail.get("person_ids") or (), people)
+        how = "Escalated" if detail.get("type") == "escalate" else "Assigned"
+        text = f"{how} to {targets}" + ("" if entry.creator_id == 0 else f" by {by}")
+    elif entry.type == "i_a_rspd":
+        text = f"Responders added by {by}: {_names(detail.get('to') or (), people)}"
+    elif entry.type == "i_rslv":
+        origin = str(detail.get("from") or "")
+        if origin in PERSON_ORIGINS:
+            text = f"Resolved by {by}"
+        else:
+            text = f"Resolved automatically by Flashduty ({origin or 'unknown origin'})"
+        if incident.resolution:
+            text += f": {incident.resolution}"
+    elif entry.type == "i_reopen":
+        reason = str(detail.get("reason") or "").strip()
+        text = f"Reopened by {by}" + (f": {reason}" if reason else "")
+    elif entry.type == "i_notify":
+        persons = [p.get("person_id") for p in detail.get("persons") or () if isinstance(p, dict)]
+        channel = str(detail.get("by") or "a channel")
+        text = f"Notified {_names(persons, people)} by {channel}"
+    else:
+        text = entry.type
+    return f"[Flashduty] {text} ({_when(entry.created_at)})"
+
+
+def is_own(entry: FeedEntry) -> bool:
+    """Entries fd-sync caused: its create's opening, and the resolve it pushed."""
+    if entry.type == "i_new":
+        return True  # the incident fd-sync's create opened
+    if entry.type == "i_assign" and entry.creator_id == 0:
+        # The escalation rule's first assignment comes with the create; later layers are news.
+        return not int(entry.detail.get("layer_idx") or 0)
+    return entry.type == "i_rslv" and entry.detail.get("from") == OWN_RESOLVE_ORIGIN
+
+
+def people_of(entries: Iterable[FeedEntry]) -> set[int]:
+    """Every member id the work note will name, for one /person/infos look-up."""
+    ids: set[int] = set()
+    for e in entries:
+        if e.creator_id:
+            ids.add(e.creator_id)
+        for key in ("to", "person_ids"):
+            ids.update(int(i) for i in e.detail.get(key) or () if str(i).isdigit())
+        for p in e.detail.get("persons") or ():
+            if isinstance(p, dict) and str(p.get("person_id", "")).isdigit():
+                ids.add(int(p["person_id"]))
+    return ids
+
+
+def compose(
+    entries: Sequence[FeedEntry],
+    incident: FlashdutyIncident,
+    people: Mapping[int, Person],
+    *,
+    work_notes: frozenset[str],
+) -> Turn:
+    """The work note and intents of an incident's new entries (oldest first)."""
+    lines: list[str] = []
+    kinds: list[str] = []
+    ack_at: int | None = None
+    close: Close | None = None
+    closed = reopened = False
+    for entry in entries:
+        kind = KIND_OF_TYPE.get(entry.type)
+        if kind is None or is_own(entry):
+            continue  # not a responder's action, or one fd-sync caused
+        if entry.type == "i_ack" and ack_at is None:
+            ack_at = entry.created_at
+        elif entry.type == "i_rslv":
+            origin = str(entry.detail.get("from") or "")
+            who = people.get(entry.creator_id, Person())
+            closer = incident.closer or who
+            close = Close(
+                at_ms=entry.created_at,
+                origin=origin,
+                closer=closer.short(entry.creator_id) if (closer.name or closer.email) else "Flashduty",
+                resolution=incident.resolution,
+                url=incident.url,
+            )
+            closed, reopened = True, False
+        elif entry.type == "i_reopen":
+            close, closed, reopened = None, False, True
+        if kind in work_notes:
+            lines.append(_line(entry, people, incident))
+            kinds.append(kind)
+    if lines and incident.url:
+        lines.append(f"[Flashduty] Incident: {incident.url}")
+    intents = Intents(ack_at_ms=ack_at, close=close, reopened=reopened)
+    return Turn("\n".join(lines), tuple(kinds), intents, closed, reopened, tuple(lines))
+
+
+@dataclass(frozen=True)
+class ServiceNowNow:
+    """The ServiceNow incident as it is when the write is made."""
+
+    number: str
+    state: str
+    updated_on: str  # ServiceNow's UTC "YYYY-MM-DD HH:MM:SS"
+    mod_count: int
+
+
+@dataclass(frozen=True)
+class StateRules:
+    acknowledge_state: str = ""
+    resolve_state: str = ""
+    close_code: str = ""
+    close_notes: str = ""
+
+
+def _sn_time(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def render_close_notes(template: str, close: Close, number: str) -> str:
+    return template.format(
+        closer=close.closer, resolution=close.resolution, url=close.url, number=number
+    ).strip()
+
+
+def state_fields(
+    intents: Intents, now: ServiceNowNow, rules: StateRules, *, own_mod_count: int | None
+) -> tuple[dict[str, str], str]:
+    """The state change to write with the note, and why (for logs and --dry-run)."""
+    # A person's change after the Flashduty event wins: fd-sync's own last write does not count.
+    person_changed = (lambda ms: now.mod_count != own_mod_count and now.updated_on > _sn_time(ms))
+    close = intents.close
+    if close is not None and rules.resolve_state:
+        if now.state in CLOSED_STATES:
+            return {}, "already closed in ServiceNow"
+        if not close.by_responder:
+            return {}, f"closed by Flashduty itself ({close.origin}): state left alone"
+        if person_changed(close.at_ms):
+            return {}, "changed in ServiceNow after the close: state left alone"
+        fields = {"state": rules.resolve_state, "close_code": rules.close_code}
+        fields["close_notes"] = render_close_notes(rules.close_notes, close, now.number)
+        return {k: v for k, v in fields.items() if v}, f"state {rules.resolve_state}"
+    if intents.ack_at_ms is not None and rules.acknowledge_state and close is None:
+        if now.state != NEW_STATE:
+            return {}, "no longer New in ServiceNow: state left alone"
+        if person_changed(intents.ack_at_ms):
+            return {}, "changed in ServiceNow after the ack: state left alone"
+        return {"state": rules.acknowledge_state}, f"state {rules.acknowledge_state}"
+    return {}, ""
+
+
+def describe_write(number: str, kinds: Sequence[str], lines: Sequence[str], fields: Mapping[str, str]) -> str:
+    """``INC0010001 write-back: work note (ack by Ann Lee); state 2``, as --dry-run prints it."""
+    parts = []
+    if kinds:
+        what = []
+        for kind, line in zip(kinds, lines, strict=False):
+            by = line.split(" by ", 1)[1].split(" (")[0].split(":")[0] if " by " in line else ""
+            what.append(f"{kind} by {by}" if by else kind)
+        parts.append(f"work note ({', '.join(what)})")
+    if "state" in fields:
+        parts.append(f"state {fields['state']}")
+    return f"{number} write-back: " + ("; ".join(parts) or "nothing")

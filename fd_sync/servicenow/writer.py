@@ -1,0 +1,123 @@
+"""Writing to ServiceNow incidents through the Table API: the write-back's only way in.
+
+One ``PATCH /api/now/table/incident/{sys_id}`` per incident and cycle (REFERENCE
+section 7): ``work_notes`` (internal, never the customer-visible ``comments``) and, when
+configured, the state change. Before a state change the incidents' present state is read
+in one batched GET, because a person may have moved them since the last poll.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from fd_sync.core.incident import CLOSED_STATES
+from fd_sync.core.writeback import ServiceNowNow
+from fd_sync.errors import AccessDenied, FatalAPIError, RemoteRejected
+from fd_sync.servicenow.client import ServiceNowClient
+
+IDS_PER_REQUEST = 100
+VERSION_FIELDS = "sys_id,number,state,sys_updated_on,sys_mod_count"
+
+
+class WriteRefused(RemoteRejected):
+    """ServiceNow refused this write for good (a data policy, an ACL, a missing record)."""
+
+    def __init__(self, number: str, status: int | None, detail: str) -> None:
+        self.number, self.status, self.detail = number, status, detail
+        super().__init__(
+            f"ServiceNow refused the write-back to {number} (HTTP {status}: {detail}); "
+            "fix the field, role or data policy it names, then fd-sync outbox retry"
+        )
+
+
+class IncidentWriter:
+    def __init__(self, client: ServiceNowClient) -> None:
+        self.client = client
+        self.requests_made = 0
+
+    def current(self, sys_ids: Iterable[str]) -> dict[str, ServiceNowNow]:
+        """The present version and state of these incidents (one GET per 100)."""
+        ids = list(dict.fromkeys(sys_ids))
+        out: dict[str, ServiceNowNow] = {}
+        for first in range(0, len(ids), IDS_PER_REQUEST):
+            chunk = ids[first : first + IDS_PER_REQUEST]
+            self.requests_made += 1
+            rows, _ = self.client.table_get(
+                {
+                    "sysparm_query": "sys_idIN" + ",".join(chunk),
+                    "sysparm_fields": VERSION_FIELDS,
+                    "sysparm_limit": str(len(chunk)),
+                }
+            )
+            for row in rows:
+                if isinstance(row, dict) and row.get("sys_id"):
+                    out[str(row["sys_id"])] = _now(row)
+        return out
+
+    def write(self, sys_id: str, number: str, body: dict[str, str]) -> dict[str, Any]:
+        """PATCH the incident; the record after the write, or WriteRefused naming it."""
+        self.requests_made += 1
+        try:
+            return self.client.table_patch(sys_id, body)
+        except FatalAPIError as exc:
+            raise WriteRefused(number, exc.status, exc.detail or exc.reason) from None
+
+    # --- what `fd-sync check` asks, changing nothing ----------------------------------------
+
+    def can_write(self) -> str:
+        """An empty PATCH of the newest incident: ServiceNow checks the write ACL but, with
+        nothing to change, moves no version. Returns the incident's number."""
+        rows, _ = self.client.table_get(
+            {"sysparm_query": "ORDERBYDESCsys_updated_on", "sysparm_fields": VERSION_FIELDS,
+             "sysparm_limit": "1"}
+        )
+        if not rows or not isinstance(rows[0], dict):
+            return ""
+        row = rows[0]
+        try:
+            self.client.table_patch(str(row["sys_id"]), {})
+        except FatalAPIError as exc:
+            raise AccessDenied(
+                f"ServiceNow {self.client.base} does not let {self.client.config.username!r} "
+                f"write incidents (HTTP {exc.status}: {exc.detail or exc.reason}); the write-back "
+                "needs the itil role (or a write ACL on incident)"
+            ) from None
+        return str(row.get("number") or row["sys_id"])
+
+    def close_requirements(self, states: Iterable[str]) -> list[str] | None:
+        """Fields a data policy makes mandatory on incidents (None: not readable)."""
+        try:
+            rows, _ = self.client.table_get(
+                {
+                    "sysparm_query": "table=incident^mandatory=true",
+                    "sysparm_fields": "field,conditions",
+                    "sysparm_limit": "200",
+                },
+                table="sys_data_policy_rule",
+            )
+        except (AccessDenied, RemoteRejected):
+            return None
+        wanted = set(states)
+        fields = []
+        for row in rows:
+            if not isinstance(row, dict):
+                continue
+            conditions = str(row.get("conditions") or "")
+            # Only rules whose condition names one of these states, or has none.
+            if not conditions or any(s in conditions for s in wanted) or "state" not in conditions:
+                fields.append(str(row.get("field") or ""))
+        return sorted({f for f in fields if f})
+
+
+def _now(row: dict[str, Any]) -> ServiceNowNow:
+    return ServiceNowNow(
+        number=str(row.get("number") or ""),
+        state=str(row.get("state") or ""),
+        updated_on=str(row.get("sys_updated_on") or ""),
+        mod_count=int(str(row.get("sys_mod_count") or "0") or 0),
+    )
+
+
+def is_closed(state: str) -> bool:
+    return state in CLOSED_STATES

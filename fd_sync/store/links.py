@@ -1,0 +1,145 @@
+"""The links table: each alert fd-sync opened, its Flashduty incident, and how far that
+incident's timeline was written back to ServiceNow.
+
+A row starts when Flashduty acknowledges a create (with the alert_key its answer gave);
+the write-back finds the incident and fills ``incident_id``; every read of the timeline
+moves ``fd_updated_at``, ``read_at`` and ``cursor`` in the same transaction as the write it
+queued, so a crash re-reads, never skips. ``watching`` ends once Flashduty has closed the
+incident, the last of its timeline is written back, and no alert is open or held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fd_sync.core.writeback import FeedCursor
+from fd_sync.store.db import Database
+
+_COLUMNS = (
+    "sys_id, number, alert_key, destination, sent_at, incident_id, progress, fd_updated_at,"
+    " read_at, cursor, own_mod_count"
+)
+
+
+@dataclass(frozen=True)
+class Link:
+    sys_id: str
+    number: str
+    alert_key: str | None
+    destination: str | None
+    sent_at: str  # when Flashduty acknowledged the create (ISO, UTC)
+    incident_id: str | None
+    progress: str | None
+    fd_updated_at: int  # the incident's updated_at at the last timeline read (seconds)
+    read_at: int  # when the timeline was last read (seconds, this host's clock)
+    cursor: FeedCursor
+    own_mod_count: int | None  # the ServiceNow version fd-sync's last write produced
+
+
+def _link(row: Sequence[Any]) -> Link:
+    sys_id, number, key, destination, sent_at, incident_id, progress, updated, read, cursor, own = row
+    return Link(
+        sys_id,
+        number,
+        key,
+        destination,
+        sent_at,
+        incident_id,
+        progress,
+        int(updated or 0),
+        int(read or 0),
+        FeedCursor.from_json(cursor),
+        own,
+    )
+
+
+class Links:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @property
+    def present(self) -> bool:
+        """Whether m003 is applied: an older ledger opened read-only has no links."""
+        return self.db.has_column("incidents", "held")
+
+    def sent(
+        self, sys_id: str, number: str, *, alert_key: str | None, destination: str, sent_at: str
+    ) -> None:
+        """A create reached Flashduty: a new alert, whose incident is still to be found."""
+        self.db.execute(
+            "INSERT INTO links (sys_id, number, alert_key, destination, sent_at, watching)"
+            " VALUES (?,?,?,?,?,1) ON CONFLICT(sys_id) DO UPDATE SET number=excluded.number,"
+            " alert_key=excluded.alert_key, destination=excluded.destination,"
+            " sent_at=excluded.sent_at, incident_id=NULL, progress=NULL, fd_updated_at=0,"
+            " read_at=0, cursor=NULL, watching=1",
+            [sys_id, number, alert_key, destination, sent_at],
+        )
+
+    def unlinked(self, limit: int = 1000) -> list[Link]:
+        """Alerts whose Flashduty incident is not known yet, oldest first."""
+        if not self.present:
+            return []
+        rows = self.db.rows(
+            f"SELECT {_COLUMNS} FROM links WHERE watching = 1 AND incident_id IS NULL"
+            " ORDER BY sent_at LIMIT ?",
+            [limit],
+        )
+        return [_link(r) for r in rows]
+
+    def watched(self) -> list[Link]:
+        """Linked incidents whose timeline is still read each cycle."""
+        if not self.present:
+            return []
+        rows = self.db.rows(
+            f"SELECT {_COLUMNS} FROM links WHERE watching = 1 AND incident_id IS NOT NULL"
+            " ORDER BY sys_id"
+        )
+        return [_link(r) for r in rows]
+
+    def get(self, sys_ids: Iterable[str]) -> dict[str, Link]:
+        sql = f"SELECT {_COLUMNS} FROM links WHERE sys_id IN ({{marks}})"
+        return {row[0]: _link(row) for row in self.db.rows_in(sql, sys_ids)}
+
+    def link(self, sys_id: str, incident_id: str) -> None:
+        self.db.execute("UPDATE links SET incident_id = ? WHERE sys_id = ?", [incident_id, sys_id])
+
+    def adopt(
+        self, sys_id: str, number: str, *, alert_key: str, destination: str, incident_id: str | None,
+        sent_at: str,
+    ) -> None:
+        """An alert opened before fd-sync: linked as if fd-sync had sent it."""
+        self.sent(sys_id, number, alert_key=alert_key, destination=destination, sent_at=sent_at)
+        if incident_id:
+            self.link(sys_id, incident_id)
+
+    def read(
+        self,
+        sys_id: str,
+        *,
+        progress: str,
+        updated_at: int,
+        read_at: int,
+        cursor: FeedCursor,
+        watching: bool,
+    ) -> None:
+        """The timeline was read up to ``cursor``; call in the transaction that queues its write."""
+        self.db.execute(
+            "UPDATE links SET progress = ?, fd_updated_at = ?, read_at = ?, cursor = ?,"
+            " watching = ? WHERE sys_id = ?",
+            [progress, updated_at, read_at, cursor.to_json(), int(watching), sys_id],
+        )
+
+    def own_write(self, sys_id: str, mod_count: int) -> None:
+        self.db.execute("UPDATE links SET own_mod_count = ? WHERE sys_id = ?", [mod_count, sys_id])
+
+    def counts(self) -> tuple[int, int]:
+        """(watched, waiting for their incident) for `status`."""
+        if not self.present:
+            return 0, 0
+        row = self.db.one(
+            "SELECT COALESCE(SUM(incident_id IS NOT NULL), 0), COALESCE(SUM(incident_id IS NULL), 0)"
+            " FROM links WHERE watching = 1"
+        )
+        return (int(row[0]), int(row[1])) if row else (0, 0)

@@ -1,0 +1,361 @@
+"""Flashduty -> ServiceNow: what responders did, written to the incident, outbound only.
+
+Two phases in every cycle, around ServiceNow's fetch and Flashduty's delivery:
+
+1. :meth:`Writeback.observe`, before the fetch: find the Flashduty incident of each alert
+   fd-sync opened (``/alert/list`` by alert_key), read which tracked incidents changed
+   (``/incident/list-by-ids``), read the timelines of those (``/incident/feed``), and commit,
+   per incident, the write owed with the advanced timeline cursor and what Flashduty's
+   close or reopen means for the alert. Doing this before the fetch lets the fetch see a
+   responder's close, so an edit in ServiceNow does not open (and page) a new alert.
+2. :meth:`Writeback.write`, after delivery: one PATCH per incident with everything
+   queued for it; a state change is decided then, against the incident as ServiceNow has
+   it, and the version the PATCH produced is recorded as handled when it is exactly one
+   more than the version the ledger had (otherwise a person changed it too, and the next
+   poll decides it as usual).
+
+Crash contract: as the outbox (:mod:`fd_sync.store.writeback`): a crash between a PATCH
+and its commit repeats that one work note; nothing read is lost.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+from fd_sync import logs
+from fd_sync.config.model import WritebackConfig
+from fd_sync.core.incident import CLOSED_STATES
+from fd_sync.core.writeback import (
+    SETTLE_SECONDS,
+    Intents,
+    ServiceNowNow,
+    StateRules,
+    Turn,
+    compose,
+    describe_write,
+    needs_read,
+    people_of,
+    state_fields,
+)
+from fd_sync.errors import AccessDenied, FdSyncError, TemporaryFailure
+from fd_sync.flashduty.incidents import IncidentReader
+from fd_sync.servicenow.writer import IncidentWriter, WriteRefused
+from fd_sync.store.ledger import Ledger
+from fd_sync.store.links import Link
+from fd_sync.store.state import FLASHDUTY_READ
+from fd_sync.store.times import iso
+from fd_sync.store.writeback import Write
+
+LINK_GIVE_UP = timedelta(days=1)  # an alert Flashduty made no incident of (excluded, dropped)
+
+
+@dataclass
+class WritebackReport:
+    linked: int = 0
+    read: int = 0  # timelines read
+    queued: int = 0
+    written: int = 0  # PATCHes ServiceNow accepted
+    refused: list[WriteRefused] = field(default_factory=list)
+    planned: list[str] = field(default_factory=list)  # --dry-run's lines
+    error: FdSyncError | None = None
+    openapi_requests: int = 0
+    servicenow_requests: int = 0
+    outcomes: dict[tuple[str, str], int] = field(default_factory=dict)  # (kind, outcome) -> n
+
+    def tally(self, kinds: tuple[str, ...], outcome: str) -> None:
+        for kind in kinds or ("state",):
+            self.outcomes[(kind, outcome)] = self.outcomes.get((kind, outcome), 0) + 1
+
+
+class Writeback:
+    def __init__(
+        self,
+        config: WritebackConfig,
+        ledger: Ledger,
+        reader: IncidentReader,
+        writer: IncidentWriter,
+        *,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.reader = reader
+        self.writer = writer
+        self.wall = wall
+        self.rules = StateRules(
+            config.acknowledge_state, config.resolve_state, config.close_code, config.close_notes
+        )
+        self.log = logs.get("writeback")
+
+    # --- phase 1: read Flashduty ------------------------------------------------------------
+
+    def observe(self, report: WritebackReport, *, run_id: str, dry_run: bool = False) -> None:
+        before = self.reader.requests_made
+        try:
+            self._link(report, dry_run=dry_run)
+            self._read(report, run_id=run_id, dry_run=dry_run)
+        except (AccessDenied, TemporaryFailure) as exc:
+            report.error = exc  # the rest of the cycle goes on
+            self.log.error("flashduty_read_failed", error=str(exc), exit_code=exc.exit_code)
+        finally:
+            report.openapi_requests += self.reader.requests_made - before
+
+    def _link(self, report: WritebackReport, *, dry_run: bool) -> None:
+        """Find the incident of each alert sent since the last cycle."""
+        links = self.ledger.links.unlinked()
+        if not links:
+            return
+        now = int(self.wall())
+        oldest = min(int(datetime.fromisoformat(link.sent_at).timestamp()) for link in links)
+        by_key: dict[str, Link] = {}
+        for link in links:
+            # The standard format's alert_key is the sys_id; for the ServiceNow format
+            # Flashduty's choice is undocumented: the push answer's, the sys_id, the number.
+            for key in (link.alert_key, link.sys_id, link.number):
+                if key:
+                    by_key.setdefault(key, link)
+        found = self.reader.alerts(list(by_key), start=oldest - 3600, end=now + 60)
+        linked: dict[str, str] = {}
+        for key, alert in found.items():
+            link = by_key.get(key)
+            if link is not None and link.sys_id not in linked:
+                linked[link.sys_id] = alert.incident_id
+        if dry_run:
+            report.linked += len(linked)
+            return
+        give_up = iso(datetime.fromtimestamp(now, UTC) - LINK_GIVE_UP)
+        with self.ledger.transaction("record Flashduty incidents"):
+            for sys_id, incident_id in linked.items():
+                self.ledger.links.link(sys_id, incident_id)
+            for link in links:
+                if link.sys_id not in linked and link.sent_at < give_up:
+                    self.ledger.links.read(
+                        link.sys_id, progress="", updated_at=0, read_at=now,
+                        cursor=link.cursor, watching=False,
+                    )
+                    self.log.warning("flashduty_incident_not_found", number=link.number)
+        report.linked += len(linked)
+
+    def _read(self, report: WritebackReport, *, run_id: str, dry_run: bool) -> None:
+        watched = self.ledger.links.watched()
+        if not watched:
+            return
+        infos = self.reader.incidents(link.incident_id or "" for link in watched)
+        stamp = datetime.fromtimestamp(self.wall(), UTC)
+        for link in watched:
+            info = infos.get(link.incident_id or "")
+            if info is None:
+                # Deleted in Flashduty (or merged away): nothing more to read.
+                if not dry_run:
+                    with self.ledger.transaction("record a Flashduty incident"):
+                        self.ledger.links.read(
+                            link.sys_id, progress="", updated_at=0, read_at=int(self.wall()),
+                            cursor=link.cursor, watching=False,
+                        )
+                continue
+            if not needs_read(info, link.fd_updated_at, link.read_at):
+                continue  # unchanged since a read that came late enough to be sure
+            read_at = int(self.wall())
+            entries = self.reader.feed(info.incident_id, link.cursor)
+            people = self.reader.names(people_of(entries))
+            turn = compose(entries, info, people, work_notes=self.config.work_notes)
+            report.read += 1
+            if dry_run:
+                self._preview(link, turn, report)
+                continue
+            self._commit(link, info.closed, info.progress, info.updated_at, read_at, entries,
+                         turn, run_id, report)
+        if not dry_run:
+            with self.ledger.transaction("record the write-back's read"):
+                self.ledger.state.set(FLASHDUTY_READ, iso(stamp))
+
+    def _commit(
+        self,
+        link: Link,
+        closed: bool,
+        progress: str,
+        updated_at: int,
+        read_at: int,
+        entries: list,  # type: ignore[type-arg]
+        turn: Turn,
+        run_id: str,
+        report: WritebackReport,
+    ) -> None:
+        versions = self.ledger.incidents.versions([link.sys_id])
+        _, _, state, alert_open = versions.get(link.sys_id, ("", 0, "", False))
+        sn_open = state not in CLOSED_STATES
+        held = False
+        with self.ledger.transaction("queue a write-back"):
+            if turn.closed and (alert_open or sn_open):
+                # A responder (or Flashduty itself) closed it: no alert is open any more, and
+                # while ServiceNow keeps it open an edit must not page again.
+                held = sn_open
+                self.ledger.incidents.closed_in_flashduty(link.sys_id, held=held)
+                alert_open = False
+                self.log.info("closed_in_flashduty", number=link.number, held=held)
+            elif turn.reopened:
+                self.ledger.incidents.reopened_in_flashduty(link.sys_id, link.destination)
+                alert_open = True
+                self.log.info("reopened_in_flashduty", number=link.number)
+            settled = read_at >= updated_at + SETTLE_SECONDS
+            done = closed and not alert_open and not held and settled
+            self.ledger.links.read(
+                link.sys_id,
+                progress=progress,
+                updated_at=updated_at,
+                read_at=read_at,
+                cursor=link.cursor.past(entries),
+                watching=not done,
+            )
+            if turn.worth_writing:
+                self.ledger.writeback.queue(
+                    link.sys_id,
+                    link.number,
+                    link.incident_id or "",
+                    note=turn.note,
+                    intents=turn.intents,
+                    kinds=turn.kinds,
+                    run_id=run_id,
+                )
+                report.queued += 1
+
+    def _preview(self, link: Link, turn: Turn, report: WritebackReport) -> None:
+        if not turn.worth_writing:
+            return
+        snapshot = self.ledger.incidents.snapshots([link.sys_id]).get(link.sys_id)
+        fields: dict[str, str] = {}
+        if snapshot is not None:
+            now = ServiceNowNow(link.number, snapshot.state, snapshot.updated_on, snapshot.mod_count)
+            fields, _ = state_fields(turn.intents, now, self.rules, own_mod_count=link.own_mod_count)
+        report.planned.append(describe_write(link.number, turn.kinds, turn.lines, fields))
+
+    # --- phase 2: write ServiceNow ----------------------------------------------------------
+
+    def write(self, report: WritebackReport, *, run_id: str) -> None:
+        before = self.writer.requests_made
+        try:
+            self._write(report, run_id)
+        except (AccessDenied, TemporaryFailure) as exc:
+            report.error = report.error or exc
+            self.log.error("servicenow_write_failed", error=str(exc), exit_code=exc.exit_code)
+        finally:
+            report.servicenow_requests += self.writer.requests_made - before
+        self.ledger.writeback.purge_finished()
+
+    def _write(self, report: WritebackReport, run_id: str) -> None:
+        groups: dict[str, list[Write]] = {}
+        for write in self.ledger.writeback.pending():
+            groups.setdefault(write.sys_id, []).append(write)
+        if not groups:
+            return
+        wants_state = bool(self.rules.acknowledge_state or self.rules.resolve_state)
+        stateful = [
+            s for s, ws in groups.items()
+            if wants_state and any(w.intents.ack_at_ms is not None or w.intents.close for w in ws)
+        ]
+        current = self.writer.current(stateful) if stateful else {}
+        links = self.ledger.links.get(groups)
+        for sys_id, writes in groups.items():
+            intents = Intents()
+            for w in writes:
+                intents = intents.merged(w.intents)
+            note = "\n".join(w.note for w in writes if w.note)
+            now = current.get(sys_id)
+            link = links.get(sys_id)
+            fields: dict[str, str] = {}
+            if now is not None:
+                own = link.own_mod_count if link else None
+                fields, _ = state_fields(intents, now, self.rules, own_mod_count=own)
+            self._send(sys_id, writes, note, fields, intents, report, run_id)
+
+    def _send(
+        self,
+        sys_id: str,
+        writes: list[Write],
+        note: str,
+        fields: dict[str, str],
+        intents: Intents,
+        report: WritebackReport,
+        run_id: str,
+    ) -> None:
+        ids = [w.id for w in writes]
+        number = writes[-1].number
+        kinds = tuple(k for w in writes for k in w.kinds)
+        if not note and not fields:
+            with self.ledger.transaction("record a write-back"):
+                self.ledger.writeback.mark_delivered(ids, http_status=0)  # nothing left to say
+            return
+        body = {**({"work_notes": note} if note else {}), **fields}
+        self.ledger.writeback.mark_attempt(ids)
+        try:
+            result = self.writer.write(sys_id, number, body)
+        except WriteRefused as exc:
+            if not (fields and note):
+                self.ledger.writeback.mark_failed(
+                    ids, dead=True, http_status=exc.status, message=exc.detail
+                )
+                self._refused(exc, kinds, report)
+                return
+            # The state change was refused: the notes still go, the state waits for retry.
+            try:
+                result = self.writer.write(sys_id, number, {"work_notes": note})
+            except WriteRefused as again:
+                self.ledger.writeback.mark_failed(
+                    ids, dead=True, http_status=again.status, message=again.detail
+                )
+                self._refused(again, kinds, report)
+                return
+            with self.ledger.transaction("record a write-back"):
+                self.ledger.writeback.mark_delivered(ids, http_status=200)
+                self.ledger.writeback.refused_part(
+                    writes[-1], intents, http_status=exc.status, message=exc.detail, run_id=run_id
+                )
+                self._own_version(sys_id, result)
+            self._refused(exc, ("state",), report)
+            report.written += 1
+            report.tally(kinds, "written")
+            return
+        except TemporaryFailure as exc:
+            self.ledger.writeback.mark_failed(ids, dead=False, http_status=None, message=str(exc))
+            raise
+        with self.ledger.transaction("record a write-back"):
+            self.ledger.writeback.mark_delivered(ids, http_status=200)
+            self._own_version(sys_id, result)
+        report.written += 1
+        report.tally(kinds + (("state",) if fields else ()), "written")
+        self.log.info(
+            "writeback_written",
+            number=number,
+            kinds=list(kinds),
+            state=fields.get("state"),
+            mod_count=result.get("sys_mod_count"),
+            updated_by=result.get("sys_updated_by"),
+        )
+
+    def _refused(self, exc: WriteRefused, kinds: tuple[str, ...], report: WritebackReport) -> None:
+        report.refused.append(exc)
+        report.tally(kinds, "refused")
+        self.log.error("writeback_refused", number=exc.number, status=exc.status, error=exc.detail)
+
+    def _own_version(self, sys_id: str, result: dict[str, object]) -> None:
+        """The version this PATCH produced is handled, if it is the only change since the
+        version the ledger has; otherwise a person changed it too and the poll decides."""
+        try:
+            mod_count = int(str(result.get("sys_mod_count")))
+        except ValueError:
+            return
+        self.ledger.links.own_write(sys_id, mod_count)
+        snapshot = self.ledger.incidents.snapshots([sys_id]).get(sys_id)
+        entry = self.ledger.incidents.entries([sys_id]).get(sys_id)
+        if snapshot is None or entry is None or mod_count != entry.mod_count + 1:
+            return
+        ours = replace(
+            snapshot,
+            state=str(result.get("state") or snapshot.state),
+            updated_on=str(result.get("sys_updated_on") or snapshot.updated_on),
+            mod_count=mod_count,
+        )
+        self.ledger.incidents.own_version(ours, held=entry.held and ours.is_open)
