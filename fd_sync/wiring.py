@@ -18,19 +18,19 @@ from fd_sync.config import Config
 from fd_sync.core.decide import DEFAULT_DESTINATION
 from fd_sync.core.routing import PushFormat
 from fd_sync.errors import ConfigError
+from fd_sync.flashduty.incidents import IncidentReader
 from fd_sync.flashduty.openapi import OpenAPIClient
 from fd_sync.flashduty.push import FlashdutyClient
 from fd_sync.http.ratelimit import SlidingWindowLimiter, flashduty_limiter
 from fd_sync.http.transport import make_session
 from fd_sync.servicenow.client import ServiceNowClient
 from fd_sync.servicenow.lookups import Lookups
-from fd_sync.flashduty.incidents import IncidentReader
 from fd_sync.servicenow.writer import IncidentWriter
 from fd_sync.store.ledger import Ledger
-from fd_sync.sync.writeback import Writeback
 from fd_sync.sync.cycle import Cycle
 from fd_sync.sync.delivery import Deliverer, Destination
 from fd_sync.sync.dispatch import Dispatcher
+from fd_sync.sync.writeback import Writeback
 
 Sleep = Callable[[float], None]
 

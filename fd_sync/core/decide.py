@@ -98,7 +98,11 @@ def decide(
         target = where  # a dispatched alert stays where it was sent until it closes
 
     def make(
-        events: tuple[Event, ...], at: str | None, why: str, cancel: bool = False, held: bool = False
+        events: tuple[Event, ...],
+        at: str | None,
+        why: str,
+        cancel: bool = False,
+        held: bool = False,
     ) -> Decision:
         created = any(e.kind is Kind.CREATE for e in events)
         reached = False if created or cancel else bool(entry and entry.alert_reached)

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fd_sync.core.writeback import FEED_TYPES, FeedCursor, FeedEntry, FlashdutyIncident, Person
+from fd_sync.core.feed import FEED_TYPES, FeedCursor, FeedEntry, FlashdutyIncident, Person
 from fd_sync.flashduty.openapi import BATCH, OpenAPIClient
 
 WINDOW_SECONDS = 31 * 86400  # /alert/list: "Max span 31 days"
@@ -128,12 +128,12 @@ class IncidentReader:
         """Who these members are; one /person/infos request per BATCH unknown ids."""
         unknown = [p for p in dict.fromkeys(person_ids) if p and p not in self.people]
         if unknown:
-            for pid, info in self.openapi.infos("person", unknown).items():
-                self.people[int(pid)] = Person(
+            for text_id, info in self.openapi.infos("person", unknown).items():
+                self.people[int(text_id)] = Person(
                     str(info.get("person_name") or ""), str(info.get("email") or "")
                 )
-            for pid in unknown:
-                self.people.setdefault(pid, Person())  # left or deleted: asked once
+            for person_id in unknown:
+                self.people.setdefault(person_id, Person())  # left or deleted: asked once
         return {p: self.people.get(p, Person()) for p in person_ids}
 
 

@@ -246,7 +246,7 @@ class ServiceNowClient:
                 params=params,
                 headers=headers,
                 auth=auth,
-                **({"data": data} if data is not None else {}),
+                data=data,
             )
 
         response = send()

@@ -69,8 +69,11 @@ class IncidentWriter:
         """An empty PATCH of the newest incident: ServiceNow checks the write ACL but, with
         nothing to change, moves no version. Returns the incident's number."""
         rows, _ = self.client.table_get(
-            {"sysparm_query": "ORDERBYDESCsys_updated_on", "sysparm_fields": VERSION_FIELDS,
-             "sysparm_limit": "1"}
+            {
+                "sysparm_query": "ORDERBYDESCsys_updated_on",
+                "sysparm_fields": VERSION_FIELDS,
+                "sysparm_limit": "1",
+            }
         )
         if not rows or not isinstance(rows[0], dict):
             return ""

@@ -272,7 +272,11 @@ class IncidentSide:
             p, limit = page
             items = rows[(p - 1) * limit : p * limit]
             return envelope_data(
-                {"items": items, "total": min(len(rows), 1000), "has_next_page": p * limit < len(rows)}
+                {
+                    "items": items,
+                    "total": min(len(rows), 1000),
+                    "has_next_page": p * limit < len(rows),
+                }
             )
 
     def _public(self, incident: dict[str, Any]) -> dict[str, Any]:
@@ -316,7 +320,10 @@ class IncidentSide:
             active = alert["alert_status"] != "Ok"
             if "is_active" in body and bool(body["is_active"]) != active:
                 continue
-            if body.get("integration_ids") and alert["integration_id"] not in body["integration_ids"]:
+            if (
+                body.get("integration_ids")
+                and alert["integration_id"] not in body["integration_ids"]
+            ):
                 continue
             rows.append({k: v for k, v in alert.items() if not k.startswith("_")})
         return rows

@@ -25,7 +25,14 @@ from fd_sync.simulators.servicenow_data import (
     new_sys_id,
 )
 
-READ_ONLY = ("sys_id", "number", "sys_updated_on", "sys_created_on", "sys_mod_count", "sys_updated_by")
+READ_ONLY = (
+    "sys_id",
+    "number",
+    "sys_updated_on",
+    "sys_created_on",
+    "sys_mod_count",
+    "sys_updated_by",
+)
 
 
 def _error(status: int, message: str, detail: str | None = None) -> Response:
@@ -91,21 +98,30 @@ class TableWrites:
             row = self.tables["incident"].get(sys_id)
             if row is None:
                 return _error(
-                    404, "No Record found", "Record doesn't exist or ACL restricts the record retrieval"
+                    404,
+                    "No Record found",
+                    "Record doesn't exist or ACL restricts the record retrieval",
                 )
             if self.deny_write:
                 return _error(
-                    403, "Operation Failed", "ACL Exception Update Failed due to security constraints"
+                    403,
+                    "Operation Failed",
+                    "ACL Exception Update Failed due to security constraints",
                 )
             known = set(INCIDENT_COLUMNS) | self.custom_columns
             changes = {
                 k: str(v)
                 for k, v in body.items()
-                if k in known and k not in READ_ONLY and k not in JOURNAL_FIELDS and row.get(k) != str(v)
+                if k in known
+                and k not in READ_ONLY
+                and k not in JOURNAL_FIELDS
+                and row.get(k) != str(v)
             }
             notes = {k: str(v) for k, v in body.items() if k in JOURNAL_FIELDS and str(v).strip()}
             after = {**row, **changes}
-            missing = [f for f in self.data_policy.get(after.get("state", ""), ()) if not after.get(f)]
+            missing = [
+                f for f in self.data_policy.get(after.get("state", ""), ()) if not after.get(f)
+            ]
             if missing and changes:
                 labels = ", ".join(FIELD_LABELS.get(f, f) for f in missing)
                 return _error(
@@ -119,7 +135,9 @@ class TableWrites:
             render = self._renderer("incident", request.query)
             return Response.json({"result": render(row)})
 
-    def _write_row(self, row: dict[str, str], changes: dict[str, str], notes: dict[str, str]) -> None:
+    def _write_row(
+        self, row: dict[str, str], changes: dict[str, str], notes: dict[str, str]
+    ) -> None:
         stamp = self.clock.text()
         for element, text in notes.items():
             journal_id = new_sys_id()

@@ -20,7 +20,8 @@ _UPSERT = (
     " state=excluded.state, alert_open=excluded.alert_open,"
     " fingerprint=excluded.fingerprint, snapshot=excluded.snapshot,"
     " changed_at=excluded.changed_at, destination=excluded.destination,"
-    " pinned=excluded.pinned, held=excluded.held, pin_extras=CASE WHEN excluded.pinned = 0 THEN NULL"
+    " pinned=excluded.pinned, held=excluded.held,"
+    " pin_extras=CASE WHEN excluded.pinned = 0 THEN NULL"
     " ELSE COALESCE(excluded.pin_extras, incidents.pin_extras) END"
 )
 

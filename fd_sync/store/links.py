@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fd_sync.core.writeback import FeedCursor
+from fd_sync.core.feed import FeedCursor
 from fd_sync.store.db import Database
 
 _COLUMNS = (
@@ -39,7 +39,9 @@ class Link:
 
 
 def _link(row: Sequence[Any]) -> Link:
-    sys_id, number, key, destination, sent_at, incident_id, progress, updated, read, cursor, own = row
+    sys_id, number, key, destination, sent_at, incident_id, progress, updated, read, cursor, own = (
+        row
+    )
     return Link(
         sys_id,
         number,
@@ -106,7 +108,13 @@ class Links:
         self.db.execute("UPDATE links SET incident_id = ? WHERE sys_id = ?", [incident_id, sys_id])
 
     def adopt(
-        self, sys_id: str, number: str, *, alert_key: str, destination: str, incident_id: str | None,
+        self,
+        sys_id: str,
+        number: str,
+        *,
+        alert_key: str,
+        destination: str,
+        incident_id: str | None,
         sent_at: str,
     ) -> None:
         """An alert opened before fd-sync: linked as if fd-sync had sent it."""
@@ -139,7 +147,7 @@ class Links:
         if not self.present:
             return 0, 0
         row = self.db.one(
-            "SELECT COALESCE(SUM(incident_id IS NOT NULL), 0), COALESCE(SUM(incident_id IS NULL), 0)"
-            " FROM links WHERE watching = 1"
+            "SELECT COALESCE(SUM(incident_id IS NOT NULL), 0),"
+            " COALESCE(SUM(incident_id IS NULL), 0) FROM links WHERE watching = 1"
         )
         return (int(row[0]), int(row[1])) if row else (0, 0)

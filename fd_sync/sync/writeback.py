@@ -27,16 +27,15 @@ from datetime import UTC, datetime, timedelta
 
 from fd_sync import logs
 from fd_sync.config.model import WritebackConfig
+from fd_sync.core.feed import SETTLE_SECONDS, FeedEntry, needs_read
 from fd_sync.core.incident import CLOSED_STATES
 from fd_sync.core.writeback import (
-    SETTLE_SECONDS,
     Intents,
     ServiceNowNow,
     StateRules,
     Turn,
     compose,
     describe_write,
-    needs_read,
     people_of,
     state_fields,
 )
@@ -95,19 +94,20 @@ class Writeback:
     def observe(self, report: WritebackReport, *, run_id: str, dry_run: bool = False) -> None:
         before = self.reader.requests_made
         try:
-            self._link(report, dry_run=dry_run)
-            self._read(report, run_id=run_id, dry_run=dry_run)
+            found = self._link(report, dry_run=dry_run)
+            self._read(report, run_id=run_id, dry_run=dry_run, also=found)
         except (AccessDenied, TemporaryFailure) as exc:
             report.error = exc  # the rest of the cycle goes on
             self.log.error("flashduty_read_failed", error=str(exc), exit_code=exc.exit_code)
         finally:
             report.openapi_requests += self.reader.requests_made - before
 
-    def _link(self, report: WritebackReport, *, dry_run: bool) -> None:
-        """Find the incident of each alert sent since the last cycle."""
+    def _link(self, report: WritebackReport, *, dry_run: bool) -> list[Link]:
+        """Find the incident of each alert sent since the last cycle; a dry run returns them
+        (the ledger is not written, and they are read all the same)."""
         links = self.ledger.links.unlinked()
         if not links:
-            return
+            return []
         now = int(self.wall())
         oldest = min(int(datetime.fromisoformat(link.sent_at).timestamp()) for link in links)
         by_key: dict[str, Link] = {}
@@ -120,12 +120,12 @@ class Writeback:
         found = self.reader.alerts(list(by_key), start=oldest - 3600, end=now + 60)
         linked: dict[str, str] = {}
         for key, alert in found.items():
-            link = by_key.get(key)
-            if link is not None and link.sys_id not in linked:
-                linked[link.sys_id] = alert.incident_id
+            owner = by_key.get(key)
+            if owner is not None and owner.sys_id not in linked:
+                linked[owner.sys_id] = alert.incident_id
         if dry_run:
             report.linked += len(linked)
-            return
+            return [replace(k, incident_id=linked[k.sys_id]) for k in links if k.sys_id in linked]
         give_up = iso(datetime.fromtimestamp(now, UTC) - LINK_GIVE_UP)
         with self.ledger.transaction("record Flashduty incidents"):
             for sys_id, incident_id in linked.items():
@@ -133,14 +133,21 @@ class Writeback:
             for link in links:
                 if link.sys_id not in linked and link.sent_at < give_up:
                     self.ledger.links.read(
-                        link.sys_id, progress="", updated_at=0, read_at=now,
-                        cursor=link.cursor, watching=False,
+                        link.sys_id,
+                        progress="",
+                        updated_at=0,
+                        read_at=now,
+                        cursor=link.cursor,
+                        watching=False,
                     )
                     self.log.warning("flashduty_incident_not_found", number=link.number)
         report.linked += len(linked)
+        return []
 
-    def _read(self, report: WritebackReport, *, run_id: str, dry_run: bool) -> None:
-        watched = self.ledger.links.watched()
+    def _read(
+        self, report: WritebackReport, *, run_id: str, dry_run: bool, also: list[Link]
+    ) -> None:
+        watched = self.ledger.links.watched() + also
         if not watched:
             return
         infos = self.reader.incidents(link.incident_id or "" for link in watched)
@@ -152,8 +159,12 @@ class Writeback:
                 if not dry_run:
                     with self.ledger.transaction("record a Flashduty incident"):
                         self.ledger.links.read(
-                            link.sys_id, progress="", updated_at=0, read_at=int(self.wall()),
-                            cursor=link.cursor, watching=False,
+                            link.sys_id,
+                            progress="",
+                            updated_at=0,
+                            read_at=int(self.wall()),
+                            cursor=link.cursor,
+                            watching=False,
                         )
                 continue
             if not needs_read(info, link.fd_updated_at, link.read_at):
@@ -166,8 +177,17 @@ class Writeback:
             if dry_run:
                 self._preview(link, turn, report)
                 continue
-            self._commit(link, info.closed, info.progress, info.updated_at, read_at, entries,
-                         turn, run_id, report)
+            self._commit(
+                link,
+                info.closed,
+                info.progress,
+                info.updated_at,
+                read_at,
+                entries,
+                turn,
+                run_id,
+                report,
+            )
         if not dry_run:
             with self.ledger.transaction("record the write-back's read"):
                 self.ledger.state.set(FLASHDUTY_READ, iso(stamp))
@@ -179,7 +199,7 @@ class Writeback:
         progress: str,
         updated_at: int,
         read_at: int,
-        entries: list,  # type: ignore[type-arg]
+        entries: list[FeedEntry],
         turn: Turn,
         run_id: str,
         report: WritebackReport,
@@ -228,8 +248,12 @@ class Writeback:
         snapshot = self.ledger.incidents.snapshots([link.sys_id]).get(link.sys_id)
         fields: dict[str, str] = {}
         if snapshot is not None:
-            now = ServiceNowNow(link.number, snapshot.state, snapshot.updated_on, snapshot.mod_count)
-            fields, _ = state_fields(turn.intents, now, self.rules, own_mod_count=link.own_mod_count)
+            now = ServiceNowNow(
+                link.number, snapshot.state, snapshot.updated_on, snapshot.mod_count
+            )
+            fields, _ = state_fields(
+                turn.intents, now, self.rules, own_mod_count=link.own_mod_count
+            )
         report.planned.append(describe_write(link.number, turn.kinds, turn.lines, fields))
 
     # --- phase 2: write ServiceNow ----------------------------------------------------------
@@ -253,7 +277,8 @@ class Writeback:
             return
         wants_state = bool(self.rules.acknowledge_state or self.rules.resolve_state)
         stateful = [
-            s for s, ws in groups.items()
+            s
+            for s, ws in groups.items()
             if wants_state and any(w.intents.ack_at_ms is not None or w.intents.close for w in ws)
         ]
         current = self.writer.current(stateful) if stateful else {}

@@ -86,3 +86,245 @@ def test_an_ack_and_a_comment_become_one_work_note_each_exactly_once(two_way, pu
     assert len(t.notes(inc["sys_id"])) == 1
     # fd-sync's own write moved the version; nothing went back to Flashduty.
     assert [e.kind for e in t.fd.events()] == ["create"]
+
+
+def alert_for(t: TwoWay, **fields: Any) -> tuple[dict[str, str], str]:
+    """An open incident whose alert fd-sync sent and whose Flashduty incident it found."""
+    inc = open_incident(t.sn, **fields)
+    t.cycle()
+    return inc, t.fd.incident_of(inc["sys_id"])
+
+
+def test_an_ack_moves_a_new_incident_to_the_acknowledge_state_without_echo(two_way):
+    # The ServiceNow format shows the state: an echo would be an update event.
+    t = two_way("servicenow", acknowledge_state="2")
+    inc, incident_id = alert_for(t)
+    t.fd.ack(incident_id, t.fd.add_person("Ann Lee", "ann@example.com"))
+    report = t.cycle()
+    assert report.exit_code == 0, report.message()
+    assert t.sn.incident(inc["sys_id"])["state"] == "2"
+    assert t.sn.incident(inc["sys_id"])["sys_updated_by"] == t.sn.username
+    for _ in range(2):
+        t.cycle()
+    assert [e.kind for e in t.fd.events()] == ["create"]  # fd-sync's own write went nowhere
+
+
+def test_a_persons_edit_after_the_write_back_is_still_pushed(two_way):
+    t = two_way("servicenow", acknowledge_state="2")
+    inc, incident_id = alert_for(t)
+    t.fd.ack(incident_id, t.fd.add_person("Ann Lee"))
+    t.cycle()
+    change(t.sn, inc["sys_id"], short_description="Database down, not only slow")
+    t.cycle()
+    kinds = [e.kind for e in t.fd.events()]
+    assert kinds == ["create", "update"]
+    assert t.fd.events()[-1].body["short_description"] == "Database down, not only slow"
+    assert t.fd.events()[-1].body["state"] == "In Progress"
+
+
+def test_a_persons_change_between_poll_and_write_is_decided_as_usual(two_way):
+    t = two_way("servicenow")
+    _, incident_id = alert_for(t)
+    t.fd.comment(incident_id, t.fd.add_person("Bob Ray"), "looking")
+    # Between the poll and the write-back's PATCH, a person edits the incident.
+    original = t.sn._patch
+
+    def edit_first(table: str, sys_id: str, request: Any) -> Any:
+        t.sn.update(sys_id, urgency="1", priority="1")
+        t.sn._patch = original  # type: ignore[method-assign]
+        return original(table, sys_id, request)
+
+    t.sn._patch = edit_first  # type: ignore[method-assign]
+    t.cycle()
+    t.cycle()
+    assert [e.kind for e in t.fd.events()] == ["create", "update"]
+
+
+def test_an_ack_never_moves_an_incident_that_is_no_longer_new(two_way):
+    t = two_way(acknowledge_state="2")
+    inc, incident_id = alert_for(t)
+    change(t.sn, inc["sys_id"], state="3")  # On Hold, by a person
+    t.cycle()
+    t.fd.ack(incident_id, t.fd.add_person("Ann Lee"))
+    t.cycle()
+    assert t.sn.incident(inc["sys_id"])["state"] == "3"
+    assert "Acknowledged by Ann Lee" in t.notes(inc["sys_id"])[0]
+
+
+def test_a_responders_resolve_is_respected_and_an_edit_does_not_page_again(two_way):
+    t = two_way()
+    inc, incident_id = alert_for(t)
+    bob = t.fd.add_person("Bob Ray", "bob@example.com")
+    t.fd.resolve(incident_id, bob, "rebooted the core router")
+    t.cycle()
+    assert t.sn.incident(inc["sys_id"])["state"] == "1"  # resolve_state is empty
+    note = t.notes(inc["sys_id"])[0]
+    assert "[Flashduty] Resolved by Bob Ray (bob@example.com): rebooted the core router" in note
+    assert t.h.ledger.summary().writeback.held == {inc["sys_id"]: inc["number"]}
+    change(t.sn, inc["sys_id"], short_description="still looking into it")
+    t.cycle()
+    assert [e.kind for e in t.fd.events()] == ["create"]  # no new alert, nobody paged
+    change(t.sn, inc["sys_id"], state="6")
+    t.cycle()
+    assert [e.kind for e in t.fd.events()] == ["create"]  # its alert is closed already
+    change(t.sn, inc["sys_id"], state="2")  # reopened in ServiceNow: page again
+    t.cycle()
+    assert [e.kind for e in t.fd.events()] == ["create", "create"]
+    assert t.h.ledger.summary().writeback.held == {}
+
+
+def test_a_resolve_in_flashduty_resolves_servicenow_with_the_close_fields(two_way):
+    t = two_way(resolve_state="6", close_code="Solution provided")
+    inc, incident_id = alert_for(t)
+    t.fd.resolve(incident_id, t.fd.add_person("Bob Ray"), "rebooted")
+    report = t.cycle()
+    assert report.exit_code == 0, report.message()
+    row = t.sn.incident(inc["sys_id"])
+    assert (row["state"], row["close_code"]) == ("6", "Solution provided")
+    assert row["close_notes"] == "Resolved in Flashduty by Bob Ray. rebooted"
+    t.cycle()
+    assert [e.kind for e in t.fd.events()] == ["create"]  # nothing resolved twice
+    assert t.h.ledger.summary().writeback.held == {}
+    change(t.sn, inc["sys_id"], state="2")  # reopened in ServiceNow: a new alert
+    t.cycle()
+    assert [e.kind for e in t.fd.events()] == ["create", "create"]
+
+
+def test_flashdutys_close_of_fd_syncs_own_resolve_is_not_written_back(two_way):
+    t = two_way(resolve_state="6", close_code="Solution provided")
+    inc, _ = alert_for(t)
+    change(t.sn, inc["sys_id"], state="7", close_code="Closed/Resolved by Caller")
+    t.cycle()  # fd-sync pushes the resolve; Flashduty closes with from = "event"
+    t.cycle()
+    t.cycle()
+    assert t.notes(inc["sys_id"]) == []
+    assert t.sn.incident(inc["sys_id"])["state"] == "7"
+    assert [e.kind for e in t.fd.events()] == ["create", "resolve"]
+
+
+def test_a_reopen_in_flashduty_is_noted_and_the_alert_counts_as_open_again(two_way):
+    t = two_way()
+    inc, incident_id = alert_for(t)
+    bob = t.fd.add_person("Bob Ray")
+    t.fd.resolve(incident_id, bob)
+    t.cycle()
+    t.fd.reopen(incident_id, bob, "it came back")
+    t.cycle()
+    assert "[Flashduty] Reopened by Bob Ray: it came back" in t.notes(inc["sys_id"])[-1]
+    change(t.sn, inc["sys_id"], state="6")
+    t.cycle()
+    assert [e.kind for e in t.fd.events()] == ["create", "resolve"]
+    assert t.fd.open_keys() == set()
+
+
+def test_a_data_policy_refusal_keeps_the_notes_and_the_other_direction(two_way):
+    t = two_way(resolve_state="6", close_code="Solution provided")
+    t.sn.require_on_close("close_code", "close_notes", "u_cause")
+    t.sn.add_column("u_cause")
+    inc, incident_id = alert_for(t)
+    t.fd.resolve(incident_id, t.fd.add_person("Bob Ray"), "rebooted")
+    other = open_incident(t.sn)
+    report = t.cycle()
+    assert report.exit_code == 76
+    message = report.message()
+    assert inc["number"] in message and "Data Policy Exception" in message
+    assert "u_cause" in message
+    assert "Resolved by Bob Ray" in t.notes(inc["sys_id"])[0]  # the notes still arrived
+    assert t.sn.incident(inc["sys_id"])["state"] == "1"
+    assert other["sys_id"] in t.fd.open_keys()  # ServiceNow -> Flashduty went on
+    dead = t.h.ledger.writeback.events(status="dead")
+    assert [(w.number, w.kinds) for w in dead] == [(inc["number"], ("state",))]
+    assert "Data Policy Exception" in (dead[0].error_message or "")
+    assert t.cycle().exit_code == 0  # held until `outbox retry`: not tried every cycle
+    assert len(t.notes(inc["sys_id"])) == 1
+
+
+def test_a_user_who_may_not_write_gets_76_and_delivery_goes_on(two_way):
+    t = two_way()
+    inc, incident_id = alert_for(t)
+    t.sn.deny_write = True
+    t.fd.comment(incident_id, t.fd.add_person("Bob Ray"), "on it")
+    other = open_incident(t.sn)
+    report = t.cycle()
+    assert report.exit_code == 76
+    assert inc["number"] in report.message() and "ACL Exception" in report.message()
+    assert other["sys_id"] in t.fd.open_keys()
+    t.sn.deny_write = False
+    assert t.h.ledger.writeback.retry_dead() == 1
+    t.cycle()
+    assert "Comment by Bob Ray: on it" in t.notes(inc["sys_id"])[0]
+
+
+def test_the_openapi_refusing_the_key_is_77_and_the_cycle_goes_on(two_way, flashduty):
+    t = two_way()
+    alert_for(t)
+    flashduty.app_key = "another-key"
+    other = open_incident(t.sn)
+    report = t.cycle()
+    assert report.exit_code == 77
+    assert "app_key" in report.message() and "request" in report.message()
+    assert other["sys_id"] in t.fd.open_keys()
+
+
+def test_a_change_in_the_same_second_as_the_last_read_is_not_missed(two_way):
+    t = two_way()
+    inc, incident_id = alert_for(t)
+    ann = t.fd.add_person("Ann Lee")
+    t.fd.ack(incident_id, ann)
+    cycle = wiring.cycle(t.h.config, t.h.ledger, sleep=t.h.sleeps, wall=t.wall)
+    cycle.run()  # reads in the very second of the ack
+    t.fd.comment(incident_id, ann, "same second")  # updated_at does not move
+    t.cycle()
+    text = "\n".join(t.notes(inc["sys_id"]))
+    assert text.count("Acknowledged by Ann Lee") == 1
+    assert text.count("Comment by Ann Lee: same second") == 1
+
+
+@pytest.mark.parametrize("key", ["number", "hash"])
+def test_the_incident_is_found_whatever_alert_key_the_servicenow_format_gets(two_way, key):
+    t = two_way("servicenow")
+    t.fd.servicenow_alert_key = key
+    inc, incident_id = alert_for(t)
+    t.fd.ack(incident_id, t.fd.add_person("Ann Lee"))
+    t.cycle()
+    assert "Acknowledged by Ann Lee" in t.notes(inc["sys_id"])[0]
+
+
+def test_a_quiet_cycle_with_60_tracked_incidents_costs_one_openapi_request(two_way):
+    t = two_way()
+    for _ in range(60):
+        open_incident(t.sn)
+    t.cycle()  # sends the creates
+    t.cycle()  # finds their incidents and reads their timelines
+    t.cycle()  # settles the reads
+    report = t.cycle()
+    assert report.writeback.openapi_requests <= 3
+    assert report.writeback.openapi_requests == 1  # /incident/list-by-ids, 60 ids
+    assert report.writeback.servicenow_requests == 0
+    assert t.sn.writes == []
+
+
+def test_a_dry_run_shows_each_write_and_makes_none(two_way):
+    t = two_way(acknowledge_state="2")
+    inc, incident_id = alert_for(t)
+    t.fd.ack(incident_id, t.fd.add_person("Ann Lee", "ann@example.com"))
+    report = t.cycle(dry_run=True)
+    assert report.writeback.planned == [
+        f"{inc['number']} write-back: work note (ack by Ann Lee); state 2"
+    ]
+    assert t.sn.writes == []
+    t.cycle()
+    assert t.sn.incident(inc["sys_id"])["state"] == "2"
+
+
+def test_work_notes_lists_the_kinds_written(two_way):
+    t = two_way(work_notes=["comment"])
+    inc, incident_id = alert_for(t)
+    ann = t.fd.add_person("Ann Lee")
+    t.fd.ack(incident_id, ann)
+    t.fd.notify(incident_id, [ann])
+    t.fd.comment(incident_id, ann, "only this")
+    t.cycle()
+    (note,) = t.notes(inc["sys_id"])
+    assert "Comment by Ann Lee: only this" in note
+    assert "Acknowledged" not in note and "Notified" not in note
