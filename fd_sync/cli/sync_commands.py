@@ -105,7 +105,8 @@ def check(options: Options, send_test: bool) -> int:
 
 @cli.group()
 def outbox() -> None:
-    """See and act on events waiting for Flashduty: list, retry dead ones, drop."""
+    """See and act on events waiting for Flashduty and write-backs waiting for ServiceNow
+    (shown as w12): list, retry dead ones, drop."""
 
 
 @outbox.command("list")
@@ -139,18 +140,28 @@ def outbox_list(options: Options, dead: bool, show_all: bool, limit: int, as_jso
 
 
 @outbox.command("retry")
-@click.argument("event_id", type=int, required=False)
-@click.option("--all", "retry_all", is_flag=True, help="Requeue every dead event.")
+@click.argument("event_id", required=False)
+@click.option("--all", "retry_all", is_flag=True, help="Requeue every dead event and write-back.")
 @click.pass_obj
-def outbox_retry(options: Options, event_id: int | None, retry_all: bool) -> int:
-    """Requeue a dead event (or --all of them); the next cycle sends them, in order."""
+def outbox_retry(options: Options, event_id: str | None, retry_all: bool) -> int:
+    """Requeue a dead event or write-back (w12), or --all of them; the next cycle sends
+    them, in order."""
     from fd_sync.ops import outbox as ops
 
     if (event_id is None) == (not retry_all):
         raise click.UsageError("give an event ID or --all")
+    is_write, number = ops.parse_id(event_id) if event_id is not None else (False, None)
     with ledger_access(load_config(options, secrets_required=False), "write") as ledger:
-        requeued, cancelled = ops.retry(ledger, event_id)
-    click.echo(f"requeued {requeued} event(s); the next cycle delivers them")
+        if is_write:
+            writes = ops.retry_writeback(ledger, number)
+            requeued, cancelled = 0, 0
+        else:
+            requeued, cancelled = ops.retry(ledger, number)
+            writes = ops.retry_writeback(ledger, None) if retry_all else 0
+    if not is_write:
+        click.echo(f"requeued {requeued} event(s); the next cycle delivers them")
+    if writes or is_write:
+        click.echo(f"requeued {writes} write-back(s); the next cycle writes them to ServiceNow")
     if cancelled:
         click.echo(
             f"cancelled {cancelled} event(s) of alerts Flashduty never had, whose incidents "
@@ -160,19 +171,24 @@ def outbox_retry(options: Options, event_id: int | None, retry_all: bool) -> int
 
 
 @outbox.command("drop")
-@click.argument("event_id", type=int)
+@click.argument("event_id")
 @click.pass_obj
-def outbox_drop(options: Options, event_id: int) -> int:
+def outbox_drop(options: Options, event_id: str) -> int:
     """Give up on one pending or dead event. Dropping a create drops its whole alert.
 
     Its queued events go too and the incident counts as having no alert: its next
     change in ServiceNow opens a new one. Dropping a resolve leaves the alert open in
-    Flashduty: resolve it there.
+    Flashduty: resolve it there. A write-back (w12) is dropped alone: it is not written.
     """
     from fd_sync.ops import outbox as ops
 
+    is_write, number = ops.parse_id(event_id)
     with ledger_access(load_config(options, secrets_required=False), "write") as ledger:
-        event, count, notes = ops.drop(ledger, event_id)
+        if is_write:
+            write = ops.drop_writeback(ledger, number)
+            click.echo(f"dropped write-back {write.label} of {write.number}: it is not written")
+            return 0
+        event, count, notes = ops.drop(ledger, number)
     click.echo(f"dropped {count} event(s) of {event.number}")
     for note in notes:
         click.echo(note)

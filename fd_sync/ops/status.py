@@ -121,6 +121,7 @@ def render(status: Status, *, now: Callable[[], datetime] = _now) -> list[str]:
             )
         )
     lines.extend(("dead", dead_reason(reason)) for reason in summary.dead_reasons)
+    lines.extend(writeback_lines(summary))
     if last and last.message and last.exit_code:
         lines.append(("last error", last.message))
     lines.append(("last success", summary.last_success_at or "never"))
@@ -142,6 +143,42 @@ def render(status: Status, *, now: Callable[[], datetime] = _now) -> list[str]:
     lines.append(("health", ("ok: " if status.healthy else "UNHEALTHY: ") + status.health))
     width = max(len(k) for k, _ in lines)
     return [f"{key:<{width}}  {value}" for key, value in lines]
+
+
+def writeback_lines(summary: Summary) -> list[tuple[str, str]]:
+    """The Flashduty -> ServiceNow direction, once it has done anything."""
+    wb = summary.writeback
+    if wb is None or not (wb.watched or wb.unlinked or wb.pending or wb.dead or wb.delivered):
+        if not (wb and (wb.held or wb.last_read)):
+            return []
+    lines = [
+        (
+            "write-back",
+            f"{wb.watched} Flashduty incident(s) tracked, {wb.unlinked} alert(s) not yet "
+            f"matched to one; writes: {wb.pending} pending, {wb.dead} refused, "
+            f"{wb.delivered} written",
+        ),
+        ("last read", f"Flashduty OpenAPI at {wb.last_read}" if wb.last_read else "never"),
+    ]
+    if wb.dead:
+        lines.append(
+            (
+                "refused",
+                f"{wb.dead} write-back(s) ServiceNow refused: see fd-sync outbox list --dead, "
+                "fix what ServiceNow names, then fd-sync outbox retry --all",
+            )
+        )
+    if wb.held:
+        numbers = sorted(wb.held.values())
+        shown = ", ".join(numbers[:10]) + (" ..." if len(numbers) > 10 else "")
+        lines.append(
+            (
+                "held",
+                f"{len(numbers)} closed in Flashduty, open in ServiceNow (not paged again "
+                f"until ServiceNow closes and reopens them): {shown}",
+            )
+        )
+    return lines
 
 
 def dead_reason(reason: DeadReason) -> str:

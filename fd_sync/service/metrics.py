@@ -52,6 +52,18 @@ class Metrics:
         self.lag = Gauge(
             "fdsync_watermark_lag_seconds", "Local time minus the watermark.", registry=r
         )
+        self.writebacks = Counter(
+            "fdsync_writeback",
+            "Write-backs to ServiceNow by kind (ack, comment, resolve, ..., state) and outcome "
+            "(written, refused).",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.writeback_lag = Gauge(
+            "fdsync_writeback_lag_seconds",
+            "Age of the oldest write-back ServiceNow has not accepted yet (0: none).",
+            registry=r,
+        )
         self.last_success = Gauge(
             "fdsync_last_success_timestamp_seconds", "When a cycle last ended ok.", registry=r
         )
@@ -71,6 +83,9 @@ class Metrics:
             self.events.labels("any", "delivered").inc(report.delivery.delivered)
         if report.delivery.dead:
             self.events.labels("any", "dead").inc(report.delivery.dead)
+        for (kind, outcome), count in report.writeback.outcomes.items():
+            self.writebacks.labels(kind, outcome).inc(count)
+        self.writeback_lag.set(report.writeback.lag_seconds)
         self.pending.set(report.pending)
         self.dead.set(report.dead)
         if report.watermark:

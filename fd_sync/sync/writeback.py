@@ -63,6 +63,7 @@ class WritebackReport:
     openapi_requests: int = 0
     servicenow_requests: int = 0
     outcomes: dict[tuple[str, str], int] = field(default_factory=dict)  # (kind, outcome) -> n
+    lag_seconds: float = 0.0  # age of the oldest write still pending after this cycle
 
     def tally(self, kinds: tuple[str, ...], outcome: str) -> None:
         for kind in kinds or ("state",):
@@ -268,6 +269,10 @@ class Writeback:
         finally:
             report.servicenow_requests += self.writer.requests_made - before
         self.ledger.writeback.purge_finished()
+        left = self.ledger.writeback.pending()
+        if left:
+            oldest = datetime.fromisoformat(min(w.created_at for w in left))
+            report.lag_seconds = max(0.0, self.wall() - oldest.timestamp())
 
     def _write(self, report: WritebackReport, run_id: str) -> None:
         groups: dict[str, list[Write]] = {}

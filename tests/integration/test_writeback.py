@@ -328,3 +328,55 @@ def test_work_notes_lists_the_kinds_written(two_way):
     (note,) = t.notes(inc["sys_id"])
     assert "Comment by Ann Lee: only this" in note
     assert "Acknowledged" not in note and "Notified" not in note
+
+
+def test_status_and_outbox_show_the_write_back(two_way, write_config, run_fd_sync, flashduty):
+    t = two_way(resolve_state="6", close_code="Solution provided")
+    t.sn.require_on_close("close_code", "close_notes", "u_cause")
+    t.sn.add_column("u_cause")
+    inc, incident_id = alert_for(t)
+    bob = t.fd.add_person("Bob Ray")
+    t.fd.resolve(incident_id, bob, "rebooted")
+    assert t.cycle().exit_code == 76
+    config = write_config(
+        flashduty={"app_key": flashduty.app_key, "api_domain": flashduty.url},
+        writeback={"enabled": True, "resolve_state": "6", "close_code": "Solution provided"},
+    )
+    status = run_fd_sync("--config", str(config), "status")
+    assert "write-back" in status.stdout
+    assert "1 refused" in status.stdout
+    (held,) = [row for row in status.stdout.splitlines() if row.startswith("held")]
+    assert "1 closed in Flashduty, open in ServiceNow" in held and inc["number"] in held
+    listed = run_fd_sync("--config", str(config), "outbox", "list", "--dead")
+    (line,) = [row for row in listed.stdout.splitlines() if "write" in row]
+    label = line.split()[0]
+    assert label.startswith("w") and inc["number"] in line and "Data Policy Exception" in line
+    t.sn.data_policy.clear()
+    retried = run_fd_sync("--config", str(config), "outbox", "retry", label)
+    assert retried.code == 0 and "requeued 1 write-back(s)" in retried.stdout
+    assert t.cycle().exit_code == 0
+    assert t.sn.incident(inc["sys_id"])["state"] == "6"
+    dropped = run_fd_sync("--config", str(config), "outbox", "drop", "w9999")
+    assert dropped.code == 64 and "w9999 is unknown" in dropped.output
+
+
+def test_check_finds_a_user_who_may_not_write_and_a_close_that_needs_more(
+    servicenow, flashduty, write_config, run_fd_sync
+):
+    config = write_config(
+        flashduty={"app_key": flashduty.app_key, "api_domain": flashduty.url},
+        writeback={"enabled": True, "resolve_state": "6", "close_code": "Solution provided"},
+    )
+    inc = open_incident(servicenow)
+    before = servicenow.incident(inc["sys_id"])
+    good = run_fd_sync("--config", str(config), "check")
+    assert "may write incidents: an empty PATCH" in good.stdout, good.output
+    assert "app_key may read Flashduty incidents" in good.stdout
+    assert servicenow.incident(inc["sys_id"]) == before  # the check changed nothing
+    servicenow.require_on_close("close_code", "close_notes", "u_cause")
+    warned = run_fd_sync("--config", str(config), "check")
+    assert "u_cause mandatory" in warned.stdout
+    servicenow.deny_write = True
+    refused = run_fd_sync("--config", str(config), "check")
+    assert refused.code == 77
+    assert "does not let 'svc.fdsync' write incidents" in refused.stdout

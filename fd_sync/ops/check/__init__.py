@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from fd_sync.config import Config
 from fd_sync.errors import worst
-from fd_sync.ops.check import flashduty, ledger, network, servicenow
+from fd_sync.ops.check import flashduty, ledger, network, servicenow, writeback
 from fd_sync.ops.check.steps import Step, ok
 
 
@@ -64,6 +64,8 @@ class Checker:
             self, "openapi", self.config.flashduty.api_url
         ):
             flashduty.openapi(self)
+            if self.config.writeback.enabled:
+                writeback.check(self)
         return self.exit_code
 
 
