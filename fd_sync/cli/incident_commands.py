@@ -203,3 +203,78 @@ def explain(options: Options, number: str) -> int:
         )
     echo(lines)
     return 0
+
+
+@cli.command()
+@dry_run_option("List what would be adopted; change nothing.")
+@click.option(
+    "--days",
+    default=31,
+    show_default=True,
+    type=click.IntRange(1, 366),
+    help="Look at alerts that started this many days back (31-day windows).",
+)
+@click.option(
+    "--integration-id",
+    "integration_ids",
+    multiple=True,
+    type=int,
+    help="Only alerts of this Flashduty integration (repeatable); default: every open alert.",
+)
+@click.option(
+    "--resolve-closed",
+    is_flag=True,
+    help="Queue the resolve of alerts whose incident is already closed in ServiceNow.",
+)
+@click.pass_obj
+def adopt(
+    options: Options,
+    dry_run: bool,
+    days: int,
+    integration_ids: tuple[int, ...],
+    resolve_closed: bool,
+) -> int:
+    """Take over alerts opened before fd-sync (e.g. by fd-servicenow).
+
+    Lists Flashduty's open alerts, matches them to ServiceNow incidents by sys_id (or
+    number), and records them in the ledger as open alerts, so that the incident's next
+    change in ServiceNow updates or resolves them. Needs [flashduty] app_key.
+    """
+    from fd_sync import wiring
+    from fd_sync.flashduty.incidents import IncidentReader
+    from fd_sync.sync.adopt import adopt as run_adopt
+
+    cfg = load_config(options)
+    reader = IncidentReader(wiring.openapi_client(cfg, purpose="fd-sync adopt"))
+    with ledger_access(cfg, "preview" if dry_run else "write") as ledger:
+        report = run_adopt(
+            cfg,
+            ledger,
+            reader,
+            wiring.servicenow_client(cfg),
+            days=days,
+            integration_ids=integration_ids,
+            resolve_closed=resolve_closed,
+            dry_run=dry_run,
+        )
+    verb = "would adopt" if dry_run else "adopted"
+    for incident, destination in report.adopted:
+        where = "" if destination == "default" else f" -> {destination}"
+        click.echo(f"{verb} {incident.number}{where}")
+    for incident in report.resolving:
+        click.echo(
+            f"{'would resolve' if dry_run else 'resolving'} {incident.number}: closed in ServiceNow"
+        )
+    for incident in report.closed:
+        click.echo(
+            f"closed in ServiceNow: {incident.number} (fd-sync adopt --resolve-closed "
+            "resolves its alert now)"
+        )
+    for alert in report.unmatched:
+        click.echo(f"not matched: alert_key {alert.alert_key} (no such ServiceNow incident)")
+    click.echo(
+        f"{verb} {len(report.adopted)} alert(s); {len(report.already)} tracked already, "
+        f"{len(report.closed) + len(report.resolving)} closed in ServiceNow, "
+        f"{len(report.unmatched)} not matched" + (" (dry run: nothing recorded)" if dry_run else "")
+    )
+    return 0

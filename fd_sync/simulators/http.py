@@ -74,6 +74,7 @@ class Fault:
     after: int = 0  # let this many matching requests through first
     times: int = 1
     arrived: threading.Event = field(default_factory=threading.Event)  # set when it fires
+    handled: threading.Event = field(default_factory=threading.Event)  # set once answered inside
     fired: int = 0
 
     def matches(self, request: Request) -> bool:
@@ -258,6 +259,8 @@ class SimServer:
                 response = self.handle(request)
         except Exception as exc:  # a bug in a simulator must show, not hang the client
             response = Response.json({"error": {"message": f"simulator bug: {exc!r}"}}, 500)
+        if fault is not None:
+            fault.handled.set()  # the simulator acted on it; only the answer is still to go
         if fault is not None and fault.slow_answer:
             time.sleep(fault.slow_answer)
         self._write(handler, response, fault)

@@ -380,3 +380,41 @@ def test_check_finds_a_user_who_may_not_write_and_a_close_that_needs_more(
     refused = run_fd_sync("--config", str(config), "check")
     assert refused.code == 77
     assert "does not let 'svc.fdsync' write incidents" in refused.stdout
+
+
+def test_adopt_takes_over_alerts_opened_before_fd_sync(
+    servicenow, flashduty, write_config, run_fd_sync
+):
+    import requests
+
+    a = open_incident(servicenow, short_description="opened under fd-servicenow")
+    b = open_incident(servicenow, short_description="closed since")
+    for inc in (a, b):  # what fd-servicenow pushed, in the ServiceNow format
+        body = {
+            "action_type": "insert",
+            "number": inc["number"],
+            "sys_id": inc["sys_id"],
+            "state": "New",
+            "short_description": inc["short_description"],
+        }
+        assert requests.post(flashduty.push_url_servicenow, json=body, timeout=5).ok
+    stray = {"event_status": "Warning", "title_rule": "not ServiceNow's", "alert_key": "zzz"}
+    assert requests.post(flashduty.push_url_standard, json=stray, timeout=5).ok
+    change(servicenow, b["sys_id"], state="6")
+    config = write_config(
+        "servicenow", flashduty={"app_key": flashduty.app_key, "api_domain": flashduty.url}
+    )
+    preview = run_fd_sync("--config", str(config), "adopt", "--dry-run")
+    assert f"would adopt {a['number']}" in preview.stdout, preview.output
+    assert f"closed in ServiceNow: {b['number']}" in preview.stdout
+    assert "not matched: alert_key zzz" in preview.stdout
+    adopted = run_fd_sync("--config", str(config), "adopt", "--resolve-closed")
+    assert adopted.code == 0 and f"adopted {a['number']}" in adopted.stdout, adopted.output
+    assert f"resolving {b['number']}" in adopted.stdout
+    before = len(flashduty.events())
+    assert run_fd_sync("--config", str(config), "once").code == 0
+    change(servicenow, a["sys_id"], state="6")
+    assert run_fd_sync("--config", str(config), "once").code == 0
+    sent = [(e.key, e.kind) for e in flashduty.events()[before:]]
+    assert sent == [(b["sys_id"], "resolve"), (a["sys_id"], "resolve")]
+    assert flashduty.open_keys() == {"zzz"}

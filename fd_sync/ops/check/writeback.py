@@ -31,8 +31,10 @@ def check(c: Checker) -> None:
     except FdSyncError as exc:
         c.add(fail("writeback", "write", str(exc), "check [servicenow]", exc.exit_code))
         return
-    what = f"an empty PATCH of {number} was accepted (nothing changed)" if number else (
-        "no incident to try an empty PATCH on yet"
+    what = (
+        f"an empty PATCH of {number} was accepted (nothing changed)"
+        if number
+        else ("no incident to try an empty PATCH on yet")
     )
     c.add(ok("writeback", "write", f"may write incidents: {what}"))
     if not wb.resolve_state:

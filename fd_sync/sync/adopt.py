@@ -1,0 +1,137 @@
+"""``fd-sync adopt``: take over alerts opened before fd-sync (by fd-servicenow, say).
+
+A fresh ledger knows nothing of the alerts already open in Flashduty, so it would never
+resolve them. Adopting lists the open alerts (``/alert/list`` with ``is_active``, in
+31-day windows), matches each to a ServiceNow incident by its alert_key (a ``sys_id``,
+else an incident number), and records the matched ones as open alerts at the destination their route chooses, with an empty
+fingerprint: the incident's next change in ServiceNow updates or resolves them. An
+incident already closed in ServiceNow is reported; with ``resolve_closed`` its resolve is
+queued now.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from fd_sync.config import Config
+from fd_sync.core import routing
+from fd_sync.core.decide import DEFAULT_DESTINATION, Decision, LedgerEntry, decide
+from fd_sync.core.incident import Incident, parse_record
+from fd_sync.errors import BadRecord
+from fd_sync.flashduty.incidents import FoundAlert, IncidentReader
+from fd_sync.servicenow.client import ServiceNowClient
+from fd_sync.store.ledger import Ledger
+from fd_sync.store.times import iso
+
+SYS_ID = re.compile(r"[0-9a-f]{32}")
+BATCH = 100
+
+
+@dataclass
+class AdoptReport:
+    adopted: list[tuple[Incident, str]] = field(default_factory=list)  # (incident, destination)
+    already: list[Incident] = field(default_factory=list)  # the ledger has its alert open
+    closed: list[Incident] = field(default_factory=list)  # closed in ServiceNow
+    resolving: list[Incident] = field(default_factory=list)  # closed, and its resolve queued
+    unmatched: list[FoundAlert] = field(default_factory=list)
+
+
+def adopt(
+    config: Config,
+    ledger: Ledger,
+    reader: IncidentReader,
+    servicenow: ServiceNowClient,
+    *,
+    days: int,
+    integration_ids: tuple[int, ...] = (),
+    resolve_closed: bool = False,
+    dry_run: bool = False,
+    wall: Callable[[], float] = time.time,
+) -> AdoptReport:
+    now = int(wall())
+    alerts = reader.active_alerts(
+        start=now - days * 86400, end=now + 60, integration_ids=integration_ids
+    )
+    incidents = _match(servicenow, config, alerts)
+    report = AdoptReport()
+    entries = ledger.entries(i.sys_id for i in incidents.values())
+    decisions: list[Decision] = []
+    adopted: list[tuple[FoundAlert, Incident, str]] = []
+    for alert in alerts:
+        incident = incidents.get(alert.alert_key)
+        if incident is None:
+            report.unmatched.append(alert)
+            continue
+        entry = entries.get(incident.sys_id)
+        if entry is not None and entry.alert_open:
+            report.already.append(incident)  # fd-sync keeps this alert already
+            continue
+        target = routing.route(incident, config.routing).target or DEFAULT_DESTINATION
+        mine = LedgerEntry(
+            incident.sys_id,
+            incident.updated_on,
+            incident.mod_count,
+            alert_open=True,
+            fingerprint="",  # whatever fd-servicenow sent: the next change updates it
+            destination=target,
+        )
+        if incident.is_open:
+            decisions.append(Decision(incident, mine, (), False, "adopted"))
+            report.adopted.append((incident, target))
+        elif resolve_closed:
+            # Decided as a version newer than the adopted one: its resolve is queued.
+            older = LedgerEntry(
+                incident.sys_id, "", -1, alert_open=True, fingerprint="", destination=target
+            )
+            decision = decide(incident, older, target=None)
+            if decision is not None:
+                decisions.append(decision)
+            report.resolving.append(incident)
+        else:
+            report.closed.append(incident)
+            continue
+        adopted.append((alert, incident, target))
+    if dry_run or not decisions:
+        return report
+    with ledger.transaction("adopt alerts"):
+        ledger.record(decisions, run_id="adopt")
+        for alert, incident, target in adopted:
+            ledger.links.adopt(
+                incident.sys_id,
+                incident.number,
+                alert_key=alert.alert_key,
+                destination=target,
+                incident_id=alert.incident_id,
+                sent_at=iso(ledger.clock()),
+            )
+    return report
+
+
+def _match(
+    client: ServiceNowClient, config: Config, alerts: list[FoundAlert]
+) -> dict[str, Incident]:
+    """alert_key -> the ServiceNow incident it names (by sys_id, else by number)."""
+    keys = list(dict.fromkeys(a.alert_key for a in alerts))
+    by_sys_id = [k for k in keys if SYS_ID.fullmatch(k)]
+    by_number = [k for k in keys if not SYS_ID.fullmatch(k)]
+    found: dict[str, Incident] = {}
+    for column, wanted in (("sys_id", by_sys_id), ("number", by_number)):
+        for first in range(0, len(wanted), BATCH):
+            chunk = wanted[first : first + BATCH]
+            rows, _ = client.table_get(
+                {
+                    "sysparm_query": f"{column}IN" + ",".join(chunk),
+                    "sysparm_fields": ",".join(client.fields),
+                    "sysparm_limit": str(len(chunk)),
+                }
+            )
+            for row in rows:
+                try:
+                    incident = parse_record(row, config.servicenow.extra_fields)
+                except BadRecord:
+                    continue
+                found[incident.sys_id if column == "sys_id" else incident.number] = incident
+    return found
