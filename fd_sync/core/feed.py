@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SETTLE_SECONDS = 2  # Flashduty's times are whole seconds: a read this soon may miss a change
+WATCH_AFTER_CLOSE = 3600  # a closed incident is still read for this long: late notes, reopens
 
 # Feed entry type -> the [writeback] work_notes kind it belongs to.
 KIND_OF_TYPE = {
@@ -124,6 +125,7 @@ class FlashdutyIncident:
     updated_at: int  # seconds
     start_time: int = 0  # seconds
     resolution: str = ""
+    close_time: int = 0  # seconds; 0 while open
     closer: Person | None = None
     url: str = ""
 
@@ -140,6 +142,7 @@ class FlashdutyIncident:
             updated_at=int(item.get("updated_at") or 0),
             start_time=int(item.get("start_time") or 0),
             resolution=str(item.get("resolution") or ""),
+            close_time=int(item.get("close_time") or 0),
             closer=(
                 Person(str(closer.get("person_name") or ""), str(closer.get("email") or ""))
                 if closer

@@ -148,9 +148,10 @@ def render(status: Status, *, now: Callable[[], datetime] = _now) -> list[str]:
 def writeback_lines(summary: Summary) -> list[tuple[str, str]]:
     """The Flashduty -> ServiceNow direction, once it has done anything."""
     wb = summary.writeback
-    if wb is None or not (wb.watched or wb.unlinked or wb.pending or wb.dead or wb.delivered):
-        if not (wb and (wb.held or wb.last_read)):
-            return []
+    if wb is None or not any(
+        (wb.watched, wb.unlinked, wb.pending, wb.dead, wb.delivered, wb.held, wb.last_read)
+    ):
+        return []
     lines = [
         (
             "write-back",

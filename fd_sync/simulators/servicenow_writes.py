@@ -83,7 +83,7 @@ class TableWrites:
                 for r in self.tables["sys_journal_field"].values()
                 if r["element_id"] == sys_id and r["element"] == element
             ]
-        return sorted(rows, key=lambda r: (r["sys_created_on"], r["sys_id"]))
+        return sorted(rows, key=lambda r: r["sys_created_on"])  # stable: in write order
 
     def _patch(self, table: str, sys_id: str, request: Request) -> Response:
         if table != "incident":

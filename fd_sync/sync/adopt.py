@@ -3,10 +3,10 @@
 A fresh ledger knows nothing of the alerts already open in Flashduty, so it would never
 resolve them. Adopting lists the open alerts (``/alert/list`` with ``is_active``, in
 31-day windows), matches each to a ServiceNow incident by its alert_key (a ``sys_id``,
-else an incident number), and records the matched ones as open alerts at the destination their route chooses, with an empty
-fingerprint: the incident's next change in ServiceNow updates or resolves them. An
-incident already closed in ServiceNow is reported; with ``resolve_closed`` its resolve is
-queued now.
+else an incident number), and records the matched ones as open alerts at the destination
+their route chooses, with an empty fingerprint: the incident's next change in ServiceNow
+updates or resolves them. An incident already closed in ServiceNow is reported; with
+``resolve_closed`` its resolve is queued now.
 """
 
 from __future__ import annotations

@@ -27,7 +27,14 @@ from datetime import UTC, datetime, timedelta
 
 from fd_sync import logs
 from fd_sync.config.model import WritebackConfig
-from fd_sync.core.feed import SETTLE_SECONDS, FeedEntry, needs_read
+from fd_sync.core.decide import Decision, Event, Kind
+from fd_sync.core.feed import (
+    SETTLE_SECONDS,
+    WATCH_AFTER_CLOSE,
+    FeedEntry,
+    FlashdutyIncident,
+    needs_read,
+)
 from fd_sync.core.incident import CLOSED_STATES
 from fd_sync.core.writeback import (
     Intents,
@@ -178,17 +185,7 @@ class Writeback:
             if dry_run:
                 self._preview(link, turn, report)
                 continue
-            self._commit(
-                link,
-                info.closed,
-                info.progress,
-                info.updated_at,
-                read_at,
-                entries,
-                turn,
-                run_id,
-                report,
-            )
+            self._commit(link, info, read_at, entries, turn, run_id, report)
         if not dry_run:
             with self.ledger.transaction("record the write-back's read"):
                 self.ledger.state.set(FLASHDUTY_READ, iso(stamp))
@@ -196,9 +193,7 @@ class Writeback:
     def _commit(
         self,
         link: Link,
-        closed: bool,
-        progress: str,
-        updated_at: int,
+        info: FlashdutyIncident,
         read_at: int,
         entries: list[FeedEntry],
         turn: Turn,
@@ -221,12 +216,17 @@ class Writeback:
                 self.ledger.incidents.reopened_in_flashduty(link.sys_id, link.destination)
                 alert_open = True
                 self.log.info("reopened_in_flashduty", number=link.number)
-            settled = read_at >= updated_at + SETTLE_SECONDS
-            done = closed and not alert_open and not held and settled
+                if not sn_open:
+                    # ServiceNow, the record of what is open, has it closed: close it again.
+                    self._resolve_again(link, run_id)
+                    alert_open = False
+            settled = read_at >= info.updated_at + SETTLE_SECONDS
+            quiet = read_at >= info.close_time + WATCH_AFTER_CLOSE
+            done = info.closed and not alert_open and not held and settled and quiet
             self.ledger.links.read(
                 link.sys_id,
-                progress=progress,
-                updated_at=updated_at,
+                progress=info.progress,
+                updated_at=info.updated_at,
                 read_at=read_at,
                 cursor=link.cursor.past(entries),
                 watching=not done,
@@ -242,6 +242,17 @@ class Writeback:
                     run_id=run_id,
                 )
                 report.queued += 1
+
+    def _resolve_again(self, link: Link, run_id: str) -> None:
+        snapshot = self.ledger.incidents.snapshots([link.sys_id]).get(link.sys_id)
+        entry = self.ledger.incidents.entries([link.sys_id]).get(link.sys_id)
+        if snapshot is None or entry is None:
+            return
+        where = link.destination or entry.destination or "default"
+        closed = replace(entry, alert_open=False, destination=None, held=False, pinned=False)
+        why = "reopened in Flashduty, closed in ServiceNow"
+        resolve = Decision(snapshot, closed, (Event(Kind.RESOLVE, where),), False, why)
+        self.ledger.record([resolve], run_id=run_id)
 
     def _preview(self, link: Link, turn: Turn, report: WritebackReport) -> None:
         if not turn.worth_writing:

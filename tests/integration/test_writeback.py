@@ -148,7 +148,7 @@ def test_an_ack_never_moves_an_incident_that_is_no_longer_new(two_way):
     t.fd.ack(incident_id, t.fd.add_person("Ann Lee"))
     t.cycle()
     assert t.sn.incident(inc["sys_id"])["state"] == "3"
-    assert "Acknowledged by Ann Lee" in t.notes(inc["sys_id"])[0]
+    assert "Acknowledged by Ann Lee" in "\n".join(t.notes(inc["sys_id"]))
 
 
 def test_a_responders_resolve_is_respected_and_an_edit_does_not_page_again(two_way):
@@ -210,7 +210,7 @@ def test_a_reopen_in_flashduty_is_noted_and_the_alert_counts_as_open_again(two_w
     t.cycle()
     t.fd.reopen(incident_id, bob, "it came back")
     t.cycle()
-    assert "[Flashduty] Reopened by Bob Ray: it came back" in t.notes(inc["sys_id"])[-1]
+    assert "[Flashduty] Reopened by Bob Ray: it came back" in "\n".join(t.notes(inc["sys_id"]))
     change(t.sn, inc["sys_id"], state="6")
     t.cycle()
     assert [e.kind for e in t.fd.events()] == ["create", "resolve"]
@@ -229,7 +229,7 @@ def test_a_data_policy_refusal_keeps_the_notes_and_the_other_direction(two_way):
     message = report.message()
     assert inc["number"] in message and "Data Policy Exception" in message
     assert "u_cause" in message
-    assert "Resolved by Bob Ray" in t.notes(inc["sys_id"])[0]  # the notes still arrived
+    assert "Resolved by Bob Ray" in "\n".join(t.notes(inc["sys_id"]))  # the notes arrived
     assert t.sn.incident(inc["sys_id"])["state"] == "1"
     assert other["sys_id"] in t.fd.open_keys()  # ServiceNow -> Flashduty went on
     dead = t.h.ledger.writeback.events(status="dead")
@@ -418,3 +418,18 @@ def test_adopt_takes_over_alerts_opened_before_fd_sync(
     sent = [(e.key, e.kind) for e in flashduty.events()[before:]]
     assert sent == [(b["sys_id"], "resolve"), (a["sys_id"], "resolve")]
     assert flashduty.open_keys() == {"zzz"}
+
+
+def test_a_reopen_in_flashduty_of_an_incident_closed_in_servicenow_is_closed_again(two_way):
+    t = two_way()
+    inc, incident_id = alert_for(t)
+    bob = t.fd.add_person("Bob Ray")
+    t.fd.resolve(incident_id, bob)
+    t.cycle()
+    change(t.sn, inc["sys_id"], state="6")
+    t.cycle()
+    t.fd.reopen(incident_id, bob, "not fixed")
+    t.cycle()  # noted, and closed again: ServiceNow says what is open
+    assert "Reopened by Bob Ray: not fixed" in "\n".join(t.notes(inc["sys_id"]))
+    assert t.fd.open_keys() == set()
+    assert [e.kind for e in t.fd.events()] == ["create", "resolve"]
