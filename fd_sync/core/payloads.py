@@ -187,12 +187,18 @@ def servicenow_body(
         # An incident moved away from this integration (another route, a skip route)
         # is still open: only a closed state closes its alert here.
         closed = incident.state if not incident.is_open else "6"
-        return {
+        body = {
             "action_type": "rule_update",
             "number": incident.number,
             "sys_id": incident.sys_id,
             "state": choices.label("state", closed),
         }
+        if incident.comment:
+            # The latest comment, as the documented rule sends with every change; it also
+            # keeps a second resolve (closing again what Flashduty reopened) from being the
+            # same event as the first, which Flashduty would discard as a duplicate.
+            body["comments"] = truncate(incident.comment, DESCRIPTION_LIMIT)
+        return body
     # "insert" only for a record never changed since it was created, as the documented
     # rule decides; a backfill, an older incident seen first, a reopen: "update", which
     # Flashduty answers by opening the incident when it has none for this sys_id.

@@ -109,7 +109,13 @@ def _names(ids: Iterable[Any], people: Mapping[int, Person]) -> str:
     return ", ".join(out) or "nobody"
 
 
-def _line(entry: FeedEntry, people: Mapping[int, Person], incident: FlashdutyIncident) -> str:
+def _line(
+    entry: FeedEntry,
+    people: Mapping[int, Person],
+    incident: FlashdutyIncident,
+    *,
+    resolution: str = "",
+) -> str:
     who = people.get(entry.creator_id, Person())
     by = "Flashduty" if entry.creator_id == 0 else who.label(entry.creator_id)
     detail = entry.detail
@@ -131,8 +137,8 @@ def _line(entry: FeedEntry, people: Mapping[int, Person], incident: FlashdutyInc
             text = f"Resolved by {by}"
         else:
             text = f"Resolved automatically by Flashduty ({origin or 'unknown origin'})"
-        if incident.resolution:
-            text += f": {incident.resolution}"
+        if resolution:
+            text += f": {resolution}"
     elif entry.type == "i_reopen":
         reason = str(detail.get("reason") or "").strip()
         text = f"Reopened by {by}" + (f": {reason}" if reason else "")
@@ -182,30 +188,36 @@ def compose(
     ack_at: int | None = None
     close: Close | None = None
     closed = reopened = False
-    for entry in entries:
+    # The feed does not say what each resolve's resolution was; the incident has the
+    # latest close's: it belongs to the last resolve, if the incident is still closed.
+    last_close = max(
+        (i for i, e in enumerate(entries) if e.type in ("i_rslv", "i_reopen")), default=-1
+    )
+    for index, entry in enumerate(entries):
         kind = KIND_OF_TYPE.get(entry.type)
         if kind is None or is_own(entry):
             continue  # not a responder's action, or one fd-sync caused
+        resolution = ""
         if entry.type == "i_ack" and ack_at is None:
             ack_at = entry.created_at
         elif entry.type == "i_rslv":
-            origin = str(entry.detail.get("from") or "")
+            current = index == last_close and incident.closed
+            resolution = incident.resolution if current else ""
             who = people.get(entry.creator_id, Person())
-            closer = incident.closer or who
+            if not (who.name or who.email) and current and incident.closer:
+                who = incident.closer
             close = Close(
                 at_ms=entry.created_at,
-                origin=origin,
-                closer=closer.short(entry.creator_id)
-                if (closer.name or closer.email)
-                else "Flashduty",
-                resolution=incident.resolution,
+                origin=str(entry.detail.get("from") or ""),
+                closer=who.short(entry.creator_id) if entry.creator_id else "Flashduty",
+                resolution=resolution,
                 url=incident.url,
             )
             closed, reopened = True, False
         elif entry.type == "i_reopen":
             close, closed, reopened = None, False, True
         if kind in work_notes:
-            lines.append(_line(entry, people, incident))
+            lines.append(_line(entry, people, incident, resolution=resolution))
             kinds.append(kind)
     if lines and incident.url:
         lines.append(f"[Flashduty] Incident: {incident.url}")

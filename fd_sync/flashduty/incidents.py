@@ -122,6 +122,7 @@ class IncidentReader:
             reached = any(e.created_at < cursor.at_ms for e in batch)
             if reached or not batch or not (isinstance(data, dict) and data.get("has_next_page")):
                 break
+        entries.reverse()  # oldest first, keeping Flashduty's order within one millisecond
         return cursor.new(entries)
 
     def names(self, person_ids: Iterable[int]) -> dict[int, Person]:

@@ -118,6 +118,26 @@ class Outbox:
             [iso(self.clock()), sys_id, sys_id],
         )
 
+    def cancel_updates(self, sys_id: str) -> int:
+        """A responder closed the alert in Flashduty: its queued updates would open a new
+        one (and page). Those before a queued create (a new alert) are cancelled."""
+        return self.db.execute(
+            f"UPDATE outbox SET status = '{CANCELLED}', finished_at = ? WHERE sys_id = ? "
+            f"AND status = '{PENDING}' AND kind = 'update' AND id < COALESCE((SELECT MIN(id) "
+            f"FROM outbox WHERE sys_id = ? AND status = '{PENDING}' AND kind = 'create'), "
+            "9223372036854775807)",
+            [iso(self.clock()), sys_id, sys_id],
+        )
+
+    def cancel(self, event_id: int) -> None:
+        """An event that no longer needs sending (an update a later resolve supersedes)."""
+        with self.db.transaction("cancel an event"):
+            self.db.execute(
+                f"UPDATE outbox SET status = '{CANCELLED}', finished_at = ? WHERE id = ? "
+                f"AND status = '{PENDING}'",
+                [iso(self.clock()), event_id],
+            )
+
     # --- the consumer side: delivery ------------------------------------------------------
 
     def pending(

@@ -137,7 +137,8 @@ class Cycle:
         Flashduty either way), then keep what `status` reads of this cycle."""
         if fetched and report.error is None:  # ServiceNow answered: hourly, one request
             refresh_choice_labels(self.ledger, self.servicenow)
-        report.delivery = self.deliverer.drain()
+        unsure = self.writeback.unsure(report.writeback) if self.writeback else frozenset()
+        report.delivery = self.deliverer.drain(unsure=unsure)
         self._count_outbox(report)
         self.ledger.outbox.purge_finished()
         seen = self.servicenow.last_server_now

@@ -51,6 +51,7 @@ class DeliveryReport:
     delivered: int = 0
     dead: int = 0  # refused for good during this drain
     held: int = 0  # left pending behind an undeliverable event of the same incident
+    deferred: int = 0  # updates (and what follows them) kept while Flashduty's side is unknown
     down: dict[str, str] = field(default_factory=dict)  # destination -> why it is down
     stopped: bool = False  # asked to stop before the outbox was empty
 
@@ -74,9 +75,18 @@ class Deliverer:
         self.progress = progress
         self.log = logs.get("delivery")
 
-    def drain(self, *, only: str | None = None) -> DeliveryReport:
-        """Deliver pending events in order; with ``only`` (a sys_id), that incident's alone."""
+    def drain(
+        self, *, only: str | None = None, unsure: frozenset[str] = frozenset()
+    ) -> DeliveryReport:
+        """Deliver pending events in order; with ``only`` (a sys_id), that incident's alone.
+
+        ``unsure``: incidents whose alert a responder may have closed in Flashduty, unseen
+        because the write-back could not read Flashduty this cycle. Their updates wait (an
+        update to a closed alert opens a new one and pages again), unless a resolve follows,
+        which makes them moot.
+        """
         report = DeliveryReport()
+        waiting: set[str] = set()  # unsure incidents whose events wait for the next cycle
         choices = cached_choice_labels(self.ledger)  # the instance's labels, read hourly
         held = self.ledger.outbox.dead_incidents()  # earlier refusals still hold their incidents
         after_id = 0
@@ -91,6 +101,18 @@ class Deliverer:
                     return report
                 if event.sys_id in held:
                     report.held += 1
+                    continue
+                if event.sys_id in waiting or (
+                    event.sys_id in unsure and event.kind is Kind.UPDATE
+                ):
+                    if event.kind is Kind.UPDATE and any(
+                        e.sys_id == event.sys_id and e.kind is Kind.RESOLVE and e.id > event.id
+                        for e in batch
+                    ):
+                        self.ledger.outbox.cancel(event.id)  # a resolve follows: moot
+                        continue
+                    waiting.add(event.sys_id)
+                    report.deferred += 1
                     continue
                 destination = self.destinations.get(event.destination)
                 if destination is None:

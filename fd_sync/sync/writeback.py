@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from fd_sync import logs
@@ -37,7 +37,6 @@ from fd_sync.core.feed import (
 )
 from fd_sync.core.incident import CLOSED_STATES
 from fd_sync.core.writeback import (
-    Intents,
     ServiceNowNow,
     StateRules,
     Turn,
@@ -46,35 +45,17 @@ from fd_sync.core.writeback import (
     people_of,
     state_fields,
 )
-from fd_sync.errors import AccessDenied, FdSyncError, TemporaryFailure
+from fd_sync.errors import AccessDenied, TemporaryFailure
 from fd_sync.flashduty.incidents import IncidentReader
-from fd_sync.servicenow.writer import IncidentWriter, WriteRefused
+from fd_sync.servicenow.writer import IncidentWriter
 from fd_sync.store.ledger import Ledger
 from fd_sync.store.links import Link
 from fd_sync.store.state import FLASHDUTY_READ
 from fd_sync.store.times import iso
-from fd_sync.store.writeback import Write
+from fd_sync.sync.writeback_report import WritebackReport
+from fd_sync.sync.writeback_writes import ServiceNowWrites
 
 LINK_GIVE_UP = timedelta(days=1)  # an alert Flashduty made no incident of (excluded, dropped)
-
-
-@dataclass
-class WritebackReport:
-    linked: int = 0
-    read: int = 0  # timelines read
-    queued: int = 0
-    written: int = 0  # PATCHes ServiceNow accepted
-    refused: list[WriteRefused] = field(default_factory=list)
-    planned: list[str] = field(default_factory=list)  # --dry-run's lines
-    error: FdSyncError | None = None
-    openapi_requests: int = 0
-    servicenow_requests: int = 0
-    outcomes: dict[tuple[str, str], int] = field(default_factory=dict)  # (kind, outcome) -> n
-    lag_seconds: float = 0.0  # age of the oldest write still pending after this cycle
-
-    def tally(self, kinds: tuple[str, ...], outcome: str) -> None:
-        for kind in kinds or ("state",):
-            self.outcomes[(kind, outcome)] = self.outcomes.get((kind, outcome), 0) + 1
 
 
 class Writeback:
@@ -96,6 +77,15 @@ class Writeback:
             config.acknowledge_state, config.resolve_state, config.close_code, config.close_notes
         )
         self.log = logs.get("writeback")
+        self.writes = ServiceNowWrites(ledger, writer, self.rules, wall=wall)
+
+    def unsure(self, report: WritebackReport) -> frozenset[str]:
+        """Incidents whose Flashduty side is unknown because reading it failed for now
+        (a refused key is not temporary: then nothing waits, or ServiceNow's closes would
+        never resolve alerts)."""
+        if not isinstance(report.error, TemporaryFailure):
+            return frozenset()
+        return frozenset(link.sys_id for link in self.ledger.links.watched())
 
     # --- phase 1: read Flashduty ------------------------------------------------------------
 
@@ -210,6 +200,7 @@ class Writeback:
                 # while ServiceNow keeps it open an edit must not page again.
                 held = sn_open
                 self.ledger.incidents.closed_in_flashduty(link.sys_id, held=held)
+                self.ledger.outbox.cancel_updates(link.sys_id)
                 alert_open = False
                 self.log.info("closed_in_flashduty", number=link.number, held=held)
             elif turn.reopened:
@@ -218,7 +209,8 @@ class Writeback:
                 self.log.info("reopened_in_flashduty", number=link.number)
                 if not sn_open:
                     # ServiceNow, the record of what is open, has it closed: close it again.
-                    self._resolve_again(link, run_id)
+                    reopened_at = max(e.created_at for e in entries if e.type == "i_reopen")
+                    self._resolve_again(link, run_id, reopened_at)
                     alert_open = False
             settled = read_at >= info.updated_at + SETTLE_SECONDS
             quiet = read_at >= info.close_time + WATCH_AFTER_CLOSE
@@ -243,7 +235,7 @@ class Writeback:
                 )
                 report.queued += 1
 
-    def _resolve_again(self, link: Link, run_id: str) -> None:
+    def _resolve_again(self, link: Link, run_id: str, reopened_at: int) -> None:
         snapshot = self.ledger.incidents.snapshots([link.sys_id]).get(link.sys_id)
         entry = self.ledger.incidents.entries([link.sys_id]).get(link.sys_id)
         if snapshot is None or entry is None:
@@ -251,7 +243,14 @@ class Writeback:
         where = link.destination or entry.destination or "default"
         closed = replace(entry, alert_open=False, destination=None, held=False, pinned=False)
         why = "reopened in Flashduty, closed in ServiceNow"
-        resolve = Decision(snapshot, closed, (Event(Kind.RESOLVE, where),), False, why)
+        # Flashduty discards an event identical to an earlier one: this one says why and when.
+        when = datetime.fromtimestamp(reopened_at / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        again = replace(
+            snapshot,
+            comment=f"[fd-sync] reopened in Flashduty at {when} UTC, but {snapshot.number} "
+            "is closed in ServiceNow: closed again",
+        )
+        resolve = Decision(again, closed, (Event(Kind.RESOLVE, where),), False, why)
         self.ledger.record([resolve], run_id=run_id)
 
     def _preview(self, link: Link, turn: Turn, report: WritebackReport) -> None:
@@ -271,132 +270,4 @@ class Writeback:
     # --- phase 2: write ServiceNow ----------------------------------------------------------
 
     def write(self, report: WritebackReport, *, run_id: str) -> None:
-        before = self.writer.requests_made
-        try:
-            self._write(report, run_id)
-        except (AccessDenied, TemporaryFailure) as exc:
-            report.error = report.error or exc
-            self.log.error("servicenow_write_failed", error=str(exc), exit_code=exc.exit_code)
-        finally:
-            report.servicenow_requests += self.writer.requests_made - before
-        self.ledger.writeback.purge_finished()
-        left = self.ledger.writeback.pending()
-        if left:
-            oldest = datetime.fromisoformat(min(w.created_at for w in left))
-            report.lag_seconds = max(0.0, self.wall() - oldest.timestamp())
-
-    def _write(self, report: WritebackReport, run_id: str) -> None:
-        groups: dict[str, list[Write]] = {}
-        for write in self.ledger.writeback.pending():
-            groups.setdefault(write.sys_id, []).append(write)
-        if not groups:
-            return
-        wants_state = bool(self.rules.acknowledge_state or self.rules.resolve_state)
-        stateful = [
-            s
-            for s, ws in groups.items()
-            if wants_state and any(w.intents.ack_at_ms is not None or w.intents.close for w in ws)
-        ]
-        current = self.writer.current(stateful) if stateful else {}
-        links = self.ledger.links.get(groups)
-        for sys_id, writes in groups.items():
-            intents = Intents()
-            for w in writes:
-                intents = intents.merged(w.intents)
-            note = "\n".join(w.note for w in writes if w.note)
-            now = current.get(sys_id)
-            link = links.get(sys_id)
-            fields: dict[str, str] = {}
-            if now is not None:
-                own = link.own_mod_count if link else None
-                fields, _ = state_fields(intents, now, self.rules, own_mod_count=own)
-            self._send(sys_id, writes, note, fields, intents, report, run_id)
-
-    def _send(
-        self,
-        sys_id: str,
-        writes: list[Write],
-        note: str,
-        fields: dict[str, str],
-        intents: Intents,
-        report: WritebackReport,
-        run_id: str,
-    ) -> None:
-        ids = [w.id for w in writes]
-        number = writes[-1].number
-        kinds = tuple(k for w in writes for k in w.kinds)
-        if not note and not fields:
-            with self.ledger.transaction("record a write-back"):
-                self.ledger.writeback.mark_delivered(ids, http_status=0)  # nothing left to say
-            return
-        body = {**({"work_notes": note} if note else {}), **fields}
-        self.ledger.writeback.mark_attempt(ids)
-        try:
-            result = self.writer.write(sys_id, number, body)
-        except WriteRefused as exc:
-            if not (fields and note):
-                self.ledger.writeback.mark_failed(
-                    ids, dead=True, http_status=exc.status, message=exc.detail
-                )
-                self._refused(exc, kinds, report)
-                return
-            # The state change was refused: the notes still go, the state waits for retry.
-            try:
-                result = self.writer.write(sys_id, number, {"work_notes": note})
-            except WriteRefused as again:
-                self.ledger.writeback.mark_failed(
-                    ids, dead=True, http_status=again.status, message=again.detail
-                )
-                self._refused(again, kinds, report)
-                return
-            with self.ledger.transaction("record a write-back"):
-                self.ledger.writeback.mark_delivered(ids, http_status=200)
-                self.ledger.writeback.refused_part(
-                    writes[-1], intents, http_status=exc.status, message=exc.detail, run_id=run_id
-                )
-                self._own_version(sys_id, result)
-            self._refused(exc, ("state",), report)
-            report.written += 1
-            report.tally(kinds, "written")
-            return
-        except TemporaryFailure as exc:
-            self.ledger.writeback.mark_failed(ids, dead=False, http_status=None, message=str(exc))
-            raise
-        with self.ledger.transaction("record a write-back"):
-            self.ledger.writeback.mark_delivered(ids, http_status=200)
-            self._own_version(sys_id, result)
-        report.written += 1
-        report.tally(kinds + (("state",) if fields else ()), "written")
-        self.log.info(
-            "writeback_written",
-            number=number,
-            kinds=list(kinds),
-            state=fields.get("state"),
-            mod_count=result.get("sys_mod_count"),
-            updated_by=result.get("sys_updated_by"),
-        )
-
-    def _refused(self, exc: WriteRefused, kinds: tuple[str, ...], report: WritebackReport) -> None:
-        report.refused.append(exc)
-        report.tally(kinds, "refused")
-        self.log.error("writeback_refused", number=exc.number, status=exc.status, error=exc.detail)
-
-    def _own_version(self, sys_id: str, result: dict[str, object]) -> None:
-        """The version this PATCH produced is handled, if it is the only change since the
-        version the ledger has; otherwise a person changed it too and the poll decides."""
-        try:
-            mod_count = int(str(result.get("sys_mod_count")))
-        except ValueError:
-            return
-        self.ledger.links.own_write(sys_id, mod_count)
-        snapshot = self.ledger.incidents.snapshots([sys_id]).get(sys_id)
-        entry = self.ledger.incidents.entries([sys_id]).get(sys_id)
-        if snapshot is None or entry is None or mod_count != entry.mod_count + 1:
-            return
-        ours = replace(
-            snapshot,
-            state=str(result.get("state") or snapshot.state),
-            updated_on=str(result.get("sys_updated_on") or snapshot.updated_on),
-            mod_count=mod_count,
-        )
-        self.ledger.incidents.own_version(ours, held=entry.held and ours.is_open)
+        self.writes.write(report, run_id=run_id)
