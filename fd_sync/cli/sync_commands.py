@@ -224,7 +224,7 @@ def status(options: Options, as_json: bool, health_check: bool) -> int:
 @cli.command()
 @click.option(
     "--cycles",
-    default=4,
+    default=5,
     show_default=True,
     type=click.IntRange(1, 20),
     help="How many poll cycles to show.",

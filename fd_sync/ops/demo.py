@@ -40,8 +40,20 @@ def _config(servicenow: ServiceNowSim, flashduty: FlashdutySim, database: Path) 
             "timeout_seconds": 5,
             "max_attempts": 3,
         },
-        "flashduty": {"push_url": flashduty.push_url_servicenow, "max_attempts": 3},
+        "flashduty": {
+            "push_url": flashduty.push_url_servicenow,
+            "max_attempts": 3,
+            "app_key": flashduty.app_key,
+            "api_domain": flashduty.api_domain,
+        },
         "sync": {"database": str(database), "lookback_seconds": 60},
+        # Two-way: responders' acks, comments and resolves come back as work notes.
+        "writeback": {
+            "enabled": True,
+            "acknowledge_state": "2",
+            "resolve_state": "6",
+            "close_code": "Solution provided",
+        },
     }
     return parse(raw, path=database.parent / "demo.toml", env={})
 
@@ -53,6 +65,7 @@ class _Demo:
         self.fd = FlashdutySim()
         self.workdir = workdir
         self.seen = 0
+        self.written = 0
         self.groups: dict[str, str] = {}
         self.users: dict[str, str] = {}
 
@@ -89,17 +102,32 @@ class _Demo:
                 f"    {body['number']}  {body['action_type']:<11} -> {event.kind:<7} {detail}"
             )
 
+    def show_written(self) -> None:
+        """What the write-back wrote to ServiceNow: work notes and state changes."""
+        writes = self.sn.writes[self.written :]
+        self.written += len(writes)
+        if not writes:
+            return
+        self.echo("  ServiceNow received (write-back, PATCH):")
+        for sys_id, body in writes:
+            row = self.sn.incident(sys_id)
+            state = f"  state -> {body['state']}" if "state" in body else ""
+            self.echo(f"    {row['number']}  work note:{state}")
+            for line in str(body.get("work_notes") or "").splitlines():
+                self.echo(f"      {line}")
+
     def cycle(
         self, cycle: Cycle, number: int, story: str, *, since: datetime | None = None
     ) -> CycleReport:
         self.echo(f"\ncycle {number}: {story}")
         report = cycle.run(since=since)
         self.show_received()
+        self.show_written()
         self.echo(f"  fd-sync: {report.summary()}")
         return report
 
 
-def run_demo(*, cycles: int = 4, echo: Echo = print) -> int:
+def run_demo(*, cycles: int = 5, echo: Echo = print) -> int:
     logs.configure("error")  # the demo narrates; log lines would only interleave
     with tempfile.TemporaryDirectory(prefix="fd-sync-demo-") as tmp:
         demo = _Demo(echo, Path(tmp))
@@ -157,8 +185,26 @@ def _run(demo: _Demo, cycles: int) -> int:
                 "added elsewhere, and Flashduty answers 503 twice (retried with backoff)",
             )
 
-        for number in range(4, cycles + 1):
-            demo.cycle(cycle, number, "nothing changed in ServiceNow")
+        if cycles >= 4:
+            ann = fd.add_person("Ann Lee", "ann@example.com")
+            vpn = fd.incident_of(ids[1])
+            fd.ack(vpn, ann)
+            fd.comment(vpn, ann, "rolling back the gateway firmware")
+            bob = fd.add_person("Bob Diaz", "bob@example.com")
+            fd.resolve(fd.incident_of(ids[4]), bob, "upstream pool restarted")
+            demo.cycle(
+                cycle,
+                4,
+                f"in Flashduty, Ann Lee acknowledges {sn.incident(ids[1])['number']} and "
+                f"comments; Bob Diaz resolves {sn.incident(ids[4])['number']}",
+            )
+
+        for number in range(5, cycles + 1):
+            demo.cycle(
+                cycle,
+                number,
+                "nothing changed by a person: fd-sync's own writes come back as nothing",
+            )
 
     open_sn = {sn.incident(i)["number"] for i in sn.open_sys_ids()}
     open_fd = {sn.incident(key)["number"] for key in fd.open_keys()}

@@ -140,7 +140,31 @@ class FlashdutyControl:
             "events": self.events,
             "fault": lambda args: fault(self.sim, args),
             "clear-faults": lambda _: clear_faults(self.sim),
+            "ack": lambda args: self.respond("ack", args),
+            "comment": lambda args: self.respond("comment", args),
+            "resolve": lambda args: self.respond("resolve", args),
+            "reopen": lambda args: self.respond("reopen", args),
         }
+
+    def respond(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
+        """A responder acts on the incident of an alert: key=SYS_ID [by=NAME] [text=...]."""
+        incident_id = self.sim.incident_of(str(args["key"]))
+        name = str(args.get("by") or "Ann Lee")
+        person = next(
+            (p for p, info in self.sim.persons.items() if info["person_name"] == name), None
+        )
+        if person is None:
+            person = self.sim.add_person(name, str(args.get("email") or ""))
+        text = str(args.get("text") or "")
+        if action == "ack":
+            self.sim.ack(incident_id, person)
+        elif action == "comment":
+            self.sim.comment(incident_id, person, text)
+        elif action == "resolve":
+            self.sim.resolve(incident_id, person, text)
+        else:
+            self.sim.reopen(incident_id, person, text)
+        return {"incident_id": incident_id, "progress": self.sim.fd_incidents[incident_id]["progress"]}
 
     def events(self, _: dict[str, Any]) -> dict[str, Any]:
         """What Flashduty received, in order, and which alerts are open."""

@@ -58,7 +58,7 @@ class TableWrites:
         # state value -> fields that must be filled for it (a data policy on resolve, close)
         self.data_policy: dict[str, tuple[str, ...]] = {}
         self.tables.setdefault("sys_data_policy_rule", {})
-        self.writes: list[dict[str, Any]] = []  # every accepted PATCH body, in order
+        self.writes: list[tuple[str, dict[str, Any]]] = []  # (sys_id, body) of each PATCH
 
     def require_on_close(self, *fields: str, states: tuple[str, ...] = ("6", "7")) -> None:
         """A data policy: resolving (and closing) needs these fields, as many instances have."""
@@ -131,7 +131,7 @@ class TableWrites:
                 )
             if changes or notes:
                 self._write_row(row, changes, notes)
-                self.writes.append(dict(body))
+                self.writes.append((sys_id, dict(body)))
             render = self._renderer("incident", request.query)
             return Response.json({"result": render(row)})
 

@@ -8,6 +8,12 @@ def test_demo_shows_incidents_flowing(run_fd_sync):
     assert result.code == 0, result.output
     out = result.stdout
     assert "-> create" in out and "-> update" in out and "-> resolve" in out
+    # Both ways: an ack in the simulated Flashduty arrives as a ServiceNow work note.
+    assert "ServiceNow received (write-back, PATCH):" in out
+    assert "[Flashduty] Acknowledged by Ann Lee (ann@example.com)" in out
+    assert "state -> 2" in out
+    last = out.split("cycle 5:", 1)[1]
+    assert "Flashduty received nothing" in last  # nothing fd-sync wrote came back
     assert "the two agree" in out
     assert "Traceback" not in result.output
 
