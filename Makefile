@@ -21,6 +21,7 @@ demo: $(STAMP)
 ## bench: fd-sync at 10k and 100k incidents beside a raw fetch and PySNC (bench/README.md)
 bench: $(STAMP) $(VENV)/.bench-installed
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.writeback
 
 $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

@@ -164,7 +164,10 @@ class FlashdutyControl:
             self.sim.resolve(incident_id, person, text)
         else:
             self.sim.reopen(incident_id, person, text)
-        return {"incident_id": incident_id, "progress": self.sim.fd_incidents[incident_id]["progress"]}
+        return {
+            "incident_id": incident_id,
+            "progress": self.sim.fd_incidents[incident_id]["progress"],
+        }
 
     def events(self, _: dict[str, Any]) -> dict[str, Any]:
         """What Flashduty received, in order, and which alerts are open."""

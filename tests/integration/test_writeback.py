@@ -433,3 +433,24 @@ def test_a_reopen_in_flashduty_of_an_incident_closed_in_servicenow_is_closed_aga
     assert "Reopened by Bob Ray: not fixed" in "\n".join(t.notes(inc["sys_id"]))
     assert t.fd.open_keys() == set()
     assert [e.kind for e in t.fd.events()] == ["create", "resolve"]
+
+
+def test_metrics_count_write_backs_by_kind_and_outcome(two_way):
+    from prometheus_client import generate_latest
+
+    from fd_sync.service.metrics import Metrics
+
+    t = two_way(resolve_state="6", close_code="Solution provided")
+    t.sn.require_on_close("close_code", "close_notes", "u_cause")
+    t.sn.add_column("u_cause")
+    _, incident_id = alert_for(t)
+    bob = t.fd.add_person("Bob Ray")
+    t.fd.comment(incident_id, bob, "on it")
+    t.fd.resolve(incident_id, bob, "rebooted")
+    metrics = Metrics(poll_interval=60)
+    metrics.observe(t.cycle())
+    text = generate_latest(metrics.registry).decode()
+    assert 'fdsync_writeback_total{kind="comment",outcome="written"} 1.0' in text
+    assert 'fdsync_writeback_total{kind="resolve",outcome="written"} 1.0' in text
+    assert 'fdsync_writeback_total{kind="state",outcome="refused"} 1.0' in text
+    assert "fdsync_writeback_lag_seconds 0.0" in text
