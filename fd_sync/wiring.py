@@ -16,6 +16,7 @@ import requests
 
 from fd_sync.config import Config
 from fd_sync.core.decide import DEFAULT_DESTINATION
+from fd_sync.core.feed import Person
 from fd_sync.core.routing import PushFormat
 from fd_sync.errors import ConfigError
 from fd_sync.flashduty.incidents import IncidentReader
@@ -146,6 +147,7 @@ def cycle(
     should_stop: Callable[[], bool] = _never,
     progress: Callable[[], None] = _nothing,
     wall: Callable[[], float] = time.time,
+    people: dict[int, Person] | None = None,
 ) -> Cycle:
     """A cycle over this ledger with its own clients; ``sleep`` is every retry's wait,
     ``wall`` the Unix clock the write-back compares with Flashduty's times."""
@@ -157,7 +159,7 @@ def cycle(
         deliverer(config, ledger, sleep=sleep, to=to, should_stop=should_stop, progress=progress),
         should_stop=should_stop,
         progress=progress,
-        writeback=writeback(config, ledger, client, sleep=sleep, wall=wall),
+        writeback=writeback(config, ledger, client, sleep=sleep, wall=wall, people=people),
     )
 
 
@@ -168,11 +170,13 @@ def writeback(
     *,
     sleep: Sleep = time.sleep,
     wall: Callable[[], float] = time.time,
+    people: dict[int, Person] | None = None,
 ) -> Writeback | None:
-    """The Flashduty -> ServiceNow direction, when [writeback] enabled is on."""
+    """The Flashduty -> ServiceNow direction, when [writeback] enabled is on; ``people``
+    caches Flashduty's names across cycles."""
     if not config.writeback.enabled:
         return None
-    reader = IncidentReader(openapi_client(config, purpose="[writeback]", sleep=sleep))
+    reader = IncidentReader(openapi_client(config, purpose="[writeback]", sleep=sleep), people)
     return Writeback(config.writeback, ledger, reader, IncidentWriter(client), wall=wall)
 
 

@@ -40,9 +40,10 @@ def _items(data: Any) -> list[dict[str, Any]]:
 
 
 class IncidentReader:
-    def __init__(self, openapi: OpenAPIClient) -> None:
+    def __init__(self, openapi: OpenAPIClient, people: dict[int, Person] | None = None) -> None:
         self.openapi = openapi
-        self.people: dict[int, Person] = {}  # person_id -> name and email, for the process
+        # person_id -> name and email; the daemon passes one dict for its whole life
+        self.people: dict[int, Person] = people if people is not None else {}
 
     @property
     def requests_made(self) -> int:

@@ -35,6 +35,7 @@ from fd_sync import config as config_module
 from fd_sync import logs, wiring
 from fd_sync.config import Config
 from fd_sync.config.sections import METRICS_PACKAGE_MISSING
+from fd_sync.core.feed import Person
 from fd_sync.errors import AccessDenied, ConfigError, FdSyncError, LockBusy, StorageError
 from fd_sync.http.transport import interruptible_sleep
 from fd_sync.service.sdnotify import Notifier
@@ -92,6 +93,7 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self.clock = clock
         self.log = logs.get("daemon")
+        self.people: dict[int, Person] = {}  # Flashduty's names, for the write-back's notes
         self.stop_event = threading.Event()
         self.watchdog = Watchdog(
             self.notifier, config.sync.stall_seconds, stop=self.stop_event, clock=clock
@@ -273,6 +275,7 @@ class Daemon:
                 sleep=sleep,
                 should_stop=self.stop_event.is_set,
                 progress=self.watchdog.progress,
+                people=self.people,
             )
             return cycle.run(command="run", fetch=fetch), fetch
 

@@ -59,6 +59,7 @@ class TableWrites:
         self.data_policy: dict[str, tuple[str, ...]] = {}
         self.tables.setdefault("sys_data_policy_rule", {})
         self.writes: list[tuple[str, dict[str, Any]]] = []  # (sys_id, body) of each PATCH
+        self.written = threading.Condition(self._lock)
 
     def require_on_close(self, *fields: str, states: tuple[str, ...] = ("6", "7")) -> None:
         """A data policy: resolving (and closing) needs these fields, as many instances have."""
@@ -74,6 +75,11 @@ class TableWrites:
                     "mandatory": "true",
                     "conditions": "stateIN" + ",".join(states),
                 }
+
+    def wait_for_writes(self, count: int, timeout: float = 10.0) -> bool:
+        """Block until at least ``count`` PATCHes changed something (an event, not a sleep)."""
+        with self.written:
+            return self.written.wait_for(lambda: len(self.writes) >= count, timeout)
 
     def journal(self, sys_id: str, element: str = "work_notes") -> list[dict[str, str]]:
         """The journal entries of an incident, oldest first (what the form shows)."""
@@ -132,6 +138,7 @@ class TableWrites:
             if changes or notes:
                 self._write_row(row, changes, notes)
                 self.writes.append((sys_id, dict(body)))
+                self.written.notify_all()
             render = self._renderer("incident", request.query)
             return Response.json({"result": render(row)})
 

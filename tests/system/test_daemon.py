@@ -211,3 +211,27 @@ def test_every_line_of_once_carries_its_run_id(servicenow, flashduty, write_conf
     assert len({line.get("run_id") for line in lines}) == 1  # one id, the runs table's too
     status = json.loads(run_fd_sync("--config", str(config), "status", "--json").stdout)
     assert status["last_run"]["run_id"] == lines[0]["run_id"]
+
+
+def test_the_daemon_writes_back_an_ack_once_and_echoes_nothing(
+    servicenow, flashduty, daemon, notify
+):
+    proc = daemon(
+        flashduty={"app_key": flashduty.app_key, "api_domain": flashduty.url},
+        writeback={"enabled": True, "acknowledge_state": "2"},
+    )
+    notify.wait_for(is_status("last cycle"))
+    inc = open_incident(servicenow)
+    assert flashduty.wait_for(1, timeout=30)
+    incident_id = flashduty.incident_of(inc["sys_id"])
+    flashduty.ack(incident_id, flashduty.add_person("Ann Lee", "ann@example.com"))
+    assert servicenow.wait_for_writes(1, timeout=30)
+    assert servicenow.incident(inc["sys_id"])["state"] == "2"
+    cycles = 0
+    while cycles < 3:  # a few more cycles: nothing more is written, nothing echoed
+        notify.wait_for(is_status("last cycle"))
+        cycles += 1
+    assert len(servicenow.writes) == 1
+    assert [e.kind for e in flashduty.events()] == ["create"]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
