@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         if "backfill" in chosen:
             sizes = [int(n) for n in args.sizes.split(",")]
             results["backfill"] = scenarios.backfill(bench, sizes)
+            results["closed"] = scenarios.backfill_closed(bench, max(sizes))
         if "backfill" in chosen:
             scenarios.log(f"stages: where a {max(sizes):,}-incident backfill spends its CPU")
             results["stages"] = stages.measure_stages(max(sizes), flashduty)

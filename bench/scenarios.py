@@ -23,7 +23,8 @@ from typing import Any
 
 from bench.processes import PYTHON, ROOT, Run, Simulator, Summary, check, child_env, measure
 
-CLIENTS = ("raw", "pysnc", "fd-sync")  # baseline A, baseline B, fd-sync
+CLIENTS = ("raw", "raw-msgspec", "pysnc", "fd-sync")  # A (json, msgspec), B, fd-sync
+CLOSED_CLIENTS = ("raw", "raw-msgspec", "fd-sync")
 PAGE_SIZE = 1000
 OPEN_RATIO = 0.02
 EMPTY_SINCE = "2026-01-01 00:00:00"
@@ -87,10 +88,12 @@ def fd_sync(config: Path, *args: str, paced: bool = True) -> list[str]:
 
 
 def baseline(kind: str, servicenow: dict[str, Any], since: str) -> list[str]:
-    script = {"raw": "raw_fetch.py", "pysnc": "pysnc_fetch.py"}[kind]
+    script = {"raw": "raw_fetch.py", "raw-msgspec": "raw_fetch.py", "pysnc": "pysnc_fetch.py"}
+    decoder = ["--decoder", "msgspec"] if kind == "raw-msgspec" else []
     return [
         PYTHON,
-        str(ROOT / "bench/clients" / script),
+        str(ROOT / "bench/clients" / script[kind]),
+        *decoder,
         "--url",
         servicenow["url"],
         "--username",
@@ -137,6 +140,22 @@ def backfill(bench: Bench, sizes: list[int]) -> dict[str, Any]:
         results[str(n)] = {c: Summary.of(runs[c]).as_dict() for c in CLIENTS}
         results[str(n)]["open"] = hello["open"]
     return results
+
+
+def backfill_closed(bench: Bench, n: int) -> dict[str, Any]:
+    """Fetch -> decide -> ledger alone: N incidents, every one closed, so nothing is sent."""
+    log(f"backfill, every incident closed: seeding {n} incidents")
+    with Simulator("servicenow", "--incidents", str(n), "--open-ratio", "0") as sn:
+        hello = sn.hello
+        runs: dict[str, list[Run]] = {c: [] for c in CLOSED_CLIENTS}
+        for attempt in range(bench.repeat):
+            for client in CLOSED_CLIENTS:
+                runs[client].append(_backfill_once(bench, client, hello, hello["oldest"], n))
+            log(
+                f"closed N={n} run {attempt + 1}/{bench.repeat}: "
+                + ", ".join(f"{c} {runs[c][-1].cpu:.2f}s cpu" for c in CLOSED_CLIENTS)
+            )
+    return {str(n): {c: Summary.of(runs[c]).as_dict() for c in CLOSED_CLIENTS}}
 
 
 def _backfill_once(bench: Bench, client: str, hello: dict[str, Any], since: str, n: int) -> Run:

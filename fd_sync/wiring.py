@@ -113,7 +113,8 @@ def push_client(
         timeout=fd.timeout_seconds,
         max_attempts=max_attempts or fd.max_attempts,
         limiter=limiter,
-        session=session(config),
+        ca_bundle=config.http.ca_bundle,
+        proxy=config.http.proxy,
         sleep=sleep,
     )
 

@@ -3,6 +3,8 @@
 The same requests as fd-sync's scan (query, fields, page size, parameters) over
 one keep-alive ``requests.Session``, and nothing else: no ledger, no events.
 Standard library and requests only, so its start-up is the least a poller pays.
+``--decoder msgspec`` decodes with the decoder fd-sync uses: the floor measured two
+ways, so that a ratio stays honest when the floor moves.
 """
 
 from __future__ import annotations
@@ -39,7 +41,13 @@ def main() -> int:
     parser.add_argument("--password", required=True)
     parser.add_argument("--since", required=True, help="YYYY-MM-DD HH:MM:SS")
     parser.add_argument("--page-size", type=int, default=1000)
+    parser.add_argument("--decoder", choices=("json", "msgspec"), default="json")
     args = parser.parse_args()
+    decode = json.loads
+    if args.decoder == "msgspec":
+        import msgspec
+
+        decode = msgspec.json.Decoder().decode
 
     session = requests.Session()
     session.auth = (args.username, args.password)
@@ -60,7 +68,7 @@ def main() -> int:
             timeout=30,
         )
         response.raise_for_status()
-        page = json.loads(response.content)["result"]
+        page = decode(response.content)["result"]
         if not page:
             break
         rows += len(page)

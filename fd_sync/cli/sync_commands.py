@@ -210,7 +210,7 @@ def status(options: Options, as_json: bool, health_check: bool) -> int:
 
     cfg = load_config(options, secrets_required=False)
     with ledger_access(cfg, "read") as ledger:
-        found = read_status(ledger, cfg.sync.poll_interval_seconds)
+        found = read_status(ledger, cfg.sync.poll_interval_seconds, two_way=cfg.writeback.enabled)
     if as_json:
         click.echo(json.dumps(found.as_json(), indent=2))
     else:

@@ -54,24 +54,40 @@ class Intents:
     ack_at_ms: int | None = None
     close: Close | None = None
     reopened: bool = False  # after the close: the close no longer stands
+    # The ServiceNow version the ledger had when the Flashduty event was read: a later
+    # version that fd-sync did not write is a person's change, which a state change
+    # never overrides (no clock of either system is compared).
+    seen_mod_count: int | None = None
 
     def merged(self, later: Intents) -> Intents:
+        acts = later.ack_at_ms is not None or later.close is not None
         return Intents(
             ack_at_ms=self.ack_at_ms if self.ack_at_ms is not None else later.ack_at_ms,
             close=None if later.reopened else (later.close or self.close),
             reopened=later.reopened or (self.reopened and later.close is None),
+            seen_mod_count=later.seen_mod_count if acts else self.seen_mod_count,
         )
 
     def to_json(self) -> str:
         close = self.close.__dict__ if self.close else None
-        return json.dumps({"ack_at_ms": self.ack_at_ms, "close": close, "reopened": self.reopened})
+        return json.dumps(
+            {
+                "ack_at_ms": self.ack_at_ms,
+                "close": close,
+                "reopened": self.reopened,
+                "seen_mod_count": self.seen_mod_count,
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str | None) -> Intents:
         data = json.loads(text) if text else {}
         close = data.get("close")
         return cls(
-            data.get("ack_at_ms"), Close(**close) if close else None, bool(data.get("reopened"))
+            data.get("ack_at_ms"),
+            Close(**close) if close else None,
+            bool(data.get("reopened")),
+            data.get("seen_mod_count"),
         )
 
 
@@ -260,7 +276,11 @@ def state_fields(
 
     # A person's change after the Flashduty event wins: fd-sync's own last write does not count.
     def person_changed(ms: int) -> bool:
-        return now.mod_count != own_mod_count and now.updated_on > _sn_time(ms)
+        if now.mod_count == own_mod_count:
+            return False  # the present version is fd-sync's own write
+        if intents.seen_mod_count is not None:
+            return now.mod_count > intents.seen_mod_count  # changed since the event was read
+        return now.updated_on > _sn_time(ms)  # a write queued before versions were kept
 
     close = intents.close
     if close is not None and rules.resolve_state:

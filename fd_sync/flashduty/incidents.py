@@ -32,6 +32,13 @@ class FoundAlert:
     alert_id: str
     incident_id: str
     active: bool
+    start_time: int = 0
+
+    @property
+    def rank(self) -> tuple[bool, int, str]:
+        """Which of a key's alerts is the one just sent: an open one, the newest (a closed
+        alert's key comes back as a new alert; ObjectIDs grow with time)."""
+        return (self.active, self.start_time, self.alert_id)
 
 
 def _items(data: Any) -> list[dict[str, Any]]:
@@ -63,8 +70,11 @@ class IncidentReader:
             body["alert_keys"] = wanted[first : first + 100]
             for item in self.openapi.paged("/alert/list", body):
                 alert = self._alert(item)
-                if alert is not None:
-                    found[alert.alert_key] = alert  # ascending: the newest wins
+                if alert is None:
+                    continue
+                known = found.get(alert.alert_key)
+                if known is None or alert.rank > known.rank:
+                    found[alert.alert_key] = alert
         return found
 
     def active_alerts(
@@ -89,7 +99,11 @@ class IncidentReader:
         if not key or not incident_id:
             return None  # no incident (yet): merged away, or held by a noise-reduction rule
         return FoundAlert(
-            str(key), str(item.get("alert_id") or ""), str(incident_id), item.get("end_time") == 0
+            str(key),
+            str(item.get("alert_id") or ""),
+            str(incident_id),
+            item.get("end_time") == 0,
+            int(item.get("start_time") or 0),
         )
 
     def incidents(self, incident_ids: Iterable[str]) -> dict[str, FlashdutyIncident]:

@@ -10,23 +10,23 @@ failure, not a success. Every failure keeps Flashduty's ``error.code``,
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import requests
 import tenacity
 
 from fd_sync import logs, redaction
 from fd_sync.errors import FatalAPIError, RetriableAPIError
+from fd_sync.http.poster import Poster
 from fd_sync.http.ratelimit import SlidingWindowLimiter
 from fd_sync.http.transport import (
+    USER_AGENT,
     BackoffWait,
     Exchange,
-    exchange,
     looks_like_html,
-    make_session,
     parse_retry_after,
     retrying,
 )
@@ -127,21 +127,33 @@ class FlashdutyClient:
         timeout: float = 10.0,
         max_attempts: int = 5,
         limiter: SlidingWindowLimiter | None = None,
-        session: requests.Session | None = None,
+        ca_bundle: str | os.PathLike[str] | None = None,
+        proxy: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         wait: BackoffWait | None = None,
     ) -> None:
-        self.push_url = push_url
         self.timeout = timeout
         self.max_attempts = max_attempts
         self.limiter = limiter
-        self.session = session or make_session()
+        self.poster = Poster(
+            push_url,
+            headers={**PUSH_HEADERS, "User-Agent": USER_AGENT},
+            ca_bundle=ca_bundle,
+            proxy=proxy,
+        )
         self.sleep = sleep
         self.clock = clock
         self.wait = wait or BackoffWait(cap=10.0)
         self.log = logs.get("flashduty")
-        self._template: requests.PreparedRequest | None = None
+
+    @property
+    def push_url(self) -> str:
+        return self.poster.url
+
+    @push_url.setter
+    def push_url(self, url: str) -> None:
+        self.poster.url = url
 
     def push(self, body: dict[str, Any]) -> Receipt:
         """Deliver, retrying transient failures; RetriableAPIError when they run out."""
@@ -158,29 +170,10 @@ class FlashdutyClient:
     def _attempt(self, data: bytes) -> Receipt:
         if self.limiter is not None:
             self.limiter.acquire()
-        response = exchange(
-            self.session,
-            "POST",
-            self.push_url,
-            timeout=self.timeout,
-            max_bytes=MAX_RESPONSE_BYTES,
-            clock=self.clock,
-            prepared=self._prepared(data),
+        response = self.poster.post(
+            data, timeout=self.timeout, max_bytes=MAX_RESPONSE_BYTES, clock=self.clock
         )
         return classify(response)
-
-    def _prepared(self, data: bytes) -> requests.PreparedRequest:
-        """The push with this body. URL and headers never change, so requests prepares
-        them once (0.13 ms of CPU a push, a third of its cost, when done every time);
-        the session's cookies are added per push, as requests would."""
-        if self._template is None:
-            self._template = self.session.prepare_request(
-                requests.Request("POST", self.push_url, headers=PUSH_HEADERS)
-            )
-        prepared = self._template.copy()
-        prepared.prepare_body(data, None)
-        prepared.prepare_cookies(self.session.cookies)
-        return prepared
 
 
 def classify(response: Exchange) -> Receipt:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import requests
 import tenacity
 import urllib3
@@ -47,7 +48,7 @@ class Exchange:
     elapsed: float = 0.0
 
     def json(self) -> Any:
-        return json.loads(self.body)
+        return decode_json(self.body)
 
     def server_time(self) -> datetime | None:
         """The remote's clock from its ``Date`` header, if it sent one we can read."""
@@ -59,6 +60,22 @@ class Exchange:
         except (TypeError, ValueError):
             return None
         return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+_DECODER = msgspec.json.Decoder()
+
+
+def decode_json(body: bytes) -> Any:
+    """``json.loads``, decoded by msgspec (several times faster on a Table API page).
+
+    msgspec refuses some documents ``json`` accepts (NaN, a float beyond its range, a lone
+    surrogate): those are decoded by ``json``, so every answer means what it meant before,
+    and one ``json`` refuses raises the same ValueError.
+    """
+    try:
+        return _DECODER.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return json.loads(body)
 
 
 class _Session(requests.Session):
@@ -102,10 +119,11 @@ def make_session(
     return session
 
 
-def _network_reason(exc: Exception, timeout: float) -> tuple[str, bool]:
-    """A short, URL-free description of a transport failure, and whether to retry now."""
+def network_reason(exc: Exception, timeout: float) -> tuple[str, bool]:
+    """A short, URL-free description of a transport failure (requests' or urllib3's), and
+    whether to retry now."""
     text = str(exc)
-    if isinstance(exc, requests.exceptions.SSLError):
+    if isinstance(exc, requests.exceptions.SSLError | urllib3.exceptions.SSLError):
         if "CERTIFICATE_VERIFY_FAILED" in text or "certificate" in text.lower():
             return (
                 "TLS certificate not trusted (self-signed, private CA or a TLS-inspecting "
@@ -113,9 +131,13 @@ def _network_reason(exc: Exception, timeout: float) -> tuple[str, bool]:
                 False,
             )
         return "TLS handshake failed", True
-    if isinstance(exc, requests.exceptions.ProxyError):
+    if isinstance(exc, requests.exceptions.ProxyError | urllib3.exceptions.ProxyError):
         return "the proxy refused or failed the connection", True
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
+    if isinstance(exc, requests.exceptions.ConnectTimeout) or (
+        # urllib3's NewConnectionError (refused, DNS) is a ConnectTimeoutError too
+        isinstance(exc, urllib3.exceptions.ConnectTimeoutError)
+        and not isinstance(exc, urllib3.exceptions.NewConnectionError)
+    ):
         return f"no TCP connection within {timeout:g} s (firewall or wrong host?)", True
     if isinstance(
         exc, requests.exceptions.ReadTimeout | urllib3.exceptions.ReadTimeoutError | TimeoutError
@@ -198,38 +220,49 @@ def exchange(
                 **kwargs,
             )
     except requests.RequestException as exc:
-        reason, retry = _network_reason(exc, timeout)
+        reason, retry = network_reason(exc, timeout)
         raise RetriableAPIError(reason, retry=retry) from None
     try:
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            # read1 returns as soon as some bytes arrive; iter_content would wait
-            # for a whole chunk and let a trickling remote outlive the deadline.
-            chunk = response.raw.read1(65536, decode_content=True)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > max_bytes:
-                raise RetriableAPIError(
-                    f"answer larger than {max_bytes // 2**20} MiB",
-                    status=response.status_code,
-                    retry=False,
-                )
-            if clock() > deadline:
-                raise RetriableAPIError(f"answer not complete within {timeout:g} s")
-            chunks.append(chunk)
-    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-        reason, retry = _network_reason(exc, timeout)
-        raise RetriableAPIError(reason, retry=retry) from None
+        body = read_bounded(response.raw, response.status_code, max_bytes, deadline, timeout, clock)
     finally:
         response.close()
     return Exchange(
         status=response.status_code,
         headers=response.headers,
-        body=b"".join(chunks),
+        body=body,
         elapsed=clock() - started,
     )
+
+
+def read_bounded(
+    raw: urllib3.BaseHTTPResponse,
+    status: int,
+    max_bytes: int,
+    deadline: float,
+    timeout: float,
+    clock: Callable[[], float],
+) -> bytes:
+    """The whole body, or a RetriableAPIError past the deadline or the size cap."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while True:
+            # read1 returns as soon as some bytes arrive; iter_content would wait
+            # for a whole chunk and let a trickling remote outlive the deadline.
+            chunk = raw.read1(65536, decode_content=True)
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > max_bytes:
+                raise RetriableAPIError(
+                    f"answer larger than {max_bytes // 2**20} MiB", status=status, retry=False
+                )
+            if clock() > deadline:
+                raise RetriableAPIError(f"answer not complete within {timeout:g} s")
+            chunks.append(chunk)
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        reason, retry = network_reason(exc, timeout)
+        raise RetriableAPIError(reason, retry=retry) from None
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

@@ -29,6 +29,7 @@ class Status:
     daemon: dict[str, Any] | None  # what the daemon last wrote (pid, interval, status line)
     healthy: bool
     health: str
+    two_way: bool = False  # [writeback] enabled: show that direction
 
     def as_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self.summary)
@@ -37,7 +38,11 @@ class Status:
 
 
 def read_status(
-    ledger: Ledger, poll_interval: int, *, now: Callable[[], datetime] = _now
+    ledger: Ledger,
+    poll_interval: int,
+    *,
+    now: Callable[[], datetime] = _now,
+    two_way: bool = False,
 ) -> Status:
     summary = ledger.summary()
     healthy, why = health(summary.last_success_at, poll_interval, now())
@@ -52,7 +57,7 @@ def read_status(
                 "run fd-sync once --since <the last time you know was synced>"
             ),
         )
-    return Status(summary, _daemon(ledger.state.get_json(DAEMON)), healthy, why)
+    return Status(summary, _daemon(ledger.state.get_json(DAEMON)), healthy, why, two_way)
 
 
 def _daemon(recorded: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -121,7 +126,7 @@ def render(status: Status, *, now: Callable[[], datetime] = _now) -> list[str]:
             )
         )
     lines.extend(("dead", dead_reason(reason)) for reason in summary.dead_reasons)
-    lines.extend(writeback_lines(summary))
+    lines.extend(writeback_lines(summary, shown=status.two_way))
     if last and last.message and last.exit_code:
         lines.append(("last error", last.message))
     lines.append(("last success", summary.last_success_at or "never"))
@@ -145,12 +150,10 @@ def render(status: Status, *, now: Callable[[], datetime] = _now) -> list[str]:
     return [f"{key:<{width}}  {value}" for key, value in lines]
 
 
-def writeback_lines(summary: Summary) -> list[tuple[str, str]]:
-    """The Flashduty -> ServiceNow direction, once it has done anything."""
+def writeback_lines(summary: Summary, *, shown: bool) -> list[tuple[str, str]]:
+    """The Flashduty -> ServiceNow direction, with [writeback] on (or anything left of it)."""
     wb = summary.writeback
-    if wb is None or not any(
-        (wb.watched, wb.unlinked, wb.pending, wb.dead, wb.delivered, wb.held, wb.last_read)
-    ):
+    if wb is None or not (shown or wb.pending or wb.dead or wb.held):
         return []
     lines = [
         (
@@ -171,12 +174,12 @@ def writeback_lines(summary: Summary) -> list[tuple[str, str]]:
         )
     if wb.held:
         numbers = sorted(wb.held.values())
-        shown = ", ".join(numbers[:10]) + (" ..." if len(numbers) > 10 else "")
+        listed = ", ".join(numbers[:10]) + (" ..." if len(numbers) > 10 else "")
         lines.append(
             (
                 "held",
                 f"{len(numbers)} closed in Flashduty, open in ServiceNow (not paged again "
-                f"until ServiceNow closes and reopens them): {shown}",
+                f"until ServiceNow closes and reopens them): {listed}",
             )
         )
     return lines

@@ -1,8 +1,9 @@
 """The outbox: events owed to Flashduty, each attempted, delivered, refused or given up.
 
-Crash contract: an event is marked attempted *before* it is sent and delivered
-*after* Flashduty acknowledged it, each in its own committed transaction: a
-crash in between re-sends that one event, never loses it.
+Crash contract: an event is marked attempted in a committed transaction *before* it is
+sent, and delivered *after* Flashduty acknowledged it. The delivered mark of one event is
+committed together with the attempted mark of the next (one commit per event, not two):
+a crash after a send and before that commit re-sends that one event, never loses it.
 """
 
 from __future__ import annotations
@@ -159,19 +160,19 @@ class Outbox:
         return {row[0] for row in self.db.rows(sql, (), "read the outbox")}
 
     def mark_attempt(self, event_id: int) -> None:
-        with self.db.transaction("record a delivery attempt"):
-            self.db.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_attempt_at = ? WHERE id = ?",
-                [iso(self.clock()), event_id],
-            )
+        """Call inside the transaction that commits before the event is sent."""
+        self.db.execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_attempt_at = ? WHERE id = ?",
+            [iso(self.clock()), event_id],
+        )
 
     def mark_delivered(self, event_id: int, *, http_status: int, request_id: str | None) -> None:
-        with self.db.transaction("record a delivery"):
-            self.db.execute(
-                f"UPDATE outbox SET status = '{DELIVERED}', finished_at = ?, http_status = ?,"
-                " request_id = ?, error_code = NULL, error_message = NULL WHERE id = ?",
-                [iso(self.clock()), http_status, request_id, event_id],
-            )
+        """Call inside a transaction (the next event's attempt, or the drain's last)."""
+        self.db.execute(
+            f"UPDATE outbox SET status = '{DELIVERED}', finished_at = ?, http_status = ?,"
+            " request_id = ?, error_code = NULL, error_message = NULL WHERE id = ?",
+            [iso(self.clock()), http_status, request_id, event_id],
+        )
 
     def mark_failed(
         self,

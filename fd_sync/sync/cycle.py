@@ -200,7 +200,7 @@ class Cycle:
         for page in self.servicenow.scan(low):
             report.pages += 1
             plan = planner.plan(page.records)
-            report.fetched += len(plan.incidents)
+            report.fetched += plan.read
             report.changed += len(plan.decisions)
             report.quarantined += len(plan.bad)
             watermark = advance(watermark, page.cursor[0], page.server_now)

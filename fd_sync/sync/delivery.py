@@ -12,9 +12,11 @@ behind it, so a resolve never overtakes its create. Other incidents go on past
 a refused event; but when retries run out the endpoint itself is down, and the
 drain stops for that destination: the next run continues where this one stopped.
 
-Crash contract: an event is marked attempted before it is sent and delivered
-after Flashduty acknowledged it (see :mod:`fd_sync.store.ledger`): a crash between
-the two sends that one event again on the next run, and nothing is lost.
+Crash contract: an event is marked attempted (committed) before it is sent and
+delivered after Flashduty acknowledged it; the delivered mark rides in the commit of
+the next event's attempt, or in the drain's last commit (see :mod:`fd_sync.store.outbox`).
+A crash after a send and before that commit sends that one event again on the next run,
+and nothing is lost.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from fd_sync.core.choices import ChoiceLabels
 from fd_sync.core.decide import Kind
 from fd_sync.core.routing import PushFormat
 from fd_sync.errors import FatalAPIError, Interrupted, RetriableAPIError
-from fd_sync.flashduty.push import FlashdutyClient, describe
+from fd_sync.flashduty.push import FlashdutyClient, Receipt, describe
 from fd_sync.store.ledger import Ledger
 from fd_sync.store.outbox import OutboxEvent
 from fd_sync.store.times import iso
@@ -74,6 +76,7 @@ class Deliverer:
         self.should_stop = should_stop
         self.progress = progress
         self.log = logs.get("delivery")
+        self._acknowledged: tuple[OutboxEvent, Receipt] | None = None  # not yet committed
 
     def drain(
         self, *, only: str | None = None, unsure: frozenset[str] = frozenset()
@@ -85,6 +88,13 @@ class Deliverer:
         update to a closed alert opens a new one and pages again), unless a resolve follows,
         which makes them moot.
         """
+        try:
+            return self._drain(only, unsure)
+        finally:
+            with self.ledger.transaction("record a delivery"):
+                self._record_acknowledged()
+
+    def _drain(self, only: str | None, unsure: frozenset[str]) -> DeliveryReport:
         report = DeliveryReport()
         waiting: set[str] = set()  # unsure incidents whose events wait for the next cycle
         choices = cached_choice_labels(self.ledger)  # the instance's labels, read hourly
@@ -154,7 +164,9 @@ class Deliverer:
             extras=event.extras,
             choices=choices,
         )
-        self.ledger.outbox.mark_attempt(event.id)
+        with self.ledger.transaction("record a delivery attempt"):
+            self._record_acknowledged()  # the previous event's, in this same commit
+            self.ledger.outbox.mark_attempt(event.id)
         try:
             receipt = destination.client.push(body)
         except FatalAPIError as exc:
@@ -181,19 +193,7 @@ class Deliverer:
                 error=reason,
             )
             return
-        with self.ledger.transaction("record a delivery"):
-            self.ledger.outbox.mark_delivered(
-                event.id, http_status=receipt.status, request_id=receipt.request_id
-            )
-            if event.kind is Kind.CREATE:
-                # A new alert: the write-back looks for its Flashduty incident from now on.
-                self.ledger.links.sent(
-                    event.sys_id,
-                    event.number,
-                    alert_key=receipt.alert_key,
-                    destination=event.destination,
-                    sent_at=iso(self.ledger.clock()),
-                )
+        self._acknowledged = (event, receipt)
         report.delivered += 1
         self.log.info(
             "event_delivered",
@@ -202,6 +202,25 @@ class Deliverer:
             kind=event.kind.value,
             request_id=receipt.request_id,
         )
+
+    def _record_acknowledged(self) -> None:
+        """The delivered mark of the last event Flashduty acknowledged; call in a transaction."""
+        if self._acknowledged is None:
+            return
+        event, receipt = self._acknowledged
+        self.ledger.outbox.mark_delivered(
+            event.id, http_status=receipt.status, request_id=receipt.request_id
+        )
+        if event.kind is Kind.CREATE:
+            # A new alert: the write-back looks for its Flashduty incident from now on.
+            self.ledger.links.sent(
+                event.sys_id,
+                event.number,
+                alert_key=receipt.alert_key,
+                destination=event.destination,
+                sent_at=iso(self.ledger.clock()),
+            )
+        self._acknowledged = None
 
     def _failed(
         self,

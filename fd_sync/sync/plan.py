@@ -19,7 +19,7 @@ from typing import Any
 from fd_sync import logs
 from fd_sync.core import routing
 from fd_sync.core.decide import Decision, LedgerEntry, is_newer, reconcile
-from fd_sync.core.incident import Incident, parse_record
+from fd_sync.core.incident import Incident, RowVersion, parse_record, row_version
 from fd_sync.core.payloads import Extras
 from fd_sync.core.routing import Routing
 from fd_sync.errors import BadRecord
@@ -37,6 +37,7 @@ class PagePlan:
     decisions: list[Decision]
     bad: list[BadRow]
     extras: dict[str, Extras] = field(default_factory=dict)  # by sys_id: what routes add
+    read: int = 0  # well-formed rows on the page, parsed or not
 
 
 class Planner:
@@ -62,11 +63,11 @@ class Planner:
 
     def plan(self, records: list[Any]) -> PagePlan:
         """Parse, route and decide a page, and render its events' extras; writes nothing."""
-        incidents, bad = self._parse(records)
-        entries = self.ledger.entries(i.sys_id for i in incidents)
-        entries.update(
-            {i.sys_id: self.overlay[i.sys_id] for i in incidents if i.sys_id in self.overlay}
-        )
+        versions = [row_version(raw) for raw in records]
+        ids = [v.sys_id for v in versions if v is not None]
+        entries = self.ledger.entries(ids)
+        entries.update({s: self.overlay[s] for s in ids if s in self.overlay})
+        incidents, bad = self._parse(self._worth_parsing(records, versions, entries))
         entries = {k: routing.canonical(e, self.routes.aliases) for k, e in entries.items()}
         changed = {
             i.sys_id for i in incidents if i.sys_id not in entries or is_newer(i, entries[i.sys_id])
@@ -90,7 +91,36 @@ class Planner:
         self._note_unknown_states(decisions)
         pins = self.ledger.incidents.pins(d.incident.sys_id for d in decisions if d.entry.pinned)
         extras = self.enricher.extras(decisions, matches, pins)
-        return PagePlan(incidents, decisions, bad, extras)
+        return PagePlan(incidents, decisions, bad, extras, read=len(ids))
+
+    @staticmethod
+    def _worth_parsing(
+        records: list[Any], versions: list[RowVersion | None], entries: dict[str, LedgerEntry]
+    ) -> list[Any]:
+        """The rows that may decide something, and the malformed ones (for the quarantine).
+
+        Two kinds decide nothing and are left raw: a version the ledger has handled (a
+        look-back re-read), and an incident first seen closed, which never had an alert
+        and needs none, so the ledger keeps no row of it. A second version of a sys_id in
+        the same page is always parsed, since it is judged against the first.
+        """
+        kept: list[Any] = []
+        parsed: set[str] = set()
+        for raw, version in zip(records, versions, strict=True):
+            if version is None:
+                kept.append(raw)  # malformed: parse_record says why
+                continue
+            entry = entries.get(version.sys_id)
+            if version.sys_id not in parsed:
+                if entry is None and version.closed:
+                    continue  # closed, never alerted: nothing to send, nothing to keep
+                if entry is not None and not (
+                    version.updated_on > entry.updated_on or version.mod_count > entry.mod_count
+                ):
+                    continue  # this version was handled already
+            parsed.add(version.sys_id)
+            kept.append(raw)
+        return kept
 
     def remember(self, plan: PagePlan) -> None:
         """Dry run: keep the decisions in memory only, so later pages build on them."""

@@ -191,7 +191,7 @@ class Writeback:
         report: WritebackReport,
     ) -> None:
         versions = self.ledger.incidents.versions([link.sys_id])
-        _, _, state, alert_open = versions.get(link.sys_id, ("", 0, "", False))
+        _, seen_mod_count, state, alert_open = versions.get(link.sys_id, ("", 0, "", False))
         sn_open = state not in CLOSED_STATES
         held = False
         with self.ledger.transaction("queue a write-back"):
@@ -229,7 +229,7 @@ class Writeback:
                     link.number,
                     link.incident_id or "",
                     note=turn.note,
-                    intents=turn.intents,
+                    intents=replace(turn.intents, seen_mod_count=seen_mod_count),
                     kinds=turn.kinds,
                     run_id=run_id,
                 )

@@ -136,4 +136,6 @@ def test_request_id_header_is_used_when_the_body_has_none(client, flashduty):
 def test_keep_alive_reuses_one_connection(client, flashduty):
     for i in range(5):
         client.push({**BODY, "alert_key": f"k{i}"})
-    assert len(client.session.adapters["http://"].poolmanager.pools) == 1
+    assert len(client.poster.manager.pools) == 1
+    pool = client.poster.manager.connection_from_url(client.push_url)
+    assert pool.num_connections == 1  # one TCP connection for all five

@@ -454,3 +454,33 @@ def test_metrics_count_write_backs_by_kind_and_outcome(two_way):
     assert 'fdsync_writeback_total{kind="resolve",outcome="written"} 1.0' in text
     assert 'fdsync_writeback_total{kind="state",outcome="refused"} 1.0' in text
     assert "fdsync_writeback_lag_seconds 0.0" in text
+
+
+def test_a_new_alert_after_a_reopen_is_linked_to_its_own_incident(two_way):
+    """Found by the two-way machine: a key's closed alert and its new one share the key."""
+    t = two_way(resolve_state="6", close_code="Solution provided")
+    inc, first = alert_for(t)
+    t.fd.resolve(first, t.fd.add_person("Bob Ray"), "rebooted")
+    t.wall.advance(-5)  # the next alert starts in the same second as the first did
+    t.cycle()  # written back: ServiceNow resolved
+    change(t.sn, inc["sys_id"], state="2")  # reopened there: a new alert
+    t.cycle()
+    t.cycle()
+    second = t.fd.incident_of(inc["sys_id"])
+    assert second != first
+    assert t.h.ledger.links.get([inc["sys_id"]])[inc["sys_id"]].incident_id == second
+    text = "\n".join(t.notes(inc["sys_id"]))
+    assert text.count("Resolved by Bob Ray") == 1  # the old timeline is not read again
+
+
+def test_a_persons_reopen_after_the_flashduty_close_keeps_servicenow_open(two_way):
+    """Found by the two-way machine: compared by version, not by the two systems' clocks."""
+    t = two_way(resolve_state="6", close_code="Solution provided")
+    inc, incident_id = alert_for(t)
+    t.cycle()
+    t.fd.resolve(incident_id, t.fd.add_person("Bob Ray"))
+    t.sn.clock.advance(-3600)  # ServiceNow's clock an hour behind Flashduty's
+    change(t.sn, inc["sys_id"], short_description="a person edits it first")
+    t.cycle()  # reads the close; the person's edit came after the version fd-sync had
+    assert t.sn.incident(inc["sys_id"])["state"] == "1"
+    assert "Resolved by Bob Ray" in "\n".join(t.notes(inc["sys_id"]))

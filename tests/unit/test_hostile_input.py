@@ -160,3 +160,43 @@ def test_reference_objects_and_numbers_are_coerced():
 def test_unplaceable_rows_are_quarantined_with_a_reason(raw, reason):
     with pytest.raises(BadRecord, match=reason.replace("^", r"\^")):
         parse_record(raw)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(json_values)
+def test_the_fast_decoder_means_what_json_means(value):
+    from fd_sync.http.transport import decode_json
+
+    text = json.dumps(value).encode()
+    assert decode_json(text) == json.loads(text)
+
+
+@given(st.binary(max_size=64) | st.text(max_size=64).map(str.encode))
+def test_the_fast_decoder_refuses_what_json_refuses(raw):
+    from fd_sync.http.transport import decode_json
+
+    try:
+        expected: object = json.loads(raw)
+    except ValueError:
+        expected = ValueError
+    try:
+        got: object = decode_json(raw)
+    except ValueError:
+        got = ValueError
+    assert json.dumps(got, default=repr) == json.dumps(expected, default=repr)  # NaN too
+
+
+def test_documents_msgspec_refuses_are_decoded_by_json():
+    from fd_sync.http.transport import decode_json
+
+    assert decode_json(b'{"x": 1e400}') == {"x": float("inf")}
+    assert decode_json(b'"\\ud800"') == "\ud800"
+    assert decode_json(b'{"a": 1, "a": 2}') == {"a": 2}
