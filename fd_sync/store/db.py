@@ -160,6 +160,14 @@ class Database:
             ) from None
 
 
+def where_equal(**columns: Any) -> tuple[str, list[Any]]:
+    """``WHERE a = ? AND b = ?`` for the columns given a value (None: any), and the values."""
+    chosen = [(name, value) for name, value in columns.items() if value]
+    if not chosen:
+        return "", []
+    return "WHERE " + " AND ".join(f"{name} = ?" for name, _ in chosen), [v for _, v in chosen]
+
+
 def _create_private(path: Path) -> None:
     """The ledger holds incident texts: a new folder is 0700 and a new file 0600 (SQLite
     gives its -wal and -shm files the database file's mode). Existing ones are left as

@@ -18,7 +18,7 @@ from typing import Any
 from fd_sync.core.decide import Kind
 from fd_sync.core.incident import Incident
 from fd_sync.core.payloads import Extras
-from fd_sync.store.db import Database
+from fd_sync.store.db import Database, where_equal
 from fd_sync.store.times import iso
 
 RETENTION = timedelta(days=30)  # delivered, cancelled and dropped events; dead ones are kept
@@ -220,11 +220,10 @@ class Outbox:
         self, *, status: OutboxStatus | None = None, limit: int = 100, sys_id: str | None = None
     ) -> list[OutboxEvent]:
         """Events of any status, newest first."""
-        conditions = [(c, v) for c, v in (("status = ?", status), ("sys_id = ?", sys_id)) if v]
-        where = ("WHERE " + " AND ".join(c for c, _ in conditions)) if conditions else ""
+        where, params = where_equal(status=status, sys_id=sys_id)
         rows = self.db.rows(
             f"SELECT {_COLUMNS} FROM outbox {where} ORDER BY id DESC LIMIT ?",
-            [*(v for _, v in conditions), limit],
+            [*params, limit],
             "read the outbox",
         )
         return [_event(row) for row in rows]

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from fd_sync.core.writeback import Intents
-from fd_sync.store.db import Database
+from fd_sync.store.db import Database, where_equal
 from fd_sync.store.outbox import RETENTION, OutboxStatus
 from fd_sync.store.times import iso
 
@@ -174,11 +174,10 @@ class WritebackQueue:
     ) -> list[Write]:
         if not self.present:
             return []
-        conditions = [(c, v) for c, v in (("status = ?", status), ("sys_id = ?", sys_id)) if v]
-        where = ("WHERE " + " AND ".join(c for c, _ in conditions)) if conditions else ""
+        where, params = where_equal(status=status, sys_id=sys_id)
         rows = self.db.rows(
             f"SELECT {_COLUMNS} FROM writeback {where} ORDER BY id DESC LIMIT ?",
-            [*(v for _, v in conditions), limit],
+            [*params, limit],
             "read the write-back queue",
         )
         return [_write(r) for r in rows]
