@@ -206,14 +206,15 @@ class RowVersion:
 def row_version(raw: Any) -> RowVersion | None:
     """The version of a well-formed row; None where :func:`parse_record` would refuse it
     (it then refuses it, with the reason, for the quarantine)."""
-    if not isinstance(raw, Mapping):
+    if type(raw) is not dict and not isinstance(raw, Mapping):  # a dict skips the ABC check
         return None
-    sys_id, updated_on = raw.get("sys_id"), raw.get("sys_updated_on")
+    get = raw.get
+    sys_id, updated_on = get("sys_id"), get("sys_updated_on")
     if not isinstance(sys_id, str) or not _SYS_ID.fullmatch(sys_id):
         return None
     if not isinstance(updated_on, str) or not _is_sn_time(updated_on):
         return None
-    mod_text, state = raw.get("sys_mod_count"), raw.get("state")
+    mod_text, state = get("sys_mod_count"), get("state")
     # The common case, plain short digits, without _code's cleaning (same result).
     if type(mod_text) is not str or not mod_text.isdigit() or not mod_text.isascii():
         mod_text = _code(mod_text)

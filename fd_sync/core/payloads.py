@@ -126,6 +126,9 @@ def labels(
         "cmdb_ci": incident.cmdb_ci,
         "company": incident.company,
         "sys_id": incident.sys_id,
+        # The version: Flashduty discards an event identical to an earlier one, so the
+        # create that reopens an alert a responder closed must differ from the first.
+        "updated_on": incident.updated_on,
         "link": link,
         **{name.replace(".", "_"): value for name, value in incident.extra.items()},
         **(extra or {}),
@@ -220,6 +223,9 @@ def servicenow_body(
         "notify_members": [asdict(m) for m in extras.notify_members],
         "rule_id": extras.rule_id,
         "teams_id": extras.teams_id,
+        # A mapped field (servicenow-sync.mdx, "Custom Field Mapping"): the version, so that
+        # no two versions' events are identical, which Flashduty would discard.
+        "sys_updated_on": incident.updated_on,
     }
 
 

@@ -146,6 +146,7 @@ class FlashdutyClient:
         self.clock = clock
         self.wait = wait or BackoffWait(cap=10.0)
         self.log = logs.get("flashduty")
+        self._policy: tenacity.Retrying | None = None
 
     @property
     def push_url(self) -> str:
@@ -157,15 +158,16 @@ class FlashdutyClient:
 
     def push(self, body: dict[str, Any]) -> Receipt:
         """Deliver, retrying transient failures; RetriableAPIError when they run out."""
-        policy = flashduty_retrying(
-            self.log,
-            "flashduty_retry",
-            max_attempts=self.max_attempts,
-            wait=self.wait,
-            sleep=self.sleep,
-        )
+        if self._policy is None:  # built once: the same for every push of this client
+            self._policy = flashduty_retrying(
+                self.log,
+                "flashduty_retry",
+                max_attempts=self.max_attempts,
+                wait=self.wait,
+                sleep=self.sleep,
+            )
         data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        return policy(lambda: self._attempt(data))
+        return self._policy(lambda: self._attempt(data))
 
     def _attempt(self, data: bytes) -> Receipt:
         if self.limiter is not None:

@@ -484,3 +484,19 @@ def test_a_persons_reopen_after_the_flashduty_close_keeps_servicenow_open(two_wa
     t.cycle()  # reads the close; the person's edit came after the version fd-sync had
     assert t.sn.incident(inc["sys_id"])["state"] == "1"
     assert "Resolved by Bob Ray" in "\n".join(t.notes(inc["sys_id"]))
+
+
+def test_the_create_after_a_responders_close_and_a_reopen_opens_a_new_alert(two_way):
+    """Found by the two-way machine: Flashduty discards an event identical to an earlier
+    one (standard alert.mdx, noise reduction), so the create that reopens must differ."""
+    t = two_way(resolve_state="6", close_code="Solution provided")
+    inc, first = alert_for(t)
+    t.fd.resolve(first, t.fd.add_person("Bob Ray"), "rebooted")
+    t.cycle()  # written back: ServiceNow resolved by fd-sync
+    change(t.sn, inc["sys_id"], state="1")  # reopened, as it was when first sent
+    t.cycle()
+    t.cycle()
+    assert inc["sys_id"] in t.fd.open_keys()
+    assert t.fd.duplicates() == 0
+    assert t.fd.incident_of(inc["sys_id"]) != first
+    assert "\n".join(t.notes(inc["sys_id"])).count("Resolved by Bob Ray") == 1

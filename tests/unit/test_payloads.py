@@ -86,6 +86,7 @@ def test_servicenow_format_matches_the_documented_business_rule():
         "notify_members": [],
         "rule_id": "",
         "teams_id": "",
+        "sys_updated_on": "2026-11-01 08:00:00",  # a mapped field: the version
     }
     assert servicenow_body(Kind.UPDATE, incident())["action_type"] == "update"
     assert servicenow_body(Kind.RESOLVE, incident(state="7")) == {
