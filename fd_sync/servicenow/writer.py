@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from fd_sync.core.incident import CLOSED_STATES
 from fd_sync.core.writeback import ServiceNowNow
 from fd_sync.errors import AccessDenied, FatalAPIError, RemoteRejected
 from fd_sync.servicenow.client import ServiceNowClient
@@ -120,7 +119,3 @@ def _now(row: dict[str, Any]) -> ServiceNowNow:
         updated_on=str(row.get("sys_updated_on") or ""),
         mod_count=int(str(row.get("sys_mod_count") or "0") or 0),
     )
-
-
-def is_closed(state: str) -> bool:
-    return state in CLOSED_STATES

@@ -36,12 +36,14 @@ class Database:
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        self._columns: dict[tuple[str, str], bool] = {}
         with self.errors("open"):
             self._db = self._connect()
             if not readonly:
                 self._prepare()
             else:
                 self._check_readable()
+        self._columns.clear()  # only what the schema is after the open counts
 
     @property
     def in_memory(self) -> bool:
@@ -84,8 +86,18 @@ class Database:
             )
 
     def has_column(self, table: str, column: str) -> bool:
-        """Whether a migration is applied: a read-only open of an older ledger is not migrated."""
-        return column in self._db[table].columns_dict
+        """Whether a migration is applied: a read-only open of an older ledger is not migrated.
+        Asked once per column: the schema does not change after the open migrated it."""
+        key = (table, column)
+        if key not in self._columns:
+            self._columns[key] = column in self._db[table].columns_dict
+        return self._columns[key]
+
+    @property
+    def two_way(self) -> bool:
+        """Whether m003 (the write-back's tables) is applied: a read-only open of an older
+        ledger is not migrated, and has none of them."""
+        return self.has_column("incidents", "held")
 
     # --- statements -------------------------------------------------------------------
 

@@ -35,15 +35,10 @@ class Incidents:
         """Whether m002 is applied: a read-only open of an older ledger is not migrated."""
         return self.db.has_column("incidents", "destination")
 
-    @property
-    def _two_way(self) -> bool:
-        """Whether m003 is applied (an older ledger opened read-only is not migrated)."""
-        return self.db.has_column("incidents", "held")
-
     def entries(self, sys_ids: Iterable[str]) -> dict[str, LedgerEntry]:
         """What the ledger knows of these incidents (alert_reached is the outbox's to say)."""
         routes = "destination, pinned" if self._routed else "NULL, 0"
-        held = "held" if self._two_way else "0"
+        held = "held" if self.db.two_way else "0"
         sql = (
             "SELECT sys_id, updated_on, mod_count, alert_open, fingerprint,"
             f" {routes}, {held} FROM incidents WHERE sys_id IN ({{marks}})"
@@ -134,7 +129,7 @@ class Incidents:
 
     def held(self) -> dict[str, str]:
         """sys_id -> number of incidents closed in Flashduty but open in ServiceNow."""
-        if not self._two_way:
+        if not self.db.two_way:
             return {}
         return dict(self.db.rows("SELECT sys_id, number FROM incidents WHERE held = 1"))
 

@@ -61,11 +61,6 @@ class Links:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    @property
-    def present(self) -> bool:
-        """Whether m003 is applied: an older ledger opened read-only has no links."""
-        return self.db.has_column("incidents", "held")
-
     def sent(
         self, sys_id: str, number: str, *, alert_key: str | None, destination: str, sent_at: str
     ) -> None:
@@ -81,7 +76,7 @@ class Links:
 
     def unlinked(self, limit: int = 1000) -> list[Link]:
         """Alerts whose Flashduty incident is not known yet, oldest first."""
-        if not self.present:
+        if not self.db.two_way:
             return []
         rows = self.db.rows(
             f"SELECT {_COLUMNS} FROM links WHERE watching = 1 AND incident_id IS NULL"
@@ -92,7 +87,7 @@ class Links:
 
     def watched(self) -> list[Link]:
         """Linked incidents whose timeline is still read each cycle."""
-        if not self.present:
+        if not self.db.two_way:
             return []
         rows = self.db.rows(
             f"SELECT {_COLUMNS} FROM links WHERE watching = 1 AND incident_id IS NOT NULL"
@@ -144,7 +139,7 @@ class Links:
 
     def counts(self) -> tuple[int, int]:
         """(watched, waiting for their incident) for `status`."""
-        if not self.present:
+        if not self.db.two_way:
             return 0, 0
         row = self.db.one(
             "SELECT COALESCE(SUM(incident_id IS NOT NULL), 0),"

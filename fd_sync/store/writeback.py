@@ -73,10 +73,6 @@ class WritebackQueue:
         self.db = db
         self.clock = clock
 
-    @property
-    def present(self) -> bool:
-        return self.db.has_column("incidents", "held")
-
     def queue(
         self,
         sys_id: str,
@@ -172,7 +168,7 @@ class WritebackQueue:
     def events(
         self, *, status: OutboxStatus | None = None, limit: int = 100, sys_id: str | None = None
     ) -> list[Write]:
-        if not self.present:
+        if not self.db.two_way:
             return []
         where, params = where_equal(status=status, sys_id=sys_id)
         rows = self.db.rows(
@@ -204,12 +200,12 @@ class WritebackQueue:
             )
 
     def counts(self) -> dict[str, int]:
-        if not self.present:
+        if not self.db.two_way:
             return {}
         return dict(self.db.rows("SELECT status, COUNT(*) FROM writeback GROUP BY status"))
 
     def purge_finished(self) -> int:
-        if not self.present:
+        if not self.db.two_way:
             return 0
         with self.db.transaction("purge old write-backs"):
             return self.db.execute(

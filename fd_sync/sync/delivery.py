@@ -104,6 +104,8 @@ class Deliverer:
             batch = self.ledger.outbox.pending(after_id=after_id, limit=BATCH, sys_id=only)
             if not batch:
                 return report
+            # The newest resolve per incident in this batch: what makes an update moot.
+            last_resolve = {e.sys_id: e.id for e in batch if e.kind is Kind.RESOLVE}
             for event in batch:
                 after_id = event.id
                 if self.should_stop():
@@ -115,10 +117,7 @@ class Deliverer:
                 if event.sys_id in waiting or (
                     event.sys_id in unsure and event.kind is Kind.UPDATE
                 ):
-                    if event.kind is Kind.UPDATE and any(
-                        e.sys_id == event.sys_id and e.kind is Kind.RESOLVE and e.id > event.id
-                        for e in batch
-                    ):
+                    if event.kind is Kind.UPDATE and last_resolve.get(event.sys_id, 0) > event.id:
                         self.ledger.outbox.cancel(event.id)  # a resolve follows: moot
                         continue
                     waiting.add(event.sys_id)
