@@ -25,9 +25,11 @@ import pytest
 
 from fd_sync import logs, wiring
 from fd_sync.config import Config, parse
+from fd_sync.core.location import LedgerLocation, PostgresLedger
 from fd_sync.simulators.flashduty import FlashdutySim
 from fd_sync.simulators.servicenow import ServiceNowSim, SimClock
 from fd_sync.store.ledger import Ledger
+from tests import postgres
 
 START = datetime(2026, 11, 1, 8, 0, 0, tzinfo=UTC)
 OUTPUTS: list[str] = []  # every byte fd-sync printed in this session
@@ -126,7 +128,10 @@ def push_format(request: pytest.FixtureRequest) -> str:
 
 
 def base_document(
-    servicenow: ServiceNowSim, flashduty: FlashdutySim, database: Path, push_format: str
+    servicenow: ServiceNowSim,
+    flashduty: FlashdutySim,
+    database: LedgerLocation,
+    push_format: str,
 ) -> dict[str, Any]:
     push_url = (
         flashduty.push_url_servicenow
@@ -143,8 +148,14 @@ def base_document(
             "max_attempts": 3,
         },
         "flashduty": {"push_url": push_url, "timeout_seconds": 5, "max_attempts": 3},
-        "sync": {"database": str(database), "lookback_seconds": 300},
+        "sync": {"database": str(database), "lookback_seconds": 300, **_password(database)},
     }
+
+
+def _password(database: LedgerLocation) -> dict[str, str]:
+    if isinstance(database, PostgresLedger) and database.password:
+        return {"database_password": database.password}
+    return {}
 
 
 def merge(document: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -163,9 +174,40 @@ def merge(document: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]
     return out
 
 
+BOTH_BACKENDS = ("sqlite", "postgres")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module that sets ``BACKENDS = BOTH_BACKENDS`` runs each of its tests that use the
+    ledger (the ``database`` fixture) once on SQLite and once on PostgreSQL."""
+    backends = getattr(metafunc.module, "BACKENDS", None)
+    if backends and "database" in metafunc.fixturenames:
+        metafunc.parametrize("database", backends, indirect=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    postgres.stop_shared_cluster()
+
+
 @pytest.fixture
-def database(tmp_path: Path) -> Path:
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> LedgerLocation:
+    """Where the test's ledger lives: a SQLite file, or a fresh PostgreSQL database."""
+    if getattr(request, "param", "sqlite") == "postgres":
+        cluster = postgres.shared_cluster()
+        return cluster.ledger(cluster.new_database())
     return tmp_path / "state" / "fd-sync.db"
+
+
+def machine_ledger(backend: str, folder: Path) -> LedgerLocation:
+    """A new, empty ledger for one hypothesis example (no fixtures there)."""
+    if backend == "postgres":
+        return postgres.fresh_schema(postgres.shared_cluster())
+    return folder / "fd-sync.db"
+
+
+@pytest.fixture
+def pg_cluster() -> postgres.Cluster:
+    return postgres.shared_cluster()
 
 
 @pytest.fixture

@@ -47,13 +47,14 @@ def ledger_access(cfg: Config, access: Access) -> Iterator[Ledger]:
     """The ledger as a command needs it: ``read`` (status: it must exist), ``preview``
     (dry runs: read-only, or empty before the first run) or ``write`` (under the run lock)."""
     from fd_sync.store.ledger import Ledger
-    from fd_sync.store.lock import RunLock
 
     database = cfg.sync.database
     if access == "write":
         options = click.get_current_context().find_object(Options)
         wait = options.lock_wait if options else DEFAULT_WAIT_SECONDS
-        with RunLock(database, wait_seconds=wait), Ledger(database) as ledger:
+        with Ledger.for_writing(
+            database, wait_seconds=wait, keepalive_seconds=cfg.sync.failover_seconds
+        ) as ledger:
             yield ledger
     else:
         opened = (

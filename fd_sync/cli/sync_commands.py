@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -42,7 +43,7 @@ def once(options: Options, since: str | None, dry_run: bool) -> int:
     from fd_sync import wiring
     from fd_sync.core.watermark import parse_since
     from fd_sync.http.transport import interruptible_sleep
-    from fd_sync.store.db import write_problem
+    from fd_sync.store.backends.sqlite import write_problem
 
     try:
         since_at = parse_since(since) if since else None
@@ -63,7 +64,8 @@ def once(options: Options, since: str | None, dry_run: bool) -> int:
     failure = report.failure()
     if failure is not None:
         print_error(failure)
-    if dry_run and (problem := write_problem(cfg.sync.database)):
+    database = cfg.sync.database
+    if dry_run and isinstance(database, Path) and (problem := write_problem(database)):
         # The dry run read and decided; the real one would fail at its first write.
         print_error(StorageUnusable(f"a real run would fail: {problem}"))
         return worst([report.exit_code, StorageUnusable.exit_code])

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from fd_sync.config.urls import proxy_secrets, push_url_secrets
+from fd_sync.core.location import LedgerLocation, PostgresLedger
 from fd_sync.core.routing import PushFormat, Routing
 
 DEFAULT_CONFIG_PATH = Path("/etc/fd-sync/config.toml")
@@ -51,11 +52,12 @@ class FlashdutyConfig:
 
 @dataclass(frozen=True)
 class SyncConfig:
-    database: Path
+    database: LedgerLocation  # a SQLite file, or a PostgreSQL ledger shared by several hosts
     lookback_seconds: int
     poll_interval_seconds: int
     stall_seconds: int
     deletion_check_seconds: int
+    failover_seconds: int = 30  # PostgreSQL: how soon a standby takes over from a dead leader
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,8 @@ class Config:
         values = [sn.password, sn.client_secret, *push_url_secrets(fd.push_url)]
         values.extend(proxy_secrets(self.http.proxy))
         values.append(fd.app_key)
+        if isinstance(self.sync.database, PostgresLedger):
+            values.append(self.sync.database.password)
         for destination in self.routing.destinations:
             values.extend(push_url_secrets(destination.push_url))
         return [v for v in values if v]

@@ -230,6 +230,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "sync": {
         "database": Key(str, None),
+        "database_password": Key(
+            str, None, secret_env="FD_SYNC_DATABASE_PASSWORD", credential="database_password"
+        ),
+        "database_password_file": Key(str, None),
+        "failover_seconds": Key(int, 30, _int_range(3, 3600)),
         "lookback_seconds": Key(int, 300, _int_range(0, 86400)),
         "poll_interval_seconds": Key(int, 60, _int_range(1, 86400)),
         "stall_seconds": Key(int, 300, _int_range(1, 86400)),
@@ -256,6 +261,7 @@ SECRET_FILES = {
     ("servicenow", "client_secret"): "client_secret_file",
     ("flashduty", "push_url"): "push_url_file",
     ("flashduty", "app_key"): "app_key_file",
+    ("sync", "database_password"): "database_password_file",
 }
 ARRAY_SECTIONS = {"route"}  # [[route]]: an array of tables, each checked against SCHEMA["route"]
 

@@ -7,6 +7,7 @@ only through ``Config.warnings``.
 
 from __future__ import annotations
 
+import importlib.util
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,6 +35,13 @@ from fd_sync.config.schema import (
     resolve_path,
 )
 from fd_sync.config.secrets import section_secret
+from fd_sync.core.location import (
+    PSYCOPG_MISSING,
+    LedgerLocation,
+    PostgresLedger,
+    is_postgres_url,
+    split_postgres_url,
+)
 from fd_sync.core.routing import PushFormat
 
 METRICS_PACKAGE_MISSING = "needs the prometheus-client package: pip install 'fd-sync[metrics]'"
@@ -62,7 +70,7 @@ def parse(
 
     sn = _servicenow(values["servicenow"], ctx)
     fd = _flashduty(values["flashduty"], ctx)
-    sync = _sync(values["sync"], path, env)
+    sync = _sync(values["sync"], ctx)
     http = _http(values["http"], path)
     metrics = _metrics(values["metrics"], ctx)
     routes = parse_routing(values["routing"], raw.get("route", []), sn, fd, ctx)
@@ -271,15 +279,37 @@ def default_database(env: Mapping[str, str]) -> Path:
     return DEFAULT_DATABASE
 
 
-def _sync(v: dict[str, Any], path: Path, env: Mapping[str, str]) -> SyncConfig:
-    database = resolve_path(v["database"], path) if v["database"] else default_database(env)
+def _sync(v: dict[str, Any], ctx: Context) -> SyncConfig:
+    path = ctx.path
+    database: LedgerLocation
+    if v["database"] and is_postgres_url(v["database"]):
+        database = _postgres_ledger(v, ctx)
+    else:
+        database = resolve_path(v["database"], path) if v["database"] else default_database(ctx.env)
     return SyncConfig(
         database=database,
+        failover_seconds=v["failover_seconds"],
         lookback_seconds=v["lookback_seconds"],
         poll_interval_seconds=v["poll_interval_seconds"],
         stall_seconds=v["stall_seconds"],
         deletion_check_seconds=v["deletion_check_seconds"],
     )
+
+
+def _postgres_ledger(v: dict[str, Any], ctx: Context) -> PostgresLedger:
+    try:
+        url, inline = split_postgres_url(v["database"])
+    except ValueError as exc:
+        # The message never quotes the URL: it may carry the password.
+        raise problem(ctx.path, "sync", "database", f"not a usable PostgreSQL URL: {exc}") from None
+    if inline:
+        ctx.warnings.append(
+            "[sync] database carries a password: move it to FD_SYNC_DATABASE_PASSWORD, the "
+            "database_password credential or [sync] database_password_file"
+        )
+    if importlib.util.find_spec("psycopg") is None:
+        raise problem(ctx.path, "sync", "database", PSYCOPG_MISSING)
+    return PostgresLedger(url, password=v["database_password"] or inline)
 
 
 def _metrics(v: dict[str, Any], ctx: Context) -> MetricsConfig:

@@ -38,10 +38,11 @@ from fd_sync.config.sections import METRICS_PACKAGE_MISSING
 from fd_sync.core.feed import Person
 from fd_sync.errors import AccessDenied, ConfigError, FdSyncError, LockBusy, StorageError
 from fd_sync.http.transport import interruptible_sleep
+from fd_sync.service.leadership import Leadership
 from fd_sync.service.sdnotify import Notifier
 from fd_sync.service.watchdog import Watchdog
-from fd_sync.store.ledger import Ledger
-from fd_sync.store.lock import RunLock, process_identity
+from fd_sync.store import backends
+from fd_sync.store.lock import process_identity
 from fd_sync.store.state import DAEMON
 from fd_sync.sync.report import CycleReport
 
@@ -103,10 +104,16 @@ class Daemon:
         self.last_status = "starting"
         self.scheduler = BlockingScheduler(timezone=UTC)
         self.metrics: Any = None
-        # Open (and migrate) once now, so that READY=1 means the ledger is usable. Each
+        self.leadership = Leadership(
+            config.sync.database,
+            failover_seconds=config.sync.failover_seconds,
+            on_change=self._on_leadership,
+        )
+        # Open once now, so that READY=1 means the ledger is usable (SQLite: migrated too;
+        # PostgreSQL migrates only under the run lock, once this process leads). A SQLite
         # cycle then opens its own connection in the scheduler's thread: sqlite3
         # connections belong to the thread that made them.
-        Ledger(config.sync.database).close()
+        backends.connect(config.sync.database, migrate=not self.leadership.shared).close()
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -115,8 +122,24 @@ class Daemon:
         self._install_signal_handlers()
         self._schedule(first_run=datetime.now(UTC))
         interval = self.config.sync.poll_interval_seconds
+        if self.leadership.shared:
+            if self.metrics is not None:
+                self.metrics.leadership(False, 0)
+            self.leadership.tick()  # leader or standby before READY=1 says which
+            self.scheduler.add_job(
+                self.leadership.tick,
+                "interval",
+                seconds=self.leadership.poll_seconds,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+                id="leadership",
+            )
         self._write_state(started=True)
-        self.notifier.ready(f"polling every {interval} s; first cycle now")
+        if self.leadership.leader:
+            self.notifier.ready(f"polling every {interval} s; first cycle now")
+        else:
+            self.notifier.ready(self.leadership.describe())
         self.log.info(
             "daemon_started",
             pid=os.getpid(),
@@ -141,6 +164,7 @@ class Daemon:
         if self.metrics is not None:
             self.metrics.stop()
         self._write_state(started=False)
+        self.leadership.stop()
         self.log.info("daemon_stopped")
         return 0
 
@@ -240,7 +264,10 @@ class Daemon:
         self.watchdog.cycle_started()
         try:
             self._apply_pending_config()
-            report, fetched = self._run_cycle()
+            ran = self._run_cycle()
+            if ran is None:
+                return  # standing by: the leader runs the cycles
+            report, fetched = ran
         except LockBusy as exc:
             self.log.info("cycle_skipped", reason=str(exc))
             return
@@ -257,7 +284,7 @@ class Daemon:
             self.watchdog.cycle_finished()
         self._after_cycle(report, fetched)
 
-    def _run_cycle(self) -> tuple[CycleReport, bool]:
+    def _run_cycle(self) -> tuple[CycleReport, bool] | None:
         config = self.config
         now = self.clock()
         fetch = now >= self.backoff.until
@@ -268,7 +295,9 @@ class Daemon:
                 resume_in_seconds=round(self.backoff.until - now),
             )
         sleep = interruptible_sleep(self.stop_event)
-        with RunLock(config.sync.database), Ledger(config.sync.database) as ledger:
+        with self.leadership.cycle_ledger() as ledger:
+            if ledger is None:
+                return None
             cycle = wiring.cycle(
                 config,
                 ledger,
@@ -298,6 +327,17 @@ class Daemon:
         self._set_status(status)
         self._write_state(started=True)
 
+    def _on_leadership(self, leader: bool, description: str) -> None:
+        """Called from the leadership tick (or a cycle that lost the session)."""
+        if self.metrics is not None:
+            self.metrics.leadership(leader, self.leadership.failovers)
+        if leader:
+            self._set_status(f"leader since {self.leadership.since}; first cycle now")
+            if self.scheduler.running:
+                self.scheduler.modify_job("cycle", next_run_time=datetime.now(UTC))
+        else:
+            self._set_status(description)
+
     def _set_status(self, status: str) -> None:
         self.last_status = status
         self.notifier.status(status)
@@ -315,10 +355,14 @@ class Daemon:
             resume = datetime.now(UTC) + timedelta(seconds=self.backoff.until - self.clock())
             state["fetch_paused_until"] = resume.isoformat(timespec="seconds")
             state["fetch_paused_because"] = self.backoff.reason
+        if not self.leadership.leader:
+            return  # the leader's record is the one status shows; standbys check in
+        state["role"] = "leader" if self.leadership.shared else "single"
         try:
-            # Outside the run lock: a small state write, serialised by SQLite itself.
-            with Ledger(self.config.sync.database) as ledger:
-                ledger.state.set_json(DAEMON, state)
+            # Outside the run lock: a small state write, serialised by the engine itself.
+            with self.leadership.state() as records:
+                if records is not None:
+                    records.set_json(DAEMON, state)
         except FdSyncError as exc:
             self.log.warning("daemon_state_not_saved", error=str(exc))
 

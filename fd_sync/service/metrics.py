@@ -67,6 +67,19 @@ class Metrics:
         self.last_success = Gauge(
             "fdsync_last_success_timestamp_seconds", "When a cycle last ended ok.", registry=r
         )
+        self.leader = Gauge(
+            "fdsync_leader",
+            "1 while this process runs the cycles (always, on SQLite); 0 while standing by.",
+            registry=r,
+        )
+        self.leader.set(1)
+        self.failovers = Counter(
+            "fdsync_failovers",
+            "Times this process took over from a leader whose session had ended.",
+            registry=r,
+        )
+        self._failovers_seen = 0
+        self.standby = False
         self._last_success: float | None = None
         self._server: WSGIServer | None = None
 
@@ -94,7 +107,16 @@ class Metrics:
             self._last_success = self.clock()
             self.last_success.set(self._last_success)
 
+    def leadership(self, leader: bool, failovers: int) -> None:
+        self.leader.set(1 if leader else 0)
+        self.standby = not leader
+        if failovers > self._failovers_seen:
+            self.failovers.inc(failovers - self._failovers_seen)
+            self._failovers_seen = failovers
+
     def health(self) -> tuple[bool, str]:
+        if self.standby:
+            return True, "standing by: another fd-sync process leads"
         if self._last_success is None:
             return False, "no successful cycle yet"
         age = self.clock() - self._last_success

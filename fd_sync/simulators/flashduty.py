@@ -131,6 +131,11 @@ class FlashdutySim(IncidentSide, OpenAPIDirectory, SimServer):
         with self._lock:
             return list(self.received)
 
+    def wait_open(self, keys: set[str], timeout: float = 10.0) -> bool:
+        """Block until exactly these alerts are open (an event, not a sleep)."""
+        with self.arrived:
+            return self.arrived.wait_for(lambda: set(self.open) == keys, timeout)
+
     def wait_for(self, count: int, timeout: float = 10.0) -> bool:
         """Block until at least ``count`` events were accepted (an event, not a sleep)."""
         deadline = time.monotonic() + timeout

@@ -1,17 +1,17 @@
 """The ledger: incidents as last acted on, the outbox, the state, run history.
 
 Concurrency contract: one process changes incidents and the outbox at a time.
-Callers take the run lock (:mod:`fd_sync.store.lock`) before doing so; readers
-such as ``fd-sync status`` may open the ledger at any moment (WAL mode lets
-them read while a run writes), and small state writes (the daemon's status)
-rely on SQLite's own locking.
+Callers open the ledger with :meth:`Ledger.for_writing`, which holds the run lock
+(an flock beside a SQLite file; an advisory lock of the very session that writes, on
+PostgreSQL); readers such as ``fd-sync status`` may open the ledger at any moment, and
+small state writes (the daemon's status) rely on the engine's own locking.
 
 Durability contract: a page's incident rows, its outbox rows and the watermark
 advance are written in one transaction (:meth:`Ledger.transaction`), so a crash
 at any point leaves the ledger as it was after the last whole page.
 
 The rest of fd-sync talks to this class and its tables (``state``,
-``incidents``, ``outbox``, ``runs``, ``quarantine``), never to SQLite.
+``incidents``, ``outbox``, ``runs``, ``quarantine``), never to SQLite or PostgreSQL.
 """
 
 from __future__ import annotations
@@ -25,8 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from fd_sync.core.decide import Decision, Kind, LedgerEntry
+from fd_sync.core.location import LedgerLocation, PostgresLedger
 from fd_sync.core.payloads import NO_EXTRAS, Extras
-from fd_sync.store.db import MEMORY, Database
+from fd_sync.store import backends
+from fd_sync.store.backends.sqlite import MEMORY
+from fd_sync.store.db import Database
 from fd_sync.store.incidents import Incidents
 from fd_sync.store.links import Links
 from fd_sync.store.outbox import PENDING, DeadReason, Outbox, OutboxCounts, OutboxEvent
@@ -71,12 +74,22 @@ class WritebackSummary:
 
 class Ledger:
     def __init__(
-        self, path: Path, *, readonly: bool = False, clock: Callable[[], datetime] = utc_now
+        self,
+        location: LedgerLocation | Database,
+        *,
+        readonly: bool = False,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
-        self.path = Path(path)
+        """Open the ledger at ``location`` (a SQLite path or a PostgreSQL URL), or wrap a
+        connection already open (the daemon's, which holds its locks)."""
+        self.db = (
+            location
+            if isinstance(location, Database)
+            else backends.connect(location, readonly=readonly)
+        )
+        self.location = self.db.location
         self.clock = clock
-        self.readonly = readonly
-        self.db = Database(self.path, readonly=readonly)
+        self.readonly = self.db.readonly
         self.state = State(self.db)
         self.incidents = Incidents(self.db)
         self.outbox = Outbox(self.db, clock)
@@ -91,9 +104,26 @@ class Ledger:
         return cls(Path(MEMORY), clock=clock)
 
     @classmethod
-    def for_reading(cls, path: Path) -> Ledger:
+    def for_reading(cls, location: LedgerLocation) -> Ledger:
         """The ledger read-only, or an empty scratch one before the first run created it."""
-        return cls(path, readonly=True) if path.exists() else cls.scratch()
+        if isinstance(location, PostgresLedger):
+            db = backends.connect(location, readonly=True, allow_empty=True)
+            return cls(db) if db.has_schema else _scratch_after(db)
+        return cls(location, readonly=True) if Path(location).exists() else cls.scratch()
+
+    @classmethod
+    @contextlib.contextmanager
+    def for_writing(
+        cls, location: LedgerLocation, *, wait_seconds: float, **connect: Any
+    ) -> Iterator[Ledger]:
+        """The ledger for a command that changes it: under the run lock, migrated under it."""
+        db = backends.connect(location, migrate=False, **connect)
+        try:
+            with db.run_lock(wait_seconds):
+                db.migrate()
+                yield cls(db)
+        finally:
+            db.close()
 
     def close(self) -> None:
         self.db.close()
@@ -195,7 +225,7 @@ class Ledger:
 
     def summary(self) -> Summary:
         return Summary(
-            database=str(self.path),
+            database=str(self.location),
             watermark=self.state.get(WATERMARK),
             incidents_tracked=self.incidents.count(),
             open_alerts=self.incidents.open_count(),
@@ -220,3 +250,8 @@ class Ledger:
             held=self.incidents.held(),
             last_read=self.state.get(FLASHDUTY_READ),
         )
+
+
+def _scratch_after(db: Database) -> Ledger:
+    db.close()
+    return Ledger.scratch()

@@ -142,7 +142,6 @@ class Links:
         if not self.db.two_way:
             return 0, 0
         row = self.db.one(
-            "SELECT COALESCE(SUM(incident_id IS NOT NULL), 0),"
-            " COALESCE(SUM(incident_id IS NULL), 0) FROM links WHERE watching = 1"
+            "SELECT COUNT(incident_id), COUNT(*) - COUNT(incident_id) FROM links WHERE watching = 1"
         )
         return (int(row[0]), int(row[1])) if row else (0, 0)

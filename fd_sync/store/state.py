@@ -20,6 +20,10 @@ SERVICENOW_CLOCK = "servicenow_clock"  # ServiceNow's Date at its last answer (s
 CHOICE_LABELS = "choice_labels"  # JSON: the instance's sys_choice labels and when they were read
 DAEMON = "daemon"  # JSON: the daemon's pid, interval and status line, for `fd-sync status`
 FLASHDUTY_READ = "flashduty_read_at"  # when the write-back last read Flashduty's incidents (ISO)
+# High availability (PostgreSQL): who leads, who stands by, and the last takeover.
+LEADER = "leader"  # JSON: host, pid, since; stopped_at once it stepped down cleanly
+STANDBY_PREFIX = "standby:"  # + "host:pid" -> JSON: host, pid, since, seen_at (its check-in)
+LAST_FAILOVER = "last_failover"  # JSON: at, from (the leader that died), to, waited_seconds
 
 
 class State:
@@ -41,6 +45,15 @@ class State:
                 [key, value],
                 "write the ledger state",
             )
+
+    def with_prefix(self, prefix: str) -> dict[str, Any]:
+        """Every JSON value whose key starts with ``prefix``, by the rest of the key."""
+        rows = self.db.rows(
+            "SELECT key, value FROM state WHERE key >= ? AND key < ?",
+            [prefix, prefix + "\uffff"],
+            "read the ledger state",
+        )
+        return {key[len(prefix) :]: json.loads(value) for key, value in rows if value}
 
     def get_json(self, key: str, default: Any = None) -> Any:
         text = self.get(key)

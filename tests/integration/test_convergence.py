@@ -32,7 +32,7 @@ from fd_sync.simulators.http import Fault
 from fd_sync.simulators.servicenow import ServiceNowSim, SimClock
 from fd_sync.store.ledger import Ledger
 from fd_sync.sync.dispatch import Choices
-from tests.conftest import START, Sleeps, base_document, merge
+from tests.conftest import START, Sleeps, base_document, machine_ledger, merge
 
 LOOKBACK = 30
 TABLE = "/api/now/table/"
@@ -73,6 +73,7 @@ def copy(fault: Fault) -> Fault:
 
 
 class Convergence(RuleBasedStateMachine):
+    backend = "sqlite"
     incidents = Bundle("incidents")
 
     def __init__(self) -> None:
@@ -89,7 +90,7 @@ class Convergence(RuleBasedStateMachine):
     def install(self, fmt: str) -> None:
         """The configuration, in either push format; the empty table is the baseline."""
         other = self.fd2.push_url_servicenow if fmt == "standard" else self.fd2.push_url_standard
-        database = Path(self.tmp.name) / "fd-sync.db"
+        database = machine_ledger(self.backend, Path(self.tmp.name))
         document = merge(
             base_document(self.sn, self.fd, database, fmt),
             {
@@ -105,7 +106,7 @@ class Convergence(RuleBasedStateMachine):
                 ],
             },
         )
-        self.config = parse(document, path=database.parent / "c.toml", env={})
+        self.config = parse(document, path=Path(self.tmp.name) / "c.toml", env={})
         self.ledger = Ledger(database)
         self.sleeps = Sleeps()
         self.cycle()
@@ -316,3 +317,16 @@ ConvergenceTest.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestConvergence = ConvergenceTest.TestCase
+
+
+class ConvergenceTestOnPostgres(ConvergenceTest):
+    backend = "postgres"
+
+
+ConvergenceTestOnPostgres.TestCase.settings = settings(
+    max_examples=40,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestConvergenceOnPostgres = ConvergenceTestOnPostgres.TestCase

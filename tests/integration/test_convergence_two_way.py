@@ -28,7 +28,7 @@ from fd_sync.simulators.flashduty import FlashdutySim
 from fd_sync.simulators.http import Fault
 from fd_sync.simulators.servicenow import ServiceNowSim, SimClock
 from fd_sync.store.ledger import Ledger
-from tests.conftest import START, Sleeps, base_document, merge
+from tests.conftest import START, Sleeps, base_document, machine_ledger, merge
 
 TABLE = "/api/now/table/"
 faults = st.sampled_from(
@@ -63,6 +63,7 @@ def copy(fault: Fault) -> Fault:
 
 
 class TwoWayConvergence(RuleBasedStateMachine):
+    backend = "sqlite"
     incidents = Bundle("incidents")
 
     def __init__(self) -> None:
@@ -80,7 +81,7 @@ class TwoWayConvergence(RuleBasedStateMachine):
 
     @initialize(target=incidents, resolve_state=st.sampled_from(["", "6"]))
     def install(self, resolve_state):
-        database = Path(self.tmp.name) / "fd-sync.db"
+        database = machine_ledger(self.backend, Path(self.tmp.name))
         document = merge(
             base_document(self.sn, self.fd, database, "standard"),
             {
@@ -93,7 +94,7 @@ class TwoWayConvergence(RuleBasedStateMachine):
                 },
             },
         )
-        self.config = parse(document, path=database.parent / "c.toml", env={})
+        self.config = parse(document, path=Path(self.tmp.name) / "c.toml", env={})
         self.ledger = Ledger(database)
         self.sleeps = Sleeps()
         self.cycle()
@@ -236,3 +237,16 @@ TwoWayConvergenceTest.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestTwoWayConvergence = TwoWayConvergenceTest.TestCase
+
+
+class TwoWayConvergenceTestOnPostgres(TwoWayConvergenceTest):
+    backend = "postgres"
+
+
+TwoWayConvergenceTestOnPostgres.TestCase.settings = settings(
+    max_examples=25,
+    stateful_step_count=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestTwoWayConvergenceOnPostgres = TwoWayConvergenceTestOnPostgres.TestCase

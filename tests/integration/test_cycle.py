@@ -11,7 +11,9 @@ from fd_sync.core.watermark import CLOCK_MARGIN, format_sn_time
 from fd_sync.errors import EX_OK, EX_TEMPFAIL
 from fd_sync.store.ledger import Ledger
 from fd_sync.store.state import BASELINE_UNTIL, SCAN_FROM, WATERMARK
-from tests.conftest import START, change, open_incident
+from tests.conftest import BOTH_BACKENDS, START, change, open_incident
+
+BACKENDS = BOTH_BACKENDS  # every test that opens a ledger runs on SQLite and PostgreSQL
 
 
 def kinds(flashduty):

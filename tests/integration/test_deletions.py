@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.conftest import change, open_incident
+from tests.conftest import BOTH_BACKENDS, change, open_incident
+
+BACKENDS = BOTH_BACKENDS  # every test that opens a ledger runs on SQLite and PostgreSQL
 
 INTERVAL = 600
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 from fd_sync.errors import EX_OK, EX_PROTOCOL, EX_TEMPFAIL
-from tests.conftest import change, open_incident
+from tests.conftest import BOTH_BACKENDS, change, open_incident
+
+BACKENDS = BOTH_BACKENDS  # every test that opens a ledger runs on SQLite and PostgreSQL
 
 PUSH = "/event/push/"
 

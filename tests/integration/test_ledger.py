@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +13,11 @@ from fd_sync.core.decide import reconcile
 from fd_sync.core.incident import Incident
 from fd_sync.errors import StorageError
 from fd_sync.store.ledger import Ledger
-from fd_sync.store.migrations import known_migrations, migrations
+from fd_sync.store.migrations import known_migrations
+from fd_sync.store.migrations import sqlite_migrations as migrations
+from tests.conftest import BOTH_BACKENDS
+
+BACKENDS = BOTH_BACKENDS  # every test that opens a ledger runs on SQLite and PostgreSQL
 
 
 def incident(n: int, state: str = "1") -> Incident:
@@ -29,14 +34,26 @@ def incident(n: int, state: str = "1") -> Incident:
 APPLIED = "SELECT name FROM _sqlite_migrations ORDER BY id"
 
 
-def test_a_new_ledger_is_wal_and_migrated(database):
+@pytest.fixture
+def sqlite_file(tmp_path):
+    """For what only a SQLite file has: WAL, file modes, a foreign file, older ledgers."""
+    return tmp_path / "state" / "fd-sync.db"
+
+
+def migration_log(ledger: Ledger) -> str:
+    return "_sqlite_migrations" if ledger.db.backend == "sqlite" else "fd_sync_migrations"
+
+
+def test_a_new_ledger_is_migrated_once(database):
     with Ledger(database) as ledger:
-        mode = ledger.db.scalar("PRAGMA journal_mode")
-        assert mode == "wal"
-        applied = [r[0] for r in ledger.db.rows("SELECT name FROM _sqlite_migrations")]
-        assert applied == known_migrations()
-    with Ledger(database):  # opening again applies nothing twice
-        pass
+        assert ledger.db.applied_migrations() == known_migrations()
+    with Ledger(database) as ledger:  # opening again applies nothing twice
+        assert ledger.db.applied_migrations() == known_migrations()
+
+
+def test_a_new_sqlite_ledger_is_wal(sqlite_file):
+    with Ledger(sqlite_file) as ledger:
+        assert ledger.db.scalar("PRAGMA journal_mode") == "wal"
 
 
 def test_a_page_is_all_or_nothing(database):
@@ -66,16 +83,18 @@ def test_entries_know_whether_an_alert_was_sent(database):
 def test_a_newer_schema_is_refused_not_migrated(database):
     with Ledger(database) as ledger:
         ledger.db.execute(
-            "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) "
+            f"INSERT INTO {migration_log(ledger)} (migration_set, name, applied_at) "
             "VALUES ('fd-sync', 'm999_from_the_future', '2030-01-01')"
         )
-    with pytest.raises(StorageError) as info:
-        Ledger(database)
-    assert "newer fd-sync" in str(info.value) and str(database) in str(info.value)
-    assert info.value.exit_code == 78
+    for readonly in (False, True):
+        with pytest.raises(StorageError) as info:
+            Ledger(database, readonly=readonly)
+        assert "newer fd-sync" in str(info.value) and str(database) in str(info.value)
+        assert info.value.exit_code == 78
 
 
-def test_a_file_that_is_not_a_database_is_refused_and_kept(database):
+def test_a_file_that_is_not_a_database_is_refused_and_kept(sqlite_file):
+    database = sqlite_file
     database.parent.mkdir(parents=True)
     database.write_bytes(b"this is a text file, not SQLite " * 100)
     with pytest.raises(StorageError) as info:
@@ -86,12 +105,18 @@ def test_a_file_that_is_not_a_database_is_refused_and_kept(database):
 
 
 def test_a_missing_ledger_is_reported_by_readonly_opens(database):
-    with pytest.raises(StorageError, match="no ledger yet"):
+    with pytest.raises(StorageError, match="no ledger yet") as info:
         Ledger(database, readonly=True)
-    assert not database.exists()
+    assert info.value.exit_code == 75
+    if isinstance(database, Path):
+        assert not database.exists()
+    else:  # a read-only open creates nothing either: the next open is still empty
+        with pytest.raises(StorageError, match="no ledger yet"):
+            Ledger(database, readonly=True)
 
 
-def test_a_locked_database_is_temporary(database):
+def test_a_locked_database_is_temporary(sqlite_file):
+    database = sqlite_file
     with Ledger(database):
         pass
     blocker = sqlite3.connect(database, timeout=0)
@@ -155,7 +180,8 @@ def m001_ledger(database, inc):
     old.close()
 
 
-def test_an_older_ledger_opened_read_only_is_read_without_migrating(database):
+def test_an_older_ledger_opened_read_only_is_read_without_migrating(sqlite_file):
+    database = sqlite_file
     inc = incident(1)
     m001_ledger(database, inc)
     with Ledger(database, readonly=True) as ledger:  # what once --dry-run and explain open
@@ -165,9 +191,10 @@ def test_an_older_ledger_opened_read_only_is_read_without_migrating(database):
         assert "m002_routing" not in {r[0] for r in ledger.db.rows(APPLIED)}
 
 
-def test_a_ledger_from_before_routing_upgrades_in_place(database):
+def test_a_ledger_from_before_routing_upgrades_in_place(sqlite_file):
     """m001 ledgers: open alerts lived at the [flashduty] push_url, queued events had no
     route extras; both must keep working after the upgrade."""
+    database = sqlite_file
     from fd_sync.core.decide import Kind, decide
 
     inc = incident(1)

@@ -16,7 +16,9 @@ import pytest
 from fd_sync import wiring
 from fd_sync.simulators.flashduty import FlashdutySim
 from fd_sync.simulators.servicenow import ServiceNowSim
-from tests.conftest import Harness, change, open_incident
+from tests.conftest import BOTH_BACKENDS, Harness, change, open_incident
+
+BACKENDS = BOTH_BACKENDS  # every test that opens a ledger runs on SQLite and PostgreSQL
 
 
 class Wall:

@@ -1,0 +1,223 @@
+"""The SQLite backend: one file in WAL mode, through sqlite-utils.
+
+A full disk or a lock is temporary (75); a corrupt file or a schema from a newer fd-sync
+needs the operator (78). The run lock is an ``flock`` beside the file
+(:mod:`fd_sync.store.lock`), taken before the file is opened for writing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database as SqliteUtilsDatabase
+
+from fd_sync.errors import StorageError, StorageUnavailable, StorageUnusable
+from fd_sync.store.db import Database, Row
+from fd_sync.store.lock import RunLock
+from fd_sync.store.migrations import sqlite_migrations
+
+MEMORY = ":memory:"
+
+
+class SqliteDatabase(Database):
+    """One SQLite ledger file in WAL mode, migrated on a writable open."""
+
+    backend = "sqlite"
+
+    def __init__(self, path: Path, *, readonly: bool = False, migrate: bool = True) -> None:
+        super().__init__(Path(path), readonly=readonly)
+        self.path = Path(path)
+        with self.errors("open"):
+            self._db = self._connect()
+            if not readonly:
+                self._prepare(migrate)
+            else:
+                self._check_readable()
+        self.forget_schema()  # only what the schema is after the open counts
+
+    @property
+    def in_memory(self) -> bool:
+        return str(self.path) == MEMORY
+
+    def _connect(self) -> SqliteUtilsDatabase:
+        if self.in_memory:
+            return SqliteUtilsDatabase(memory=True, execute_plugins=False)
+        if self.readonly:
+            if not self.path.exists():
+                raise StorageUnavailable(f"{self.path}: no ledger yet (fd-sync once creates it)")
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5)
+        else:
+            _create_private(self.path)
+            conn = sqlite3.connect(self.path, timeout=5)
+        return SqliteUtilsDatabase(conn, execute_plugins=False)
+
+    def _prepare(self, migrate: bool) -> None:
+        if not self.in_memory:
+            with self._db.ensure_autocommit_on():
+                mode = self._db.execute("PRAGMA journal_mode=wal").fetchone()[0]
+                if mode != "wal":
+                    raise StorageUnusable(
+                        f"{self.path}: cannot switch to WAL journaling (got {mode}); "
+                        "put the ledger on a local file system"
+                    )
+                # NORMAL is durable against process crashes in WAL mode; only a power
+                # loss can drop the last commits, which the next scan re-decides.
+                self._db.execute("PRAGMA synchronous=NORMAL")
+        self.check_schema()
+        if migrate or self.in_memory:
+            self.migrate()
+
+    def _check_readable(self) -> None:
+        self.check_schema()
+        if not self._db["outbox"].exists():
+            raise StorageUnusable(
+                f"{self.path}: not an fd-sync ledger (no outbox table); check [sync] database"
+            )
+
+    def applied_migrations(self) -> list[str]:
+        with self.errors("read the schema"):
+            return [m.name for m in sqlite_migrations.applied(self._db)]
+
+    def migrate(self) -> None:
+        with self.errors("upgrade the ledger's schema"):
+            sqlite_migrations.apply(self._db)
+        self.forget_schema()
+
+    @contextlib.contextmanager
+    def run_lock(self, wait_seconds: float) -> Iterator[None]:
+        with RunLock(self.path, wait_seconds=wait_seconds):
+            yield
+
+    def table_columns(self, table: str) -> frozenset[str]:
+        with self.errors("read the schema"):
+            return frozenset(self._db[table].columns_dict)
+
+    # --- statements -------------------------------------------------------------------
+
+    def rows(
+        self, sql: str, params: Sequence[Any] = (), doing: str = "read the ledger"
+    ) -> list[Row]:
+        with self.errors(doing):  # sqlite3 rows are tuples already
+            return list(self._db.execute(sql, list(params)))
+
+    def one(
+        self, sql: str, params: Sequence[Any] = (), doing: str = "read the ledger"
+    ) -> Row | None:
+        with self.errors(doing):
+            row: Row | None = self._db.execute(sql, list(params)).fetchone()
+        return row
+
+    def execute(self, sql: str, params: Sequence[Any] = (), doing: str = "write the ledger") -> int:
+        with self.errors(doing):
+            return int(self._db.execute(sql, list(params)).rowcount)
+
+    def insert(self, sql: str, params: Sequence[Any] = (), doing: str = "write the ledger") -> int:
+        with self.errors(doing):
+            return int(self._db.execute(sql, list(params)).lastrowid or 0)
+
+    def executemany(
+        self, sql: str, rows: Iterable[Sequence[Any]], doing: str = "write the ledger"
+    ) -> None:
+        with self.errors(doing), self._db.atomic():
+            self._db.conn.executemany(sql, rows)
+
+    @contextlib.contextmanager
+    def transaction(self, doing: str = "write the ledger") -> Iterator[None]:
+        with self.errors(doing), self._db.atomic():
+            yield
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._db.close()
+
+    # --- errors -----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def errors(self, doing: str) -> Iterator[None]:
+        """Translate SQLite's exceptions into one-line, actionable StorageErrors."""
+        try:
+            yield
+        except StorageError:
+            raise
+        except sqlite3.DatabaseError as exc:
+            raise storage_error(self.path, exc, doing) from None
+        except PermissionError as exc:
+            raise StorageUnusable(
+                f"{self.path}: {exc.strerror} while trying to {doing}; "
+                "the fd-sync user needs write access to the file and its folder"
+            ) from None
+
+
+def _create_private(path: Path) -> None:
+    """The ledger holds incident texts: a new folder is 0700 and a new file 0600 (SQLite
+    gives its -wal and -shm files the database file's mode). Existing ones are left as
+    the operator made them."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageUnusable(
+            f"{path.parent}: cannot create the ledger folder ({exc.strerror}); "
+            "create it for the fd-sync user or set [sync] database"
+        ) from None
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    except FileExistsError:
+        pass
+    except OSError:
+        pass  # not writable: sqlite3 reports it with the fix (see storage_error)
+
+
+def write_problem(path: Path) -> str | None:
+    """Why a run could not write this ledger (its folder, or the file), or None: a real
+    probe (a temporary file created and removed), because permission bits do not say what
+    a read-only mount or an ACL does."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # a run creates the missing folders below the first one there
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".fd-sync-probe-"):
+            pass
+    except OSError as exc:
+        return (
+            f"{folder}: cannot write there ({exc.strerror}); the fd-sync user needs write "
+            "access to the ledger's folder, or set [sync] database"
+        )
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"{path}: not writable by this user; fix its owner or mode"
+    return None
+
+
+def storage_error(path: Path, exc: sqlite3.DatabaseError, doing: str) -> StorageError:
+    text = str(exc)
+    lowered = text.lower()
+    if "disk is full" in lowered or "database or disk is full" in lowered:
+        return StorageUnavailable(
+            f"{path}: disk full while trying to {doing}; free space on its file system "
+            "(nothing was lost: the last page is rolled back and will be re-read)"
+        )
+    if "locked" in lowered or "busy" in lowered:
+        return StorageUnavailable(
+            f"{path}: database is locked by another process while trying to {doing}; "
+            "retry when it is done"
+        )
+    if "readonly" in lowered or "read-only" in lowered or "unable to open" in lowered:
+        return StorageUnusable(
+            f"{path}: cannot write ({text}); the fd-sync user needs write access "
+            "to the file and its folder"
+        )
+    if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
+        return StorageUnusable(
+            f"{path}: not a usable fd-sync ledger ({text}); move it aside and "
+            "restore a backup, or start a new ledger with fd-sync once --since"
+        )
+    if isinstance(exc, sqlite3.OperationalError) and "i/o" in lowered:
+        return StorageUnavailable(
+            f"{path}: I/O error while trying to {doing} ({text}); check the disk"
+        )
+    return StorageUnavailable(f"{path}: SQLite error while trying to {doing}: {text}")
