@@ -17,7 +17,11 @@ from typing import NoReturn
 
 import click
 
-from fd_sync.cli import incident_commands, sync_commands  # noqa: F401 - they register commands
+from fd_sync.cli import (  # noqa: F401 - they register commands
+    incident_commands,
+    ledger_commands,
+    sync_commands,
+)
 from fd_sync.cli.base import cli, print_error
 from fd_sync.errors import EX_SOFTWARE, EX_USAGE, FdSyncError
 from fd_sync.redaction import redact

@@ -307,9 +307,16 @@ def _postgres_ledger(v: dict[str, Any], ctx: Context) -> PostgresLedger:
             "[sync] database carries a password: move it to FD_SYNC_DATABASE_PASSWORD, the "
             "database_password credential or [sync] database_password_file"
         )
-    if importlib.util.find_spec("psycopg") is None:
+    if not _installed("psycopg"):
         raise problem(ctx.path, "sync", "database", PSYCOPG_MISSING)
     return PostgresLedger(url, password=v["database_password"] or inline)
+
+
+def _installed(package: str) -> bool:
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _metrics(v: dict[str, Any], ctx: Context) -> MetricsConfig:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fd_sync.flashduty.push import key_rejected
-from fd_sync.store.ledger import Ledger, Summary
+from fd_sync.store.ledger import HighAvailability, Ledger, Summary
 from fd_sync.store.lock import still_running
 from fd_sync.store.outbox import DeadReason
 from fd_sync.store.state import DAEMON, SERVICENOW_CLOCK
@@ -57,13 +57,24 @@ def read_status(
                 "run fd-sync once --since <the last time you know was synced>"
             ),
         )
-    return Status(summary, _daemon(ledger.state.get_json(DAEMON)), healthy, why, two_way)
+    daemon = _daemon(ledger.state.get_json(DAEMON), summary.high_availability)
+    return Status(summary, daemon, healthy, why, two_way)
 
 
-def _daemon(recorded: dict[str, Any] | None) -> dict[str, Any] | None:
+def _daemon(
+    recorded: dict[str, Any] | None, shared: HighAvailability | None = None
+) -> dict[str, Any] | None:
     """What the daemon last wrote, corrected when it died without writing again (kill -9,
-    a crash, a reboot): a record that says running is believed only for a live process."""
-    if not recorded or not recorded.get("running") or still_running(recorded):
+    a crash, a reboot): a record that says running is believed only for a live process —
+    on a shared ledger, the one whose session holds the leader lock (it may be elsewhere)."""
+    if not recorded or not recorded.get("running"):
+        return recorded
+    alive = (
+        still_running(recorded)
+        if shared is None
+        else bool(shared.holder and shared.holder.endswith(f":{recorded.get('pid')}"))
+    )
+    if alive:
         return recorded
     return {
         **recorded,
@@ -71,6 +82,38 @@ def _daemon(recorded: dict[str, Any] | None) -> dict[str, Any] | None:
         "status": f"not running: pid {recorded.get('pid')} is gone without stopping "
         f"(killed, crashed or rebooted); its last status: {recorded.get('status', '')}",
     }
+
+
+def high_availability_lines(ha: HighAvailability | None, now: datetime) -> list[tuple[str, str]]:
+    """Leader, standbys and the last failover of a shared ledger; nothing for SQLite."""
+    if ha is None:
+        return []
+    leader = ha.leader or {}
+    if ha.holder:
+        who = ha.holder.removeprefix("fd-sync leader ")
+        shown = (
+            f"{who} since {leader.get('since')}"
+            if who.endswith(f"{leader.get('host')}:{leader.get('pid')}")
+            else who
+        )
+    else:
+        shown = "none: no fd-sync process holds the ledger (no daemon running?)"
+    standbys = ", ".join(
+        f"{r['host']}:{r['pid']} (since {r['since']}, checked in "
+        f"{(now - datetime.fromisoformat(r['seen_at'])).total_seconds():.0f} s ago)"
+        for r in ha.standbys
+    )
+    failover = ha.last_failover
+    return [
+        ("leader", shown),
+        ("standbys", standbys or "none checked in"),
+        (
+            "last failover",
+            f"{failover['at']}: {failover['to']} took over from {failover['from']}"
+            if failover
+            else "never",
+        ),
+    ]
 
 
 def health(last_ok: str | None, interval: int, now: datetime) -> tuple[bool, str]:
@@ -95,7 +138,8 @@ def render(status: Status, *, now: Callable[[], datetime] = _now) -> list[str]:
         else:
             lag = f" ({-behind:.0f} s AHEAD of this host's clock)"
     lines = [
-        ("ledger", summary.database),
+        ("ledger", f"{summary.database} ({summary.backend})"),
+        *high_availability_lines(summary.high_availability, now()),
         ("watermark", f"{watermark} UTC{lag}" if watermark else "none yet"),
         (
             "incidents",

@@ -29,12 +29,16 @@ from fd_sync.store import backends
 from fd_sync.store.db import Database
 from fd_sync.store.ledger import Ledger
 from fd_sync.store.lock import RunLock
-from fd_sync.store.state import LAST_FAILOVER, LEADER, STANDBY_PREFIX, State
+from fd_sync.store.state import (
+    LAST_FAILOVER,
+    LEADER,
+    STANDBY_CHECK_IN_SECONDS,
+    STANDBY_PREFIX,
+    State,
+)
 
 if TYPE_CHECKING:  # psycopg is imported only for a PostgreSQL ledger
     from fd_sync.store.backends.postgres import PostgresDatabase
-
-CHECK_IN_SECONDS = 10.0  # how often a standby says it is there (status lists it)
 
 
 def _now() -> str:
@@ -67,7 +71,7 @@ class Leadership:
         self.since = _now()
         self.failovers = 0
         self.standing_by_since: str | None = None
-        self.last_check_in = -CHECK_IN_SECONDS
+        self.last_check_in = -STANDBY_CHECK_IN_SECONDS
         self.last_problem = ""
 
     # --- what the daemon asks -------------------------------------------------------------
@@ -222,7 +226,7 @@ class Leadership:
         self.on_change(True, "leader")
 
     def _check_in(self, session: Database) -> None:
-        if self.clock() - self.last_check_in < CHECK_IN_SECONDS:
+        if self.clock() - self.last_check_in < STANDBY_CHECK_IN_SECONDS:
             return
         self.last_check_in = self.clock()
         record = {
@@ -232,6 +236,7 @@ class Leadership:
             "seen_at": _now(),
         }
         State(session).set_json(STANDBY_PREFIX + me(), record)
+        self.log.debug("standby_checked_in", leader=self.describe())
 
     # --- leading --------------------------------------------------------------------------
 

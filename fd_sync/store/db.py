@@ -84,6 +84,11 @@ class Database(abc.ABC):
         """Be the one process that changes incidents and the outbox, or raise LockBusy
         after ``wait_seconds``. On PostgreSQL the lock belongs to this very session."""
 
+    def after_copy(self, table: str) -> None:
+        """Rows went in with their ids: the engine's next id must follow them (SQLite's
+        AUTOINCREMENT follows by itself)."""
+        return
+
     def lock_holder(self, purpose: str) -> str | None:
         """Who holds the ``run`` or ``leader`` lock, where the engine can tell."""
         return None

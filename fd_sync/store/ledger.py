@@ -35,7 +35,16 @@ from fd_sync.store.links import Links
 from fd_sync.store.outbox import PENDING, DeadReason, Outbox, OutboxCounts, OutboxEvent
 from fd_sync.store.quarantine import Quarantine
 from fd_sync.store.runs import LastRun, Runs
-from fd_sync.store.state import FLASHDUTY_READ, MISSING_INCIDENTS, WATERMARK, State
+from fd_sync.store.state import (
+    FLASHDUTY_READ,
+    LAST_FAILOVER,
+    LEADER,
+    MISSING_INCIDENTS,
+    STANDBY_CHECK_IN_SECONDS,
+    STANDBY_PREFIX,
+    WATERMARK,
+    State,
+)
 from fd_sync.store.times import iso, utc_now
 from fd_sync.store.writeback import WritebackQueue
 
@@ -57,6 +66,18 @@ class Summary:
     last_run: LastRun | None
     last_success_at: str | None
     writeback: WritebackSummary | None = None
+    backend: str = "sqlite"
+    high_availability: HighAvailability | None = None  # PostgreSQL only
+
+
+@dataclass(frozen=True)
+class HighAvailability:
+    """Who runs the cycles of a shared (PostgreSQL) ledger, as `fd-sync status` shows it."""
+
+    leader: dict[str, Any] | None  # the leader's record: host, pid, since (stopped_at)
+    holder: str | None  # the session holding the leader lock now ("fd-sync leader host:pid")
+    standbys: list[dict[str, Any]]  # host, pid, since, seen_at: those checked in lately
+    last_failover: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -236,6 +257,25 @@ class Ledger:
             last_run=self.runs.last(),
             last_success_at=self.runs.last_success_at(),
             writeback=self.writeback_summary(),
+            backend=self.db.backend,
+            high_availability=self.high_availability(),
+        )
+
+    def high_availability(self) -> HighAvailability | None:
+        if self.db.backend == "sqlite":
+            return None
+        now = self.clock()
+        standbys = [
+            record
+            for record in self.state.with_prefix(STANDBY_PREFIX).values()
+            if (now - datetime.fromisoformat(record["seen_at"])).total_seconds()
+            <= 3 * STANDBY_CHECK_IN_SECONDS
+        ]
+        return HighAvailability(
+            leader=self.state.get_json(LEADER),
+            holder=self.db.lock_holder("leader"),
+            standbys=sorted(standbys, key=lambda r: (r["host"], r["pid"])),
+            last_failover=self.state.get_json(LAST_FAILOVER),
         )
 
     def writeback_summary(self) -> WritebackSummary:

@@ -23,7 +23,8 @@ FLASHDUTY_READ = "flashduty_read_at"  # when the write-back last read Flashduty'
 # High availability (PostgreSQL): who leads, who stands by, and the last takeover.
 LEADER = "leader"  # JSON: host, pid, since; stopped_at once it stepped down cleanly
 STANDBY_PREFIX = "standby:"  # + "host:pid" -> JSON: host, pid, since, seen_at (its check-in)
-LAST_FAILOVER = "last_failover"  # JSON: at, from (the leader that died), to, waited_seconds
+LAST_FAILOVER = "last_failover"  # JSON: at, from (the leader that died), to, leader_since
+STANDBY_CHECK_IN_SECONDS = 10.0  # a standby's check-in period; status lists those seen lately
 
 
 class State:

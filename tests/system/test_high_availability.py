@@ -10,6 +10,7 @@ worst moment, between "attempted" and "delivered".
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import threading
@@ -125,6 +126,7 @@ def hosts(
         return host
 
     start.database = database  # type: ignore[attr-defined]
+    start.config = config  # type: ignore[attr-defined]
     yield start
     for host in started:
         host.stop()
@@ -153,10 +155,18 @@ def test_only_the_leader_delivers_and_the_standby_waits_ready(
     assert len(leader.logged("event_delivered")) == 3
     assert standby.logged("event_delivered") == []
     assert standby.proc.poll() is None and leader.proc.poll() is None
+    standby.wait_logged("standby_checked_in")
+    shown = run_fd_sync("--config", str(hosts.config), "status")  # type: ignore[attr-defined]
+    assert shown.code == 0, shown.output
+    assert "(postgresql)" in shown.stdout
+    assert re.search(rf"leader +\S+:{leader.proc.pid} since ", shown.stdout), shown.stdout
+    assert re.search(rf"standbys +\S+:{standby.proc.pid} \(since ", shown.stdout)
+    assert re.search(r"last failover +never", shown.stdout)
+    assert re.search(rf"daemon +pid {leader.proc.pid}, ", shown.stdout)
 
 
 def test_kill_9_of_the_leader_hands_over_within_failover_seconds_losing_nothing(
-    servicenow, flashduty, hosts
+    servicenow, flashduty, hosts, run_fd_sync
 ):
     leader, standby = leader_and_standby(hosts)
     rows = [open_incident(servicenow) for _ in range(4)]
@@ -175,6 +185,11 @@ def test_kill_9_of_the_leader_hands_over_within_failover_seconds_losing_nothing(
     assert all(kinds == ["create"] for kinds in flashduty.history().values())
     elected = standby.wait_logged("leader_elected")
     assert elected["failover"] is True and elected["previous"].endswith(f":{leader.proc.pid}")
+    shown = run_fd_sync("--config", str(hosts.config), "status")  # type: ignore[attr-defined]
+    assert re.search(
+        rf"last failover +\S+: \S+:{standby.proc.pid} took over from \S+:{leader.proc.pid}",
+        shown.stdout,
+    ), shown.stdout
 
 
 def test_a_leader_whose_session_is_terminated_steps_down_without_sending_again(

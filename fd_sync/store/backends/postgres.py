@@ -193,6 +193,14 @@ class PostgresDatabase(Database):
                 )
         self.forget_schema()
 
+    def after_copy(self, table: str) -> None:
+        if "id" in self.table_columns(table):
+            self.scalar(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+                f" COALESCE(MAX(id), 0) + 1, false) FROM {table}",
+                doing="copy the ledger",
+            )
+
     # --- locks ------------------------------------------------------------------------
 
     def try_lock(self, purpose: str) -> bool:

@@ -1,0 +1,79 @@
+"""`fd-sync ledger copy`: SQLite -> PostgreSQL -> SQLite, every row and id kept, counts
+verified; a non-empty target refused and left as it was."""
+
+from __future__ import annotations
+
+from fd_sync.store.copy import counts
+from fd_sync.store.ledger import Ledger
+from tests import postgres
+from tests.conftest import open_incident
+
+
+def test_a_ledger_travels_to_postgresql_and_back_with_everything(
+    servicenow, flashduty, write_config, run_fd_sync, tmp_path, pg_cluster
+):
+    config = write_config()
+    assert run_fd_sync("--config", str(config), "once").code == 0  # the baseline
+    rows = [open_incident(servicenow) for _ in range(3)]
+    flashduty.inject(status=400, path="/event/push/", times=10)  # one dead event, with errors
+    assert run_fd_sync("--config", str(config), "once").code != 0
+    sqlite_file = tmp_path / "state" / "fd-sync.db"
+    with Ledger(sqlite_file, readonly=True) as original:
+        before = counts(original.db)
+        dead = [(e.id, e.status, e.http_status, e.error_message) for e in original.outbox.events()]
+        watermark = original.summary().watermark
+    assert before["outbox"] == 3 and before["runs"] == 2 and dead
+
+    target = pg_cluster.ledger(pg_cluster.new_database())
+    env = {"FD_SYNC_TARGET_DATABASE_PASSWORD": postgres.PASSWORD}
+    copied = run_fd_sync("--config", str(config), "ledger", "copy", "--to", target.url, env=env)
+    assert copied.code == 0, copied.output
+    assert "counts verified" in copied.stdout and postgres.PASSWORD not in copied.output
+    with Ledger(target, readonly=True) as moved:
+        assert counts(moved.db) == before
+        assert [
+            (e.id, e.status, e.http_status, e.error_message) for e in moved.outbox.events()
+        ] == dead
+        assert moved.summary().watermark == watermark
+
+    # A second copy into the now non-empty target is refused (64), and changes nothing.
+    again = run_fd_sync("--config", str(config), "ledger", "copy", "--to", target.url, env=env)
+    assert again.code == 64 and "not empty" in again.stderr
+    with Ledger(target, readonly=True) as moved:
+        assert counts(moved.db) == before
+
+    # Back: PostgreSQL is now the configured ledger; its copy becomes a new SQLite file, and
+    # the next id there follows the copied ones.
+    on_postgres = write_config(
+        name="pg.toml", sync={"database": target.url, "database_password": postgres.PASSWORD}
+    )
+    back = tmp_path / "back" / "fd-sync.db"
+    returned = run_fd_sync("--config", str(on_postgres), "ledger", "copy", "--to", str(back))
+    assert returned.code == 0, returned.output
+    with Ledger(back) as home:
+        assert counts(home.db) == before
+        assert home.runs.start("once", "r-next") == before["runs"] + 1  # ids move on
+    del rows
+
+
+def test_the_next_event_on_postgresql_gets_an_id_after_the_copied_ones(
+    servicenow, flashduty, write_config, run_fd_sync, pg_cluster
+):
+    config = write_config()
+    assert run_fd_sync("--config", str(config), "once").code == 0
+    open_incident(servicenow)
+    assert run_fd_sync("--config", str(config), "once").code == 0
+    target = pg_cluster.ledger(pg_cluster.new_database())
+    env = {"FD_SYNC_TARGET_DATABASE_PASSWORD": postgres.PASSWORD}
+    assert (
+        run_fd_sync("--config", str(config), "ledger", "copy", "--to", target.url, env=env).code
+        == 0
+    )
+    on_postgres = write_config(
+        name="pg.toml", sync={"database": target.url, "database_password": postgres.PASSWORD}
+    )
+    open_incident(servicenow)
+    assert run_fd_sync("--config", str(on_postgres), "once").code == 0
+    with Ledger(target, readonly=True) as moved:
+        ids = [e.id for e in moved.outbox.events()]
+    assert sorted(ids) == [1, 2] and len(flashduty.open_keys()) == 2

@@ -1,0 +1,73 @@
+"""A PostgreSQL ledger's expected failures, as an operator meets them: one line on stderr
+naming the ledger and the fix, the documented exit code, no secret, no traceback."""
+
+from __future__ import annotations
+
+import textwrap
+
+from tests import postgres
+
+
+def one_line(result) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.startswith("fd-sync:")]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+def test_unreachable_server_exits_75_naming_the_host(write_config, run_fd_sync):
+    port = postgres._free_port()
+    config = write_config(
+        sync={"database": f"postgresql://fdsync@127.0.0.1:{port}/fd", "database_password": "pw-777"}
+    )
+    result = run_fd_sync("--config", str(config), "once")
+    assert result.code == 75
+    assert f"127.0.0.1:{port}" in one_line(result) and "pw-777" not in result.output
+
+
+def test_wrong_password_exits_78_with_libpqs_message_and_no_secret(
+    write_config, run_fd_sync, pg_cluster
+):
+    url = pg_cluster.url(pg_cluster.new_database())
+    config = write_config(sync={"database": url, "database_password": "wrong-pw-4242"})
+    result = run_fd_sync("--config", str(config), "status")
+    assert result.code == 78
+    assert "password authentication failed" in one_line(result)
+    assert "wrong-pw-4242" not in result.output
+
+
+def test_a_password_written_into_the_url_is_used_warned_about_and_never_shown(
+    write_config, run_fd_sync, pg_cluster
+):
+    name = pg_cluster.new_database()
+    url = f"postgresql://fdsync:{postgres.PASSWORD}@127.0.0.1:{pg_cluster.port}/{name}"
+    config = write_config(sync={"database": url})
+    assert run_fd_sync("--config", str(config), "once").code == 0
+    result = run_fd_sync("--config", str(config), "status")
+    assert result.code == 0 and postgres.PASSWORD not in result.output
+    assert f"fdsync@127.0.0.1:{pg_cluster.port}/{name}" in result.stdout
+    assert "carries a password" in result.stderr
+
+
+def test_without_psycopg_a_postgresql_ledger_is_a_configuration_error(
+    write_config, run_fd_sync, tmp_path
+):
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(
+        textwrap.dedent(
+            """
+            import sys
+
+            class Hide:
+                def find_spec(self, name, path=None, target=None):
+                    if name.split(".")[0] == "psycopg":
+                        raise ModuleNotFoundError(name)
+
+            sys.meta_path.insert(0, Hide())
+            """
+        )
+    )
+    config = write_config(sync={"database": "postgresql://fdsync@127.0.0.1:5432/fd"})
+    result = run_fd_sync("--config", str(config), "once", env={"PYTHONPATH": str(hide)})
+    assert result.code == 78
+    assert "pip install 'fd-sync[postgres]'" in one_line(result)
