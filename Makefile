@@ -50,6 +50,8 @@ clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .ruff_cache
 
 ## soak: the chaos soak against a real daemon (SOAK_MINUTES, default 10); prints the figures
+## (LEDGER=postgres: two daemons on a throwaway PostgreSQL ledger, the leader killed at random)
 SOAK_MINUTES ?= 10
+LEDGER ?= sqlite
 soak: $(STAMP)
-	$(BIN)/python -m tests.chaos --minutes $(SOAK_MINUTES)
+	$(BIN)/python -m tests.chaos --minutes $(SOAK_MINUTES) --ledger $(LEDGER)

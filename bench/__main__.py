@@ -18,11 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import report, scenarios, stages
+from bench import postgres, report, scenarios, stages
 from bench.processes import BusyMeter, Simulator, machine_load
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
-ALL = ("backfill", "steady", "delivery", "freshness")
+ALL = ("backfill", "steady", "delivery", "freshness", "postgres")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         if "delivery" in chosen:
             results["delivery"] = scenarios.delivery(bench)
+        if "postgres" in chosen:
+            largest = max(int(n) for n in args.sizes.split(","))
+            results["postgres"] = postgres.measure_postgres(bench, largest)
         if "freshness" in chosen:
             if scenarios.daemon_available():
                 results["freshness"] = scenarios.freshness(bench)
@@ -100,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         print(report.clients_table(results["backfill"]))
         print()
         print(stages.table(results["stages"]))
+    if "postgres" in results:
+        print()
+        print(postgres.table(results["postgres"]))
     machine = document["machine"]
     print(
         f"\n{machine['cpus']} CPUs, load {load_before['load1']:.2f} before and "

@@ -54,7 +54,7 @@ def write_config(
     path: Path,
     servicenow: dict[str, Any],
     push_url: str,
-    database: Path,
+    database: Path | str,
     *,
     flashduty: dict[str, Any] | None = None,
     sync: dict[str, Any] | None = None,

@@ -12,6 +12,10 @@ every duplicate is explained by a kill or a too-slow answer.
 
 ``tests/test_soak.py`` runs a short soak in ``make test``; ``make soak`` runs
 ``python -m tests.chaos --minutes 10`` and prints the figures.
+
+With ``--ledger postgres`` (``make soak LEDGER=postgres``) the ledger is a throwaway
+PostgreSQL cluster shared by two daemons, as on two jump hosts; the kills go to whichever
+leads, and the figures add the failovers and the longest time without a leader.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import Any
 from fd_sync.simulators.flashduty import FlashdutySim
 from fd_sync.simulators.http import Fault
 from fd_sync.simulators.servicenow import ServiceNowSim, SimClock
+from tests import postgres
 
 LOOKBACK = 30  # seconds; late rows become visible well within it
 DELETION_CHECK = 3  # seconds of ServiceNow time between looks at sys_audit_delete
@@ -63,6 +68,9 @@ class Figures:
     open_flashduty: int = 0
     losses: int = 0  # incidents whose alert state disagrees with ServiceNow
     broken_histories: int = 0  # incidents whose events do not alternate create/resolve
+    ledger: str = "sqlite"
+    failovers: int = 0  # PostgreSQL: leaders killed and replaced by the other daemon
+    longest_without_leader: float = 0.0  # seconds from a leader's SIGKILL to the next leader
 
     def table(self) -> str:
         rows = [
@@ -74,7 +82,16 @@ class Figures:
             ("  of which deletions", self.deletions),
             ("faults injected", sum(self.faults.values())),
             *((f"  {kind}", n) for kind, n in sorted(self.faults.items())),
-            ("SIGKILLs of the daemon", self.kills),
+            ("ledger", self.ledger + (" (two daemons)" if self.ledger == "postgres" else "")),
+            ("SIGKILLs of the daemon" + ("s' leader" if self.failovers else ""), self.kills),
+            *(
+                [
+                    ("failovers", self.failovers),
+                    ("longest time without a leader", f"{self.longest_without_leader:.2f} s"),
+                ]
+                if self.ledger == "postgres"
+                else []
+            ),
             ("events delivered", self.events_delivered),
             (
                 "duplicates",
@@ -116,9 +133,12 @@ class Soak:
         *,
         seed: int,
         push_format: str = "servicenow",
+        ledger: str = "sqlite",
         log: Callable[[str], None] = print,
     ) -> None:
         self.rng = random.Random(seed)
+        self.cluster: postgres.Cluster | None = None
+        self.pg_database = ""
         self.workdir = workdir
         self.log = log
         self.sn = ServiceNowSim(clock=SimClock()).start()
@@ -127,6 +147,18 @@ class Soak:
         self.mismatches: list[str] = []  # incidents open on one side only, after count()
         self.database = workdir / "fd-sync.db"
         self.config = workdir / "config.toml"
+        self.figures.ledger = ledger
+        sync: dict[str, Any] = {"database": str(self.database)}
+        if ledger == "postgres":
+            self.cluster = postgres.start_cluster()
+            if self.cluster is None:
+                raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
+            self.pg_database = self.cluster.new_database()
+            sync = {
+                "database": self.cluster.url(self.pg_database),
+                "database_password": postgres.PASSWORD,
+                "failover_seconds": 5,
+            }
         push_url = (
             self.fd.push_url_standard if push_format == "standard" else self.fd.push_url_servicenow
         )
@@ -147,7 +179,7 @@ class Soak:
                         "max_attempts": 3,
                     },
                     "sync": {
-                        "database": str(self.database),
+                        **sync,
                         "lookback_seconds": LOOKBACK,
                         "poll_interval_seconds": 1,
                         "deletion_check_seconds": DELETION_CHECK,
@@ -162,30 +194,86 @@ class Soak:
         self.hidden: dict[str, float] = {}  # sys_id -> when it becomes visible again
         self.acl: dict[str, float] = {}
         self.daemon: subprocess.Popen[bytes] | None = None
+        self.daemons: list[subprocess.Popen[bytes]] = []  # PostgreSQL: leader and standby
         self.stderr = (workdir / "daemon.log").open("ab")
 
-    # --- the daemon ---------------------------------------------------------------------
+    # --- the daemons --------------------------------------------------------------------
 
-    def start_daemon(self) -> None:
+    def _spawn(self) -> subprocess.Popen[bytes]:
         env = {"PYTHONUNBUFFERED": "1", "FD_SYNC_LOG_FORMAT": "json", "PATH": "/usr/bin:/bin"}
-        self.daemon = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-m", "fd_sync", "--config", str(self.config), "run"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=self.stderr,
         )
 
+    def start_daemon(self) -> None:
+        if self.cluster is None:
+            self.daemon = self._spawn()
+            return
+        self.daemons = [d for d in self.daemons if d.poll() is None]
+        while len(self.daemons) < 2:
+            self.daemons.append(self._spawn())
+
+    def leader_pid(self) -> int | None:
+        assert self.cluster is not None
+        rows = self.cluster.sql(
+            "SELECT application_name FROM pg_stat_activity WHERE datname = "
+            f"'{self.pg_database}' AND application_name LIKE 'fd-sync leader %'"
+        )
+        return int(rows[0][0].rsplit(":", 1)[1]) if rows else None
+
     def kill_daemon(self) -> None:
+        if self.cluster is not None:
+            self.kill_leader()
+            return
         assert self.daemon is not None
         self.daemon.send_signal(signal.SIGKILL)
         self.daemon.wait()
         self.figures.kills += 1
         self.start_daemon()
 
+    def kill_leader(self) -> None:
+        """SIGKILL whichever daemon leads, time the gap until the other leads, restart it."""
+        pid = self.leader_pid()
+        victim = next((d for d in self.daemons if d.pid == pid), None)
+        if victim is None:
+            return  # between leaders already (or a leader not yet elected)
+        killed = time.monotonic()
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        self.figures.kills += 1
+        while (leader := self.leader_pid()) in (None, pid) and time.monotonic() - killed < 60:
+            time.sleep(0.05)  # another process's session: no event to await
+        if leader not in (None, pid):
+            self.figures.failovers += 1
+            gap = time.monotonic() - killed
+            self.figures.longest_without_leader = max(self.figures.longest_without_leader, gap)
+        self.daemons.remove(victim)
+        self.daemons.append(self._spawn())  # the host comes back, as a standby
+
     def stop_daemon(self) -> int:
-        assert self.daemon is not None
-        self.daemon.send_signal(signal.SIGTERM)
-        return self.daemon.wait(timeout=60)
+        codes = []
+        for proc in [self.daemon] if self.cluster is None else self.daemons:
+            assert proc is not None
+            proc.send_signal(signal.SIGTERM)
+            codes.append(proc.wait(timeout=60))
+        return max(codes)
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Read the daemons' ledger, whichever engine holds it (read-only)."""
+        if self.cluster is not None:
+            import psycopg
+
+            conninfo = self.cluster.url(self.pg_database)
+            with psycopg.connect(conninfo, password=postgres.PASSWORD, autocommit=True) as conn:
+                return conn.execute(sql.replace("?", "%s"), params or []).fetchall()  # type: ignore[arg-type]
+        conn = sqlite3.connect(f"file:{self.database}?mode=ro", uri=True, timeout=5)
+        try:
+            return conn.execute(sql, params or []).fetchall()
+        finally:
+            conn.close()
 
     # --- ServiceNow changes -------------------------------------------------------------
 
@@ -393,15 +481,13 @@ class Soak:
         since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(after + 1))
         last_progress, arrived = time.monotonic(), 0
         while time.monotonic() - last_progress < timeout:
-            if self.daemon is not None and self.daemon.poll() is not None:
+            if any(d.poll() is not None for d in [*self.daemons, self.daemon] if d):
                 self.start_daemon()  # it must not die, but if it did, the figures will say
             try:
-                conn = sqlite3.connect(f"file:{self.database}?mode=ro", uri=True, timeout=5)
-                clean = conn.execute(
+                clean = self.query(
                     "SELECT COUNT(*) FROM runs WHERE started_at >= ? AND exit_code = 0", [since]
-                ).fetchone()[0]
-                conn.close()
-            except sqlite3.Error:
+                )[0][0]
+            except Exception:
                 clean = 0
             if clean:
                 return True
@@ -413,13 +499,11 @@ class Soak:
 
     def count(self, clean: bool) -> None:
         f = self.figures
-        conn = sqlite3.connect(f"file:{self.database}?mode=ro", uri=True, timeout=5)
-        f.cycles = conn.execute("SELECT COUNT(*) FROM runs WHERE command = 'run'").fetchone()[0]
-        f.cycles_ok = conn.execute(
+        f.cycles = self.query("SELECT COUNT(*) FROM runs WHERE command = 'run'")[0][0]
+        f.cycles_ok = self.query(
             "SELECT COUNT(*) FROM runs WHERE command = 'run' AND exit_code = 0"
-        ).fetchone()[0]
-        statuses = dict(conn.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status"))
-        conn.close()
+        )[0][0]
+        statuses = dict(self.query("SELECT status, COUNT(*) FROM outbox GROUP BY status"))
         f.dead = statuses.get("dead", 0)
         f.pending = statuses.get("pending", 0)
         f.events_delivered = len(self.fd.events())
@@ -439,7 +523,6 @@ class Soak:
 
     def explain(self, limit: int = 5) -> str:
         """For each mismatching incident: ServiceNow's row, the ledger's, Flashduty's events."""
-        conn = sqlite3.connect(f"file:{self.database}?mode=ro", uri=True, timeout=5)
         out = []
         for sys_id in self.mismatches[:limit]:
             try:
@@ -447,30 +530,32 @@ class Soak:
                 sn = f"state {row['state']} at {row['sys_updated_on']} mod {row['sys_mod_count']}"
             except KeyError:
                 sn = "deleted"
-            ledger = conn.execute(
+            ledger = self.query(
                 "SELECT state, updated_on, mod_count, alert_open FROM incidents WHERE sys_id = ?",
                 [sys_id],
-            ).fetchone()
-            events = conn.execute(
+            )
+            events = self.query(
                 "SELECT id, kind, status, attempts FROM outbox WHERE sys_id = ? ORDER BY id",
                 [sys_id],
-            ).fetchall()
+            )
             received = [
                 (e.kind, e.duplicate, round(e.at, 2)) for e in self.fd.events() if e.key == sys_id
             ]
             out.append(
                 f"{sys_id}: servicenow {sn}; ledger {ledger}; outbox {events}; flashduty {received}"
             )
-        conn.close()
         return "\n".join(out)
 
     def close(self) -> None:
-        if self.daemon is not None and self.daemon.poll() is None:
-            self.daemon.kill()
-            self.daemon.wait()
+        for proc in [self.daemon, *self.daemons]:
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
         self.stderr.close()
         self.sn.stop()
         self.fd.stop()
+        if self.cluster is not None:
+            self.cluster.destroy()
 
 
 def alternates(kinds: list[str]) -> bool:
@@ -501,15 +586,22 @@ def main(argv: list[str] | None = None) -> int:
         default="servicenow",
         help="the push format the daemon sends (servicenow by default)",
     )
+    parser.add_argument(
+        "--ledger",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="postgres: two daemons share a throwaway PostgreSQL ledger; kills hit the leader",
+    )
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
     with tempfile.TemporaryDirectory(prefix="fd-sync-soak-") as tmp_dir:
         tmp = args.keep or tmp_dir
         Path(tmp).mkdir(parents=True, exist_ok=True)
-        soak = Soak(Path(tmp), seed=seed, push_format=args.format)
+        soak = Soak(Path(tmp), seed=seed, push_format=args.format, ledger=args.ledger)
         print(
-            f"soak: {args.minutes:g} min, seed {seed}, {args.format} format; "
-            f"command: python -m tests.chaos --minutes {args.minutes:g} --seed {seed}"
+            f"soak: {args.minutes:g} min, seed {seed}, {args.format} format, {args.ledger} "
+            f"ledger; command: python -m tests.chaos --minutes {args.minutes:g} --seed {seed}"
+            f" --ledger {args.ledger}"
         )
         try:
             figures = soak.run(args.minutes * 60)

@@ -99,13 +99,16 @@ class Leadership:
             if not self.leader or self.session is None:
                 yield None
                 return
+            session = self.session
             try:
-                with self.session.run_lock(wait_seconds=10.0):
-                    yield Ledger(self.session)
+                with session.run_lock(wait_seconds=10.0):
+                    yield Ledger(session)
             except StorageError as exc:
-                if self.session.lost:
+                if session.lost:
                     self._step_down(str(exc))
                 raise
+            if session.lost:  # a cycle that reported the loss instead of raising it
+                self._step_down("the session ended during the cycle")
 
     @contextlib.contextmanager
     def state(self) -> Iterator[State | None]:

@@ -104,3 +104,27 @@ def test_a_password_in_the_url_is_taken_out_of_it():
     assert "p4ss" not in repr(PostgresLedger(url, password="p4ss-word"))
     with pytest.raises(ValueError, match="names no database"):
         split_postgres_url("postgresql://db")
+
+
+def test_the_session_carries_keepalives_derived_from_failover_seconds(pg_cluster):
+    """The server ends a partitioned leader's session (and frees its lock) by these."""
+    location = pg_cluster.ledger(pg_cluster.new_database())
+    db = backends.connect(location, migrate=False, keepalive_seconds=30)
+    try:
+        shown = {
+            name: db.scalar(f"SHOW {name}")
+            for name in (
+                "tcp_keepalives_idle",
+                "tcp_keepalives_interval",
+                "tcp_keepalives_count",
+                "tcp_user_timeout",
+            )
+        }
+    finally:
+        db.close()
+    assert shown == {
+        "tcp_keepalives_idle": "6",
+        "tcp_keepalives_interval": "3",
+        "tcp_keepalives_count": "3",
+        "tcp_user_timeout": "15000",  # milliseconds
+    }

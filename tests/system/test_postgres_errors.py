@@ -71,3 +71,31 @@ def test_without_psycopg_a_postgresql_ledger_is_a_configuration_error(
     result = run_fd_sync("--config", str(config), "once", env={"PYTHONPATH": str(hide)})
     assert result.code == 78
     assert "pip install 'fd-sync[postgres]'" in one_line(result)
+
+
+def test_check_reads_a_postgresql_ledger_without_touching_it(
+    servicenow, flashduty, write_config, run_fd_sync, pg_cluster
+):
+    name = pg_cluster.new_database()
+    sync = {"database": pg_cluster.url(name), "database_password": postgres.PASSWORD}
+    config = write_config(sync=sync)
+    first = run_fd_sync("--config", str(config), "check")
+    assert first.code == 0, first.output
+    assert "ledger" in first.stdout and "PostgreSQL 1" in first.stdout  # its server version
+    assert "none yet; the first run creates it" in first.stdout
+    assert pg_cluster.sql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'", name) == [
+        (0,)
+    ]
+    assert run_fd_sync("--config", str(config), "once").code == 0
+    second = run_fd_sync("--config", str(config), "check")
+    assert "a ledger this fd-sync reads (watermark 20" in second.stdout
+
+
+def test_check_fails_a_database_the_role_cannot_create_the_ledger_in(
+    servicenow, flashduty, write_config, run_fd_sync, pg_cluster
+):
+    name = pg_cluster.new_database(owner="postgres")
+    sync = {"database": pg_cluster.url(name), "database_password": postgres.PASSWORD}
+    result = run_fd_sync("--config", str(write_config(sync=sync)), "check")
+    assert result.code == 78
+    assert "GRANT CREATE ON SCHEMA public TO the fd-sync role" in result.stdout
