@@ -36,7 +36,14 @@ from fd_sync import logs, wiring
 from fd_sync.config import Config
 from fd_sync.config.sections import METRICS_PACKAGE_MISSING
 from fd_sync.core.feed import Person
-from fd_sync.errors import AccessDenied, ConfigError, FdSyncError, LockBusy, StorageError
+from fd_sync.errors import (
+    AccessDenied,
+    ConfigError,
+    FdSyncError,
+    LockBusy,
+    StorageError,
+    StorageUnavailable,
+)
 from fd_sync.http.transport import interruptible_sleep
 from fd_sync.service.leadership import Leadership
 from fd_sync.service.sdnotify import Notifier
@@ -113,7 +120,14 @@ class Daemon:
         # PostgreSQL migrates only under the run lock, once this process leads). A SQLite
         # cycle then opens its own connection in the scheduler's thread: sqlite3
         # connections belong to the thread that made them.
-        backends.connect(config.sync.database, migrate=not self.leadership.shared).close()
+        try:
+            backends.connect(config.sync.database, migrate=not self.leadership.shared).close()
+        except StorageUnavailable as exc:
+            if not self.leadership.shared:
+                raise
+            # A shared ledger's server may be down while this host boots: stand by until
+            # it answers (a refused login or a missing privilege still stops us: 78).
+            self.log.warning("ledger_unreachable_at_start", error=str(exc), next="standing by")
 
     # --- lifecycle ----------------------------------------------------------------------
 

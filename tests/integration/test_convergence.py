@@ -320,13 +320,10 @@ TestConvergence = ConvergenceTest.TestCase
 
 
 class ConvergenceTestOnPostgres(ConvergenceTest):
+    """The same histories, with the ledger in PostgreSQL."""
+
     backend = "postgres"
 
 
-ConvergenceTestOnPostgres.TestCase.settings = settings(
-    max_examples=40,
-    stateful_step_count=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+ConvergenceTestOnPostgres.TestCase.settings = ConvergenceTest.TestCase.settings
 TestConvergenceOnPostgres = ConvergenceTestOnPostgres.TestCase

@@ -240,13 +240,10 @@ TestTwoWayConvergence = TwoWayConvergenceTest.TestCase
 
 
 class TwoWayConvergenceTestOnPostgres(TwoWayConvergenceTest):
+    """The same histories, with the ledger in PostgreSQL."""
+
     backend = "postgres"
 
 
-TwoWayConvergenceTestOnPostgres.TestCase.settings = settings(
-    max_examples=25,
-    stateful_step_count=20,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+TwoWayConvergenceTestOnPostgres.TestCase.settings = TwoWayConvergenceTest.TestCase.settings
 TestTwoWayConvergenceOnPostgres = TwoWayConvergenceTestOnPostgres.TestCase

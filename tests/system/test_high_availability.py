@@ -143,6 +143,19 @@ def leader_and_standby(start: Callable[[str], Host]) -> tuple[Host, Host]:
     return first, second
 
 
+def parked_mid_delivery(
+    hosts: Callable[[str], Host], servicenow, flashduty, incidents: int
+) -> tuple[Host, Host, set[str], threading.Event]:
+    """A leader and a standby, with the leader's second push parked at Flashduty: the
+    moment between "attempted" and "delivered" at which a leader can fail worst."""
+    leader, standby = leader_and_standby(hosts)
+    keys = {open_incident(servicenow)["sys_id"] for _ in range(incidents)}
+    release = threading.Event()
+    held = flashduty.inject(hold=release, path=PUSH, after=1)
+    assert held.arrived.wait(60)
+    return leader, standby, keys, release
+
+
 def test_only_the_leader_delivers_and_the_standby_waits_ready(
     servicenow, flashduty, hosts, run_fd_sync
 ):
@@ -168,11 +181,7 @@ def test_only_the_leader_delivers_and_the_standby_waits_ready(
 def test_kill_9_of_the_leader_hands_over_within_failover_seconds_losing_nothing(
     servicenow, flashduty, hosts, run_fd_sync
 ):
-    leader, standby = leader_and_standby(hosts)
-    rows = [open_incident(servicenow) for _ in range(4)]
-    release = threading.Event()
-    held = flashduty.inject(hold=release, path=PUSH, after=1)  # the leader's second push
-    assert held.arrived.wait(60)
+    leader, standby, keys, release = parked_mid_delivery(hosts, servicenow, flashduty, 4)
     killed_at = time.monotonic()
     leader.proc.kill()
     leader.proc.wait(timeout=30)
@@ -180,7 +189,7 @@ def test_kill_9_of_the_leader_hands_over_within_failover_seconds_losing_nothing(
     standby.notify.wait_for(is_status("leader since"), timeout=FAILOVER_SECONDS)
     took = time.monotonic() - killed_at
     assert took <= FAILOVER_SECONDS, took
-    assert flashduty.wait_open({r["sys_id"] for r in rows}, timeout=60)
+    assert flashduty.wait_open(keys, timeout=60)
     assert flashduty.duplicates() <= 1
     assert all(kinds == ["create"] for kinds in flashduty.history().values())
     elected = standby.wait_logged("leader_elected")
@@ -195,15 +204,11 @@ def test_kill_9_of_the_leader_hands_over_within_failover_seconds_losing_nothing(
 def test_a_leader_whose_session_is_terminated_steps_down_without_sending_again(
     servicenow, flashduty, hosts, cluster
 ):
-    leader, standby = leader_and_standby(hosts)
-    rows = [open_incident(servicenow) for _ in range(4)]
-    release = threading.Event()
-    held = flashduty.inject(hold=release, path=PUSH, after=1)
-    assert held.arrived.wait(60)
+    leader, standby, keys, release = parked_mid_delivery(hosts, servicenow, flashduty, 4)
     assert cluster.terminate("fd-sync leader %", hosts.database) == 1  # type: ignore[attr-defined]
     release.set()  # Flashduty accepts the parked push; the leader cannot commit it
     leader.wait_logged("leader_lost_session")
-    assert flashduty.wait_open({r["sys_id"] for r in rows}, timeout=60)
+    assert flashduty.wait_open(keys, timeout=60)
     # Between losing its session and winning the lock again (if it did), nothing.
     assert leader.delivered_between("leader_lost_session", "leader_elected") == 0
     assert flashduty.duplicates() <= 1  # the parked push, sent again by the next leader
@@ -213,14 +218,9 @@ def test_a_leader_whose_session_is_terminated_steps_down_without_sending_again(
 def test_a_postgresql_restart_mid_cycle_leaves_both_running_and_one_resumes(
     servicenow, flashduty, hosts, cluster
 ):
-    leader, standby = leader_and_standby(hosts)
-    rows = [open_incident(servicenow) for _ in range(4)]
-    release = threading.Event()
-    held = flashduty.inject(hold=release, path=PUSH, after=1)
-    assert held.arrived.wait(60)
+    leader, standby, keys, release = parked_mid_delivery(hosts, servicenow, flashduty, 4)
     cluster.restart()
     release.set()
-    keys = {r["sys_id"] for r in rows}
     assert flashduty.wait_open(keys, timeout=90)
     assert flashduty.duplicates() <= 1
     assert leader.proc.poll() is None and standby.proc.poll() is None
@@ -232,11 +232,7 @@ def test_a_postgresql_restart_mid_cycle_leaves_both_running_and_one_resumes(
 def test_a_frozen_leader_keeps_the_lock_and_after_sigcont_sends_nothing_twice(
     servicenow, flashduty, hosts
 ):
-    leader, standby = leader_and_standby(hosts)
-    rows = [open_incident(servicenow) for _ in range(3)]
-    release = threading.Event()
-    held = flashduty.inject(hold=release, path=PUSH, after=1)
-    assert held.arrived.wait(60)
+    leader, standby, keys, release = parked_mid_delivery(hosts, servicenow, flashduty, 3)
     leader.proc.send_signal(signal.SIGSTOP)
     release.set()
     # Its session lives (the kernel still answers keepalives): no second leader appears
@@ -244,7 +240,6 @@ def test_a_frozen_leader_keeps_the_lock_and_after_sigcont_sends_nothing_twice(
     with pytest.raises(TimeoutError):
         standby.notify.wait_for(is_status("leader since"), timeout=2 * FAILOVER_SECONDS)
     leader.proc.send_signal(signal.SIGCONT)
-    keys = {r["sys_id"] for r in rows}
     assert flashduty.wait_open(keys, timeout=60)
     later = open_incident(servicenow)
     assert flashduty.wait_open(keys | {later["sys_id"]}, timeout=60)
@@ -252,3 +247,17 @@ def test_a_frozen_leader_keeps_the_lock_and_after_sigcont_sends_nothing_twice(
     # sent again, nothing else.
     assert flashduty.duplicates() <= 1
     assert standby.logged("event_delivered") == []
+
+
+def test_a_daemon_started_while_postgresql_is_down_stands_by_until_it_answers(
+    servicenow, flashduty, hosts, cluster
+):
+    cluster.stop()
+    host = hosts("a")
+    ready = host.notify.wait_for(lambda m: m.get("READY") == "1")
+    assert ready["STATUS"].startswith("standby (ledger unreachable: "), ready
+    assert f"127.0.0.1:{cluster.port}" in ready["STATUS"]
+    cluster.start()
+    host.notify.wait_for(is_status("last cycle"), timeout=60)  # it leads, and cycles
+    incident = open_incident(servicenow)
+    assert flashduty.wait_open({incident["sys_id"]}, timeout=60)
