@@ -175,7 +175,8 @@ def render(status: Status, *, now: Callable[[], datetime] = _now) -> list[str]:
         lines.append(("last error", last.message))
     lines.append(("last success", summary.last_success_at or "never"))
     if daemon:
-        state = f"pid {daemon['pid']}" if daemon.get("running") else "stopped"
+        where = f"{daemon['host']}:" if daemon.get("host") else ""
+        state = f"pid {where}{daemon['pid']}" if daemon.get("running") else "stopped"
         lines.append(
             (
                 "daemon",

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -372,6 +373,8 @@ class Daemon:
         if not self.leadership.leader:
             return  # the leader's record is the one status shows; standbys check in
         state["role"] = "leader" if self.leadership.shared else "single"
+        if self.leadership.shared:
+            state["host"] = socket.gethostname()  # the pid alone names no process elsewhere
         try:
             # Outside the run lock: a small state write, serialised by the engine itself.
             with self.leadership.state() as records:

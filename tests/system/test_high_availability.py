@@ -175,7 +175,7 @@ def test_only_the_leader_delivers_and_the_standby_waits_ready(
     assert re.search(rf"leader +\S+:{leader.proc.pid} since ", shown.stdout), shown.stdout
     assert re.search(rf"standbys +\S+:{standby.proc.pid} \(since ", shown.stdout)
     assert re.search(r"last failover +never", shown.stdout)
-    assert re.search(rf"daemon +pid {leader.proc.pid}, ", shown.stdout)
+    assert re.search(rf"daemon +pid \S+:{leader.proc.pid}, ", shown.stdout)
 
 
 def test_kill_9_of_the_leader_hands_over_within_failover_seconds_losing_nothing(
@@ -261,3 +261,16 @@ def test_a_daemon_started_while_postgresql_is_down_stands_by_until_it_answers(
     host.notify.wait_for(is_status("last cycle"), timeout=60)  # it leads, and cycles
     incident = open_incident(servicenow)
     assert flashduty.wait_open({incident["sys_id"]}, timeout=60)
+
+
+def test_once_from_another_host_runs_between_the_leaders_cycles_without_double_sending(
+    servicenow, flashduty, hosts, run_fd_sync
+):
+    leader, standby = leader_and_standby(hosts)
+    keys = {open_incident(servicenow)["sys_id"] for _ in range(5)}
+    config = str(hosts.config)  # type: ignore[attr-defined]
+    results = [run_fd_sync("--config", config, "--lock-wait", "30", "once") for _ in range(3)]
+    assert [r.code for r in results] == [0, 0, 0], [r.output for r in results]
+    assert flashduty.wait_open(keys, timeout=60)
+    assert flashduty.duplicates() == 0
+    assert all(kinds == ["create"] for kinds in flashduty.history().values())
