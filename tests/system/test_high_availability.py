@@ -274,3 +274,4 @@ def test_once_from_another_host_runs_between_the_leaders_cycles_without_double_s
     assert flashduty.wait_open(keys, timeout=60)
     assert flashduty.duplicates() == 0
     assert all(kinds == ["create"] for kinds in flashduty.history().values())
+    assert standby.logged("event_delivered") == [] and leader.proc.poll() is None
