@@ -605,12 +605,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         try:
             figures = soak.run(args.minutes * 60)
+            details = "" if figures.ok else soak.explain()  # before close: it reads the ledger
         finally:
             soak.close()
         print(figures.table())
         print("result: " + ("PASS" if figures.ok else "FAIL"))
         if not figures.ok:
-            print(soak.explain())
+            print(details)
             print((Path(tmp) / "daemon.log").read_text()[-5000:])
         return 0 if figures.ok else 1
 

@@ -128,3 +128,25 @@ def test_the_session_carries_keepalives_derived_from_failover_seconds(pg_cluster
         "tcp_keepalives_count": "3",
         "tcp_user_timeout": "15000",  # milliseconds
     }
+
+
+def test_text_compares_byte_by_byte_as_in_sqlite_whatever_the_servers_locale(pg_cluster):
+    """Keys, ISO times and bookmarks are compared as strings; en_US would sort 'B' < 'a'
+    differently from the code (and from SQLite)."""
+    name = f"icu_{pg_cluster.new_database()}"
+    pg_cluster.sql(
+        f"CREATE DATABASE {name} OWNER {postgres.ROLE} TEMPLATE template0"
+        " LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+    )
+    assert pg_cluster.sql("SELECT 'B' < 'a'", name) == [(False,)]  # the server's own order
+    with Ledger(pg_cluster.ledger(name)) as ledger:
+        for key in ("a", "B", "_", "standby:x"):
+            ledger.state.set(key, "v")
+        keys = [r[0] for r in ledger.db.rows("SELECT key FROM state ORDER BY key")]
+        collations = ledger.db.rows(
+            "SELECT DISTINCT collation_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND data_type = 'text'"
+            " AND table_name <> 'fd_sync_migrations'"
+        )
+    assert keys == sorted(["a", "B", "_", "standby:x"])  # Python's order is the bytes'
+    assert collations == [("C",)]

@@ -275,3 +275,18 @@ def test_once_from_another_host_runs_between_the_leaders_cycles_without_double_s
     assert flashduty.duplicates() == 0
     assert all(kinds == ["create"] for kinds in flashduty.history().values())
     assert standby.logged("event_delivered") == [] and leader.proc.poll() is None
+
+
+def test_a_leader_stopped_cleanly_hands_over_without_counting_a_failover(
+    servicenow, flashduty, hosts, run_fd_sync
+):
+    leader, standby = leader_and_standby(hosts)
+    leader.proc.send_signal(signal.SIGTERM)
+    assert leader.proc.wait(timeout=30) == 0
+    standby.notify.wait_for(is_status("leader since"), timeout=FAILOVER_SECONDS)
+    assert standby.wait_logged("leader_elected")["failover"] is False
+    incident = open_incident(servicenow)
+    assert flashduty.wait_open({incident["sys_id"]}, timeout=60)
+    shown = run_fd_sync("--config", str(hosts.config), "status")  # type: ignore[attr-defined]
+    assert re.search(r"last failover +never", shown.stdout), shown.stdout
+    assert re.search(r"standbys +none checked in", shown.stdout), shown.stdout

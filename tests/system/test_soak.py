@@ -21,13 +21,14 @@ def test_short_chaos_soak_loses_nothing(tmp_path, ledger, seconds):
     soak = Soak(tmp_path, seed=seed, ledger=ledger, log=lambda _: None)
     try:
         figures = soak.run(seconds)
+        details = soak.explain()  # before close: it reads the ledger
     finally:
         soak.close()
     report = (
         f"seed {seed} (rerun: python -m tests.chaos --minutes {seconds / 60:g} --seed {seed}"
         f" --ledger {ledger})\n"
     )
-    report += figures.table() + "\n" + soak.explain()
+    report += figures.table() + "\n" + details
     assert figures.kills >= 1 and sum(figures.faults.values()) >= 10, report
     if ledger == "postgres":
         assert figures.failovers == figures.kills, report  # every leader killed was replaced
