@@ -362,8 +362,14 @@ class Soak:
             self.changed()
 
     def short_acl_pages(self) -> None:
-        """Rows the integration user briefly cannot read: pages come back short."""
-        for sys_id in self.rng.sample(self.open, min(len(self.open), 20)):
+        """Rows the integration user briefly cannot read, soon after they changed: pages
+        come back short. Only rows changed within half the look-back: a row hidden during
+        the one scan that passes its sys_updated_on, and shown again later than the
+        look-back without a new sys_updated_on, is invisible to any poller (README,
+        Reliability); the soak checks what fd-sync promises, not what no poller can."""
+        recent = self.sn.clock.text(-LOOKBACK / 2)
+        candidates = [s for s in self.open if self.sn.incident(s)["sys_updated_on"] >= recent]
+        for sys_id in self.rng.sample(candidates, min(len(candidates), 20)):
             self.sn.acl_hidden.add(sys_id)
             self.acl[sys_id] = time.monotonic() + self.rng.uniform(1, LOOKBACK / 2)
         self.figures.faults["ServiceNow short ACL pages"] += 1

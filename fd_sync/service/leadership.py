@@ -193,6 +193,7 @@ class Leadership:
         started = self.clock()
         with session.run_lock(wait_seconds=self.failover_seconds):
             session.migrate()  # under the run lock: an older leader is gone by now
+        session.forget_schema()  # whatever this session saw while standing by is stale
         state = State(session)
         previous = state.get_json(LEADER) or {}
         since = _now()
@@ -231,6 +232,8 @@ class Leadership:
     def _check_in(self, session: Database) -> None:
         if self.clock() - self.last_check_in < STANDBY_CHECK_IN_SECONDS:
             return
+        if not session.table_columns("state"):
+            return  # the first leader is still creating the schema
         self.last_check_in = self.clock()
         record = {
             "host": socket.gethostname(),
