@@ -28,7 +28,7 @@ from fd_sync.errors import StorageError
 from fd_sync.store import backends
 from fd_sync.store.db import Database
 from fd_sync.store.ledger import Ledger
-from fd_sync.store.lock import RunLock
+from fd_sync.store.lock import DEFAULT_WAIT_SECONDS, RunLock
 from fd_sync.store.state import (
     LAST_FAILOVER,
     LEADER,
@@ -91,8 +91,8 @@ class Leadership:
     @contextlib.contextmanager
     def cycle_ledger(self) -> Iterator[Ledger | None]:
         """The ledger a cycle runs on, under the run lock; None while standing by."""
-        if not self.shared:
-            with RunLock(self.location), Ledger(self.location) as ledger:  # type: ignore[arg-type]
+        if not isinstance(self.location, PostgresLedger):
+            with RunLock(self.location), Ledger(self.location) as ledger:
                 yield ledger
             return
         with self.busy:
@@ -101,7 +101,7 @@ class Leadership:
                 return
             session = self.session
             try:
-                with session.run_lock(wait_seconds=10.0):
+                with session.run_lock(wait_seconds=DEFAULT_WAIT_SECONDS):
                     yield Ledger(session)
             except StorageError as exc:
                 if session.lost:

@@ -11,6 +11,7 @@ from pathlib import Path
 from fd_sync.core.location import PSYCOPG_MISSING, LedgerLocation, PostgresLedger
 from fd_sync.errors import ConfigError
 from fd_sync.store.db import Database
+from fd_sync.store.lock import DEFAULT_WAIT_SECONDS
 
 
 def connect(
@@ -40,8 +41,8 @@ def connect(
             keepalive_seconds=keepalive_seconds,
             application=application,
         )
-        if migrate and not readonly:
-            with db.run_lock(wait_seconds=10.0):
+        if migrate and not readonly and db.pending_migrations():
+            with db.run_lock(wait_seconds=DEFAULT_WAIT_SECONDS):
                 db.migrate()
         return db
     from fd_sync.store.backends.sqlite import SqliteDatabase
