@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     tmp_out.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     tmp_out.replace(args.out)
 
-    print(report.table(rows))
+    if rows:
+        print(report.table(rows))
     if "backfill" in results:
         print()
         print(report.clients_table(results["backfill"]))
