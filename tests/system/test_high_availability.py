@@ -37,11 +37,13 @@ FAILOVER_SECONDS = 6
 class Host:
     """One jump host: a daemon, its notify socket, and its log lines as they come."""
 
-    def __init__(self, name: str, config: Path, folder: Path) -> None:
+    def __init__(
+        self, name: str, config: Path, folder: Path, *, prefix: list[str] | None = None
+    ) -> None:
         self.name = name
         self.notify = NotifySocket(folder / f"notify-{name}.sock")
         self.proc = subprocess.Popen(
-            fd_sync_command("--config", str(config), "run"),
+            [*(prefix or []), *fd_sync_command("--config", str(config), "run")],
             env=child_env({"NOTIFY_SOCKET": str(self.notify.path)}),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
