@@ -117,6 +117,23 @@ class Cluster:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
+    def replica(self) -> Cluster:
+        """A streaming replica of this cluster (pg_basebackup -R), started: read-only, in
+        recovery, as a Patroni or managed standby is."""
+        copy = Cluster(self.bindir)
+        copy.root.chmod(0o755)
+        if os.geteuid() == 0:
+            shutil.chown(copy.root, "nobody", _nogroup())
+        subprocess.run(
+            [str(self.bindir / "pg_basebackup"), "-h", str(self.root), "-p", str(self.port),
+             "-U", "postgres", "-D", str(copy.data), "-R", "--no-sync", "--checkpoint=fast"],
+            check=True, capture_output=True, cwd=copy.root, **self._as_owner(),
+        )  # fmt: skip
+        with (copy.data / "postgresql.conf").open("a") as conf:
+            conf.write(f"port = {copy.port}\nunix_socket_directories = '{copy.root}'\n")
+        copy.start()
+        return copy
+
     def log_tail(self) -> str:
         with contextlib.suppress(OSError):
             return (self.root / "server.log").read_text()[-2000:]

@@ -150,3 +150,21 @@ def test_text_compares_byte_by_byte_as_in_sqlite_whatever_the_servers_locale(pg_
         )
     assert keys == sorted(["a", "B", "_", "standby:x"])  # Python's order is the bytes'
     assert collations == [("C",)]
+
+
+def test_a_streaming_replica_is_refused_by_name(pg_cluster):
+    name = pg_cluster.new_database()
+    with Ledger(pg_cluster.ledger(name)):
+        pass  # the schema exists on the primary, and so on the replica
+    replica = pg_cluster.replica()
+    try:
+        location = PostgresLedger(replica.url(name), password=postgres.PASSWORD)
+        with pytest.raises(StorageError) as info:
+            Ledger(location)
+        assert info.value.exit_code == 78
+        assert "is a read-only replica (in recovery)" in str(info.value)
+        assert "point [sync] database at the primary" in str(info.value)
+        with Ledger(location, readonly=True) as reading:  # status may read a replica
+            assert reading.summary().incidents_tracked == 0
+    finally:
+        replica.destroy()

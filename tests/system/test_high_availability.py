@@ -292,3 +292,43 @@ def test_a_leader_stopped_cleanly_hands_over_without_counting_a_failover(
     shown = run_fd_sync("--config", str(hosts.config), "status")  # type: ignore[attr-defined]
     assert re.search(r"last failover +never", shown.stdout), shown.stdout
     assert re.search(r"standbys +none checked in", shown.stdout), shown.stdout
+
+
+def test_metrics_say_who_leads_and_count_the_failover(
+    servicenow, flashduty, write_config, cluster, tmp_path
+):
+    from tests.system.test_metrics import free_port, get
+
+    database = cluster.new_database()
+    sync = {
+        "database": cluster.url(database),
+        "database_password": postgres.PASSWORD,
+        "poll_interval_seconds": 1,
+        "failover_seconds": FAILOVER_SECONDS,
+    }
+    ports = {name: free_port() for name in "ab"}
+
+    def start(name: str) -> Host:
+        metrics = {"listen": f"127.0.0.1:{ports[name]}"}
+        config = write_config(name=f"{name}.toml", sync=sync, metrics=metrics)
+        return Host(name, config, tmp_path)
+
+    hosts = {"a": start("a")}
+    try:
+        hosts["a"].notify.wait_for(is_status("last cycle"))
+        hosts["b"] = start("b")
+        hosts["b"].notify.wait_for(lambda m: m.get("READY") == "1")
+        _, leading = get(f"http://127.0.0.1:{ports['a']}/metrics")
+        _, standing = get(f"http://127.0.0.1:{ports['b']}/metrics")
+        assert "fdsync_leader 1.0" in leading and "fdsync_leader 0.0" in standing
+        assert "fdsync_failovers_total 0.0" in standing
+        status, body = get(f"http://127.0.0.1:{ports['b']}/healthz")
+        assert status == 200 and "standing by" in body  # a standby is healthy as such
+
+        hosts["a"].proc.kill()
+        hosts["b"].notify.wait_for(is_status("leader since"), timeout=FAILOVER_SECONDS)
+        _, took_over = get(f"http://127.0.0.1:{ports['b']}/metrics")
+        assert "fdsync_leader 1.0" in took_over and "fdsync_failovers_total 1.0" in took_over
+    finally:
+        for host in hosts.values():
+            host.stop()

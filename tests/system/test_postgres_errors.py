@@ -99,3 +99,24 @@ def test_check_fails_a_database_the_role_cannot_create_the_ledger_in(
     result = run_fd_sync("--config", str(write_config(sync=sync)), "check")
     assert result.code == 78
     assert "GRANT CREATE ON SCHEMA public TO the fd-sync role" in result.stdout
+
+
+def test_check_and_once_refuse_a_replica_by_name(
+    servicenow, flashduty, write_config, run_fd_sync, pg_cluster
+):
+    name = pg_cluster.new_database()
+    primary = write_config(
+        name="primary.toml",
+        sync={"database": pg_cluster.url(name), "database_password": postgres.PASSWORD},
+    )
+    assert run_fd_sync("--config", str(primary), "once").code == 0
+    replica = pg_cluster.replica()
+    try:
+        sync = {"database": replica.url(name), "database_password": postgres.PASSWORD}
+        config = write_config(name="replica.toml", sync=sync)
+        checked = run_fd_sync("--config", str(config), "check")
+        assert checked.code == 78 and "is a read-only replica" in checked.stdout
+        once = run_fd_sync("--config", str(config), "once")
+        assert once.code == 78 and "read-only replica" in one_line(once)
+    finally:
+        replica.destroy()
