@@ -117,9 +117,12 @@ def table(result: dict[str, Any]) -> str:
     if "skipped" in result:
         return f"PostgreSQL ledger: {result['skipped']}"
     rows = [
-        f"PostgreSQL ledger beside SQLite ({result['incidents']:,} incidents; medians; "
-        "ratio = PostgreSQL / SQLite)",
-        f"{'':24}{'SQLite':>22}{'PostgreSQL':>22}{'ratio':>8}   server CPU (PostgreSQL)",
+        f"PostgreSQL ledger beside SQLite, {result['incidents']:,} incidents (medians; "
+        "ratio: PostgreSQL's cycle / SQLite's)",
+        "",
+        "| step | SQLite cycle | SQLite CPU | PostgreSQL cycle | PostgreSQL CPU "
+        "| server CPU | ratio |",
+        "|---|---|---|---|---|---|---|",
     ]
     for key, label in (
         ("backfill", "backfill (once --since)"),
@@ -128,8 +131,8 @@ def table(result: dict[str, Any]) -> str:
     ):
         lite, pg = result[key]["sqlite"], result[key]["postgres"]
         rows.append(
-            f"{label:24}{lite['cycle_seconds']:>9.3f} s cycle {lite['cpu']:>5.2f} cpu"
-            f"{pg['cycle_seconds']:>9.3f} s cycle {pg['cpu']:>5.2f} cpu"
-            f"{pg['cycle_seconds'] / lite['cycle_seconds']:>7.2f}x   {pg['server_cpu']:.2f} s"
+            f"| {label} | {lite['cycle_seconds']:.3f} s | {lite['cpu']:.2f} s "
+            f"| {pg['cycle_seconds']:.3f} s | {pg['cpu']:.2f} s | {pg['server_cpu']:.2f} s "
+            f"| {pg['cycle_seconds'] / lite['cycle_seconds']:.2f} × |"
         )
     return "\n".join(rows)
