@@ -168,3 +168,20 @@ def test_a_streaming_replica_is_refused_by_name(pg_cluster):
             assert reading.summary().incidents_tracked == 0
     finally:
         replica.destroy()
+
+
+@pytest.mark.parametrize(
+    ("url_tail", "said"),
+    [
+        ("/no_such_database", 'database "no_such_database" does not exist'),
+        ("/postgres?sslmode=require", "server does not support SSL"),
+    ],
+)
+def test_what_only_the_configuration_can_fix_is_78_with_libpqs_words(pg_cluster, url_tail, said):
+    location = PostgresLedger(
+        f"postgresql://fdsync@127.0.0.1:{pg_cluster.port}{url_tail}", password=postgres.PASSWORD
+    )
+    with pytest.raises(StorageError) as info:
+        Ledger(location)
+    assert info.value.exit_code == 78
+    assert said in str(info.value) and "fix [sync] database" in str(info.value)

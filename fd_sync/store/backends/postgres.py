@@ -95,15 +95,23 @@ class PostgresDatabase(Database):
     ) -> None:
         super().__init__(location, readonly=readonly)
         self.host = location.host
+        self.schema = "public"  # until the server says which (messages name it)
         self._run_lock_held = False
         self.conn = self._connect(location, keepalive_seconds, application)
+        try:
+            self._prepare(allow_empty)
+        except BaseException:
+            self.close()
+            raise
+
+    def _prepare(self, allow_empty: bool) -> None:
         with self.errors("open the ledger"):
             self.schema = str(self.scalar("SELECT current_schema()") or "public")
             self.keys = {
                 purpose: zlib.crc32(f"{self.schema}/{purpose}".encode()) & 0x7FFFFFFF
                 for purpose in ("run", "leader")
             }
-            if readonly:
+            if self.readonly:
                 self.conn.execute("SET default_transaction_read_only = on")
             elif self.scalar("SELECT pg_is_in_recovery()"):
                 raise StorageUnusable(
@@ -111,8 +119,7 @@ class PostgresDatabase(Database):
                     "point [sync] database at the primary"
                 )
             self.check_schema()
-        if readonly and not allow_empty and not self.has_schema:
-            self.close()
+        if self.readonly and not allow_empty and not self.has_schema:
             raise StorageUnavailable(f"{self.where}: no ledger yet (fd-sync once creates it)")
 
     def _connect(
@@ -123,7 +130,8 @@ class PostgresDatabase(Database):
         if params.get("options"):
             extra["options"] = f"{params['options']} {extra['options']}"
         extra["application_name"] = f"{application} {socket.gethostname()}:{os.getpid()}"[:63]
-        extra.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
+        if "connect_timeout" not in params:  # the URL's own wins
+            extra["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
         if location.password is not None:
             extra["password"] = location.password
         try:
@@ -140,7 +148,17 @@ class PostgresDatabase(Database):
                 "FD_SYNC_DATABASE_PASSWORD, the database_password credential, "
                 "[sync] database_password_file or ~/.pgpass"
             )
-        if "does not exist" in lowered or "no pg_hba.conf entry" in lowered or "ssl" in lowered:
+        if any(
+            sign in lowered
+            for sign in (
+                "does not exist",  # the database or the role
+                "no pg_hba.conf entry",
+                "certificate",  # sslmode=verify-full against the wrong name or CA
+                "ssl is not enabled",
+                "server does not support ssl",
+                "invalid ",  # a malformed connection parameter
+            )
+        ):
             return StorageUnusable(f"{self.where}: {text}; fix [sync] database")
         return StorageUnavailable(
             f"{self.where}: cannot reach the ledger's server at {self.host} ({text}); "
@@ -316,7 +334,7 @@ class PostgresDatabase(Database):
         except pg_errors.InsufficientPrivilege as exc:
             raise StorageUnusable(
                 f"{self.where}: the ledger's role lacks a privilege to {doing} "
-                f"({_first_line(exc)}); grant it, e.g. GRANT CREATE ON SCHEMA {self._schema()} "
+                f"({_first_line(exc)}); grant it, e.g. GRANT CREATE ON SCHEMA {self.schema} "
                 "TO the fd-sync role, or run fd-sync once as the schema's owner"
             ) from None
         except pg_errors.ReadOnlySqlTransaction:
@@ -339,9 +357,6 @@ class PostgresDatabase(Database):
             raise StorageUnavailable(
                 f"{self.where}: PostgreSQL error while trying to {doing}: {_first_line(exc)}"
             ) from None
-
-    def _schema(self) -> str:
-        return getattr(self, "schema", "public")
 
 
 def _first_line(exc: BaseException) -> str:
