@@ -72,7 +72,7 @@ def _daemon(
     alive = (
         still_running(recorded)
         if shared is None
-        else bool(shared.holder and shared.holder.endswith(f":{recorded.get('pid')}"))
+        else bool(shared.holder and shared.holder.endswith(_who(recorded)))
     )
     if alive:
         return recorded
@@ -88,16 +88,11 @@ def high_availability_lines(ha: HighAvailability | None, now: datetime) -> list[
     """Leader, standbys and the last failover of a shared ledger; nothing for SQLite."""
     if ha is None:
         return []
-    leader = ha.leader or {}
+    shown = "none: no fd-sync process holds the ledger (no daemon running?)"
     if ha.holder:
-        who = ha.holder.removeprefix("fd-sync leader ")
-        shown = (
-            f"{who} since {leader.get('since')}"
-            if who.endswith(f"{leader.get('host')}:{leader.get('pid')}")
-            else who
-        )
-    else:
-        shown = "none: no fd-sync process holds the ledger (no daemon running?)"
+        shown = ha.holder.removeprefix("fd-sync leader ")
+        if ha.leader and shown == _who(ha.leader):
+            shown += f" since {ha.leader.get('since')}"
     standbys = ", ".join(
         f"{r['host']}:{r['pid']} (since {r['since']}, checked in "
         f"{(now - datetime.fromisoformat(r['seen_at'])).total_seconds():.0f} s ago)"
@@ -114,6 +109,11 @@ def high_availability_lines(ha: HighAvailability | None, now: datetime) -> list[
             else "never",
         ),
     ]
+
+
+def _who(record: dict[str, Any]) -> str:
+    """``host:pid`` of a process record, as sessions name themselves to PostgreSQL."""
+    return f"{record.get('host')}:{record.get('pid')}"
 
 
 def health(last_ok: str | None, interval: int, now: datetime) -> tuple[bool, str]:

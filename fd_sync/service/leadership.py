@@ -202,8 +202,9 @@ class Leadership:
             "pid": os.getpid(),
             "since": since,
         }
+        failover = bool(previous) and not previous.get("stopped_at")  # it died leading
         with session.transaction("record the new leader"):
-            if previous and not previous.get("stopped_at"):
+            if failover:
                 self.failovers += 1
                 state.set_json(
                     LAST_FAILOVER,
@@ -224,7 +225,7 @@ class Leadership:
         self.log.info(
             "leader_elected",
             previous=f"{previous.get('host')}:{previous.get('pid')}" if previous else None,
-            failover=bool(previous and not previous.get("stopped_at")),
+            failover=failover,
             seconds=round(self.clock() - started, 3),
         )
         self.on_change(True, "leader")

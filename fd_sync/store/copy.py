@@ -44,11 +44,10 @@ def copy_ledger(source: Database, target: Database) -> Copied:
             "so nothing is mixed or overwritten: point --to at a new database or file"
         )
     with target.transaction("copy the ledger"):
-        for table in TABLES:
+        for table, order in TABLES.items():
             columns = sorted(source.table_columns(table))
             names = ", ".join(columns)
             insert = f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})"
-            order = "id" if "id" in columns else columns[0]
             last: object = None
             while True:
                 where = f"WHERE {order} > ? " if last is not None else ""

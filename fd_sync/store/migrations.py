@@ -139,9 +139,17 @@ STEPS = (
     ),
 )
 
-# Every table the ledger holds, in an order that `ledger copy` can fill and count.
-TABLES = ("incidents", "outbox", "state", "runs", "quarantine", "links", "writeback")
-ID_TABLES = ("outbox", "runs", "quarantine", "writeback")  # ids that outlive a copy
+# Every table the ledger holds, with its primary key: what `ledger copy` fills, counts and
+# pages through (a keyset over anything less than unique would skip rows).
+TABLES = {
+    "incidents": "sys_id",
+    "outbox": "id",
+    "state": "key",
+    "runs": "id",
+    "quarantine": "id",
+    "links": "sys_id",
+    "writeback": "id",
+}
 
 sqlite_migrations = Migrations(MIGRATION_SET)
 

@@ -16,7 +16,7 @@ from tests import postgres
 
 
 def test_an_unreachable_server_is_temporary_and_named(pg_cluster):
-    closed = PostgresLedger(f"postgresql://fdsync@127.0.0.1:{postgres._free_port()}/x")
+    closed = PostgresLedger(f"postgresql://fdsync@127.0.0.1:{postgres.free_port()}/x")
     with pytest.raises(StorageError) as info:
         Ledger(closed)
     assert info.value.exit_code == 75

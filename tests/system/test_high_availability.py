@@ -297,7 +297,7 @@ def test_a_leader_stopped_cleanly_hands_over_without_counting_a_failover(
 def test_metrics_say_who_leads_and_count_the_failover(
     servicenow, flashduty, write_config, cluster, tmp_path
 ):
-    from tests.system.test_metrics import free_port, get
+    from tests.system.test_metrics import get
 
     database = cluster.new_database()
     sync = {
@@ -306,7 +306,7 @@ def test_metrics_say_who_leads_and_count_the_failover(
         "poll_interval_seconds": 1,
         "failover_seconds": FAILOVER_SECONDS,
     }
-    ports = {name: free_port() for name in "ab"}
+    ports = {name: postgres.free_port() for name in "ab"}
 
     def start(name: str) -> Host:
         metrics = {"listen": f"127.0.0.1:{ports[name]}"}

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import signal
-import socket
 import urllib.error
 import urllib.request
 
 from fd_sync.service.metrics import Metrics
 from tests.conftest import is_status, open_incident
+from tests.postgres import free_port
 
 
 def get(url: str) -> tuple[int, str]:
@@ -17,12 +17,6 @@ def get(url: str) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_the_daemon_serves_metrics_and_healthz(servicenow, flashduty, daemon, notify):

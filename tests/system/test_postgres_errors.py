@@ -15,7 +15,7 @@ def one_line(result) -> str:
 
 
 def test_unreachable_server_exits_75_naming_the_host(write_config, run_fd_sync):
-    port = postgres._free_port()
+    port = postgres.free_port()
     config = write_config(
         sync={"database": f"postgresql://fdsync@127.0.0.1:{port}/fd", "database_password": "pw-777"}
     )

@@ -16,7 +16,7 @@ from fd_sync.store import backends
 from fd_sync.store.backends.sqlite import write_problem
 from fd_sync.store.ledger import Ledger
 from fd_sync.store.lock import RunLock
-from fd_sync.store.state import WATERMARK
+from fd_sync.store.state import WATERMARK, State
 
 if TYPE_CHECKING:
     from fd_sync.ops.check import Checker
@@ -72,7 +72,7 @@ def check_postgres(c: Checker, location: PostgresLedger) -> None:
             c.add(fail("ledger", "primary", why, "a real run would exit 78", EX_CONFIG))
             return
         if db.has_schema:
-            watermark = db.scalar("SELECT value FROM state WHERE key = ?", [WATERMARK])
+            watermark = State(db).get(WATERMARK)
             c.add(ok("ledger", "schema", f"a ledger this fd-sync reads (watermark {watermark})"))
         elif db.scalar("SELECT has_schema_privilege(current_schema(), 'CREATE')"):
             c.add(ok("ledger", "schema", "none yet; the first run creates it"))
