@@ -18,6 +18,7 @@ from fd_sync.config import Config
 from fd_sync.core.decide import DEFAULT_DESTINATION
 from fd_sync.core.feed import Person
 from fd_sync.core.routing import PushFormat
+from fd_sync.core.writeback import StateRules
 from fd_sync.errors import ConfigError
 from fd_sync.flashduty.incidents import IncidentReader
 from fd_sync.flashduty.openapi import OpenAPIClient
@@ -28,9 +29,12 @@ from fd_sync.servicenow.client import ServiceNowClient
 from fd_sync.servicenow.lookups import Lookups
 from fd_sync.servicenow.writer import IncidentWriter
 from fd_sync.store.ledger import Ledger
-from fd_sync.sync.cycle import Cycle
+from fd_sync.sync.cycle import Cycle, CycleSettings, PlannerFactory
+from fd_sync.sync.deletions import DeletionCheck
 from fd_sync.sync.delivery import Deliverer, Destination
 from fd_sync.sync.dispatch import Dispatcher
+from fd_sync.sync.enrich import Enricher
+from fd_sync.sync.plan import Planner
 from fd_sync.sync.writeback import Writeback
 
 Sleep = Callable[[float], None]
@@ -154,13 +158,54 @@ def cycle(
     ``wall`` the Unix clock the write-back compares with Flashduty's times."""
     client = servicenow_client(config, sleep=sleep)
     return Cycle(
-        config,
         ledger,
         client,
         deliverer(config, ledger, sleep=sleep, to=to, should_stop=should_stop, progress=progress),
+        settings=CycleSettings(lookback_seconds=config.sync.lookback_seconds),
+        planners=planners(config, ledger, client),
+        deletions=deletion_check(config, ledger, client, progress=progress),
+        writeback=writeback(config, ledger, client, sleep=sleep, wall=wall, people=people),
         should_stop=should_stop,
         progress=progress,
-        writeback=writeback(config, ledger, client, sleep=sleep, wall=wall, people=people),
+    )
+
+
+def planners(config: Config, ledger: Ledger, client: ServiceNowClient) -> PlannerFactory:
+    """A planner per cycle, with a fresh cache of people and groups (they change)."""
+
+    def planner(baseline_until: str | None) -> Planner:
+        enricher = Enricher(
+            Lookups(client),
+            sync_comments=config.servicenow.sync_comments,
+            severity_by=config.routing.severity_by,
+        )
+        return Planner(
+            ledger,
+            config.routing,
+            enricher,
+            extra_fields=config.servicenow.extra_fields,
+            baseline_until=baseline_until,
+        )
+
+    return planner
+
+
+def deletion_check(
+    config: Config,
+    ledger: Ledger,
+    client: ServiceNowClient,
+    *,
+    progress: Callable[[], None] = _nothing,
+) -> DeletionCheck | None:
+    if not config.sync.deletion_check_seconds:
+        return None
+    return DeletionCheck(
+        ledger,
+        client,
+        table=config.servicenow.table,
+        interval_seconds=config.sync.deletion_check_seconds,
+        lookback_seconds=config.sync.lookback_seconds,
+        progress=progress,
     )
 
 
@@ -177,8 +222,17 @@ def writeback(
     caches Flashduty's names across cycles."""
     if not config.writeback.enabled:
         return None
-    reader = IncidentReader(openapi_client(config, purpose="[writeback]", sleep=sleep), people)
-    return Writeback(config.writeback, ledger, reader, IncidentWriter(client), wall=wall)
+    settings = config.writeback
+    reader = incident_reader(config, purpose="[writeback]", sleep=sleep, people=people)
+    rules = StateRules(
+        settings.acknowledge_state,
+        settings.resolve_state,
+        settings.close_code,
+        settings.close_notes,
+    )
+    return Writeback(
+        ledger, reader, IncidentWriter(client), rules, work_notes=settings.work_notes, wall=wall
+    )
 
 
 def dispatcher(config: Config, ledger: Ledger, *, sleep: Sleep = time.sleep) -> Dispatcher:
@@ -211,3 +265,19 @@ def openapi_client(config: Config, *, purpose: str, sleep: Sleep = time.sleep) -
         max_attempts=fd.max_attempts,
         sleep=sleep,
     )
+
+
+def incident_reader(
+    config: Config,
+    *,
+    purpose: str,
+    sleep: Sleep = time.sleep,
+    people: dict[int, Person] | None = None,
+) -> IncidentReader:
+    """Flashduty's incidents, read through the OpenAPI (``purpose`` names the command)."""
+    return IncidentReader(openapi_client(config, purpose=purpose, sleep=sleep), people)
+
+
+def incident_writer(config: Config, *, max_attempts: int | None = None) -> IncidentWriter:
+    """ServiceNow's incidents, written through the Table API."""
+    return IncidentWriter(servicenow_client(config, max_attempts=max_attempts))

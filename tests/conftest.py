@@ -1,4 +1,5 @@
-"""Shared fixtures: the loopback simulators, configuration files, and an fd-sync runner.
+"""Fixtures: the loopback simulators, configuration files, ledgers and fd-sync runners
+(built from :mod:`tests.helpers`, where everything that is not a fixture lives).
 
 Tests talk to real HTTP servers on 127.0.0.1 and a real SQLite file. The
 ServiceNow simulator's clock is frozen at a fixed instant and moved by the
@@ -10,28 +11,28 @@ clock.
 from __future__ import annotations
 
 import io
-import os
-import socket
 import ssl
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fd_sync import logs, wiring
+from fd_sync import logs
 from fd_sync.config import Config, parse
-from fd_sync.core.location import LedgerLocation, PostgresLedger
+from fd_sync.core.location import LedgerLocation
 from fd_sync.simulators.flashduty import FlashdutySim
 from fd_sync.simulators.servicenow import ServiceNowSim, SimClock
 from fd_sync.store.ledger import Ledger
 from tests import postgres
+from tests.helpers.config import base_document, merge, to_toml
+from tests.helpers.cycle import Harness, Sleeps
+from tests.helpers.ledgers import BACKENDS
+from tests.helpers.processes import NotifySocket, Result, child_env, fd_sync_command
+from tests.helpers.simulated import START
 
-START = datetime(2026, 11, 1, 8, 0, 0, tzinfo=UTC)
 OUTPUTS: list[str] = []  # every byte fd-sync printed in this session
 # The simulators' credentials: no output of any fd-sync process may contain them.
 SIMULATOR_SECRETS = (
@@ -41,36 +42,6 @@ SIMULATOR_SECRETS = (
     FlashdutySim().integration_key,
     FlashdutySim().app_key,
 )
-
-
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-        return f'"{escaped}"'
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
-    raise TypeError(value)
-
-
-def to_toml(document: dict[str, Any]) -> str:
-    lines: list[str] = []
-    for section, values in document.items():
-        if isinstance(values, list):  # array of tables
-            for item in values:
-                lines.append(f"[[{section}]]")
-                lines.extend(f"{k} = {toml_value(v)}" for k, v in item.items())
-                lines.append("")
-            continue
-        lines.append(f"[{section}]")
-        lines.extend(f"{k} = {toml_value(v)}" for k, v in values.items())
-        lines.append("")
-    return "\n".join(lines)
 
 
 @pytest.fixture(autouse=True)
@@ -127,62 +98,16 @@ def push_format(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-def base_document(
-    servicenow: ServiceNowSim,
-    flashduty: FlashdutySim,
-    database: LedgerLocation,
-    push_format: str,
-) -> dict[str, Any]:
-    push_url = (
-        flashduty.push_url_servicenow
-        if push_format == "servicenow"
-        else flashduty.push_url_standard
-    )
-    return {
-        "servicenow": {
-            "instance_url": servicenow.url,
-            "username": servicenow.username,
-            "password": servicenow.password,
-            "page_size": 50,
-            "timeout_seconds": 5,
-            "max_attempts": 3,
-        },
-        "flashduty": {"push_url": push_url, "timeout_seconds": 5, "max_attempts": 3},
-        "sync": {"database": str(database), "lookback_seconds": 300, **_password(database)},
-    }
-
-
-def _password(database: LedgerLocation) -> dict[str, str]:
-    if isinstance(database, PostgresLedger) and database.password:
-        return {"database_password": database.password}
-    return {}
-
-
-def merge(document: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    out = {k: dict(v) if isinstance(v, dict) else v for k, v in document.items()}
-    for section, values in overrides.items():
-        if values is None:
-            out.pop(section, None)
-        elif isinstance(values, dict) and isinstance(out.get(section), dict):
-            for key, value in values.items():
-                if value is None:
-                    out[section].pop(key, None)
-                else:
-                    out[section][key] = value
-        else:
-            out[section] = values
-    return out
-
-
-BOTH_BACKENDS = ("sqlite", "postgres")
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """A module that sets ``BACKENDS = BOTH_BACKENDS`` runs each of its tests that use the
-    ledger (the ``database`` fixture) once on SQLite and once on PostgreSQL."""
-    backends = getattr(metafunc.module, "BACKENDS", None)
-    if backends and "database" in metafunc.fixturenames:
-        metafunc.parametrize("database", backends, indirect=True)
+    """``@pytest.mark.backends("sqlite", "postgres")`` (on a test, or a module's
+    ``pytestmark``) runs a test that uses the ledger (the ``database`` fixture) once on
+    each engine named."""
+    marker = metafunc.definition.get_closest_marker("backends")
+    if marker is None or "database" not in metafunc.fixturenames:
+        return
+    unknown = set(marker.args) - set(BACKENDS)
+    assert not unknown, f"@pytest.mark.backends: no such engine {sorted(unknown)}"
+    metafunc.parametrize("database", marker.args, indirect=True)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -196,13 +121,6 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> LedgerLocation:
         cluster = postgres.shared_cluster()
         return cluster.ledger(cluster.new_database())
     return tmp_path / "state" / "fd-sync.db"
-
-
-def machine_ledger(backend: str, folder: Path) -> LedgerLocation:
-    """A new, empty ledger for one hypothesis example (no fixtures there)."""
-    if backend == "postgres":
-        return postgres.fresh_schema(postgres.shared_cluster())
-    return folder / "fd-sync.db"
 
 
 @pytest.fixture
@@ -239,31 +157,9 @@ def make_config(
     return make
 
 
-class Sleeps:
-    """Records requested sleeps instead of sleeping: retries are checked, not waited for."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-
-
 @pytest.fixture
 def sleeps() -> Sleeps:
     return Sleeps()
-
-
-@dataclass
-class Harness:
-    """An in-process fd-sync: the real Cycle, ledger and HTTP clients, without the waits."""
-
-    config: Config
-    ledger: Ledger
-    sleeps: Sleeps
-
-    def cycle(self, **kwargs: Any) -> Any:
-        return wiring.cycle(self.config, self.ledger, sleep=self.sleeps).run(**kwargs)
 
 
 @pytest.fixture
@@ -279,31 +175,6 @@ def harness(make_config: Callable[..., Config], sleeps: Sleeps) -> Callable[...,
     yield build  # type: ignore[misc]
     for ledger in opened:
         ledger.close()
-
-
-@dataclass
-class Result:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
-def fd_sync_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "fd_sync", *args]
-
-
-def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FD_SYNC_")}
-    # Debug level: the secrets check must hold at every level.
-    env.update(
-        {"PYTHONUNBUFFERED": "1", "FD_SYNC_LOG_FORMAT": "json", "FD_SYNC_LOG_LEVEL": "debug"}
-    )
-    env.update(extra or {})
-    return env
 
 
 @pytest.fixture
@@ -327,46 +198,7 @@ def run_fd_sync() -> Callable[..., Result]:
     return run
 
 
-def open_incident(sim: ServiceNowSim, **fields: Any) -> dict[str, str]:
-    """Create an incident one second after the previous change (distinct timestamps)."""
-    sim.clock.advance(1)
-    fields.setdefault("short_description", "Database latency above 2 s")
-    fields.setdefault("urgency", "1")
-    return sim.create(**fields)
-
-
-def change(sim: ServiceNowSim, sys_id: str, **fields: Any) -> dict[str, str]:
-    sim.clock.advance(1)
-    return sim.update(sys_id, **fields)
-
-
 # --- the daemon under a systemd-like supervisor --------------------------------------------
-
-
-class NotifySocket:
-    """The datagram socket systemd listens on; messages are awaited, not polled for."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.messages: list[dict[str, str]] = []
-
-    def next(self, timeout: float = 30) -> dict[str, str]:
-        self.sock.settimeout(timeout)
-        data = self.sock.recv(65536).decode()
-        message = dict(line.split("=", 1) for line in data.splitlines() if "=" in line)
-        self.messages.append(message)
-        return message
-
-    def wait_for(self, predicate, timeout: float = 30) -> dict[str, str]:
-        while True:
-            message = self.next(timeout)
-            if predicate(message):
-                return message
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture
@@ -397,10 +229,6 @@ def daemon(notify, write_config):
         if proc.poll() is None:
             proc.kill()
         proc.communicate(timeout=30)
-
-
-def is_status(text: str) -> Callable[[dict[str, str]], bool]:
-    return lambda m: text in m.get("STATUS", "")
 
 
 LEVELS = ("unit", "integration", "system")

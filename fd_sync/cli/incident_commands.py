@@ -241,11 +241,10 @@ def adopt(
     change in ServiceNow updates or resolves them. Needs [flashduty] app_key.
     """
     from fd_sync import wiring
-    from fd_sync.flashduty.incidents import IncidentReader
     from fd_sync.sync.adopt import adopt as run_adopt
 
     cfg = load_config(options)
-    reader = IncidentReader(wiring.openapi_client(cfg, purpose="fd-sync adopt"))
+    reader = wiring.incident_reader(cfg, purpose="fd-sync adopt")
     with ledger_access(cfg, "preview" if dry_run else "write") as ledger:
         report = run_adopt(
             cfg,
@@ -257,9 +256,11 @@ def adopt(
             resolve_closed=resolve_closed,
             dry_run=dry_run,
         )
+    from fd_sync.core.decide import DEFAULT_DESTINATION
+
     verb = "would adopt" if dry_run else "adopted"
     for incident, destination in report.adopted:
-        where = "" if destination == "default" else f" -> {destination}"
+        where = "" if destination == DEFAULT_DESTINATION else f" -> {destination}"
         click.echo(f"{verb} {incident.number}{where}")
     for incident in report.resolving:
         click.echo(

@@ -154,12 +154,11 @@ def outbox_retry(options: Options, event_id: str | None, retry_all: bool) -> int
         raise click.UsageError("give an event ID or --all")
     is_write, number = ops.parse_id(event_id) if event_id is not None else (False, None)
     with ledger_access(load_config(options, secrets_required=False), "write") as ledger:
-        if is_write:
-            writes = ops.retry_writeback(ledger, number)
-            requeued, cancelled = 0, 0
-        else:
-            requeued, cancelled = ops.retry(ledger, number)
-            writes = ops.retry_writeback(ledger, None) if retry_all else 0
+        requeued, cancelled, writes = 0, 0, 0
+        if retry_all or not is_write:
+            requeued, cancelled = ops.retry(ledger, ledger.outbox, number)
+        if retry_all or is_write:
+            writes, _ = ops.retry(ledger, ledger.writeback, number)
     if not is_write:
         click.echo(f"requeued {requeued} event(s); the next cycle delivers them")
     if writes or is_write:
@@ -186,11 +185,10 @@ def outbox_drop(options: Options, event_id: str) -> int:
 
     is_write, number = ops.parse_id(event_id)
     with ledger_access(load_config(options, secrets_required=False), "write") as ledger:
-        if is_write:
-            write = ops.drop_writeback(ledger, number)
-            click.echo(f"dropped write-back {write.label} of {write.number}: it is not written")
-            return 0
-        event, count, notes = ops.drop(ledger, number)
+        event, count, notes = ops.drop(ledger, ops.queue_of(ledger, is_write), number)
+    if is_write:
+        click.echo(f"dropped write-back {event.label} of {event.number}: it is not written")
+        return 0
     click.echo(f"dropped {count} event(s) of {event.number}")
     for note in notes:
         click.echo(note)
@@ -212,7 +210,9 @@ def status(options: Options, as_json: bool, health_check: bool) -> int:
 
     cfg = load_config(options, secrets_required=False)
     with ledger_access(cfg, "read") as ledger:
-        found = read_status(ledger, cfg.sync.poll_interval_seconds, two_way=cfg.writeback.enabled)
+        found = read_status(
+            ledger, cfg.sync.poll_interval_seconds, writeback_enabled=cfg.writeback.enabled
+        )
     if as_json:
         click.echo(json.dumps(found.as_json(), indent=2))
     else:

@@ -1,7 +1,10 @@
 """The validated configuration: frozen dataclasses, all the rest of fd-sync ever sees.
 
-Defaults live in :mod:`fd_sync.config.schema` only; these classes have none
-for keys the file can set, so a default cannot drift between the two.
+Each key is declared once, in :mod:`fd_sync.config.schema` (type, default, check); a
+field here named like its key takes the key's checked value by that name
+(:func:`fd_sync.config.schema.build`), and the other fields are what a section's parser
+derives. No field has a default: a default cannot drift between the two (a test holds
+every field to a key or a derivation).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ class ServiceNowConfig:
     max_attempts: int
     extra_fields: tuple[str, ...]  # more incident fields to fetch, for routes to match
     sync_comments: bool  # send the latest additional comment with create/update
-    credential_source: str = ""  # where the password/client secret came from, in words
+    credential_source: str  # where the password/client secret came from, in words
 
 
 @dataclass(frozen=True)
@@ -57,32 +60,32 @@ class SyncConfig:
     poll_interval_seconds: int
     stall_seconds: int
     deletion_check_seconds: int
-    failover_seconds: int = 30  # PostgreSQL: how soon a standby takes over from a dead leader
+    failover_seconds: int  # PostgreSQL: how soon a standby takes over from a dead leader
 
 
 @dataclass(frozen=True)
 class WritebackConfig:
     """[writeback]: what responders do in Flashduty, written to the ServiceNow incident."""
 
-    enabled: bool = False
-    work_notes: frozenset[str] = frozenset()  # Flashduty event kinds that become work notes
-    acknowledge_state: str = ""  # set on a Flashduty ack while the incident is New; "": never
-    resolve_state: str = ""  # set when Flashduty closes the incident; "": never
-    close_code: str = ""
-    close_notes: str = ""  # a template: {closer}, {resolution}, {url}, {number}
+    enabled: bool
+    work_notes: frozenset[str]  # Flashduty event kinds that become work notes
+    acknowledge_state: str  # set on a Flashduty ack while the incident is New; "": never
+    resolve_state: str  # set when Flashduty closes the incident; "": never
+    close_code: str
+    close_notes: str  # a template: {closer}, {resolution}, {url}, {number}
 
 
 @dataclass(frozen=True)
 class MetricsConfig:
-    listen: tuple[str, int] | None = None  # (host, port) of the Prometheus endpoint; None: off
+    listen: tuple[str, int] | None  # (host, port) of the Prometheus endpoint; None: off
 
 
 @dataclass(frozen=True)
 class HttpConfig:
     """Outbound HTTP for both remotes. TLS verification is always on."""
 
-    ca_bundle: Path | None = None  # a private CA or a TLS-inspecting proxy's CA
-    proxy: str | None = field(default=None, repr=False)  # may carry user:password
+    ca_bundle: Path | None  # a private CA or a TLS-inspecting proxy's CA
+    proxy: str | None = field(repr=False)  # may carry user:password
 
 
 @dataclass(frozen=True)
@@ -91,12 +94,12 @@ class Config:
     servicenow: ServiceNowConfig
     flashduty: FlashdutyConfig
     sync: SyncConfig
-    http: HttpConfig = field(default_factory=HttpConfig)
-    metrics: MetricsConfig = field(default_factory=MetricsConfig)
-    warnings: tuple[str, ...] = ()
-    routing: Routing = field(default_factory=Routing)
-    secret_sources: tuple[tuple[str, str], ...] = ()  # ("[section] key", where it came from)
-    writeback: WritebackConfig = field(default_factory=WritebackConfig)
+    http: HttpConfig
+    metrics: MetricsConfig
+    warnings: tuple[str, ...]
+    routing: Routing
+    secret_sources: tuple[tuple[str, str], ...]  # ("[section] key", where it came from)
+    writeback: WritebackConfig
 
     def secrets(self) -> list[str]:
         """Every secret value this configuration holds, for redaction."""

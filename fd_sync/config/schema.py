@@ -12,9 +12,9 @@ import re
 import string
 import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fd_sync.core import routing
 from fd_sync.core.incident import FIELDS
@@ -333,6 +333,24 @@ def check_section(
         if key not in out:
             out[key] = None if spec.default is _REQUIRED else spec.default
     return out
+
+
+Section = TypeVar("Section")
+
+
+def build(section: type[Section], values: Mapping[str, Any], **derived: Any) -> Section:
+    """A section's dataclass from its checked values: a field named like a key takes that
+    key's value, so no key is spelled again; ``derived`` gives every other field (and any
+    key the parser converts). A field that is neither is a bug, said at once."""
+    names = {f.name for f in fields(section)}  # type: ignore[arg-type]
+    unknown = derived.keys() - names
+    taken = {n: values[n] for n in names - derived.keys() if n in values}
+    missing = names - taken.keys() - derived.keys()
+    if unknown or missing:
+        raise TypeError(
+            f"{section.__name__}: no field {sorted(unknown)}, no value {sorted(missing)}"
+        )
+    return section(**taken, **derived)
 
 
 def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:

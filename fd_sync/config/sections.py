@@ -29,12 +29,14 @@ from fd_sync.config.schema import (
     SCHEMA,
     SECRET_FILES,
     Context,
+    build,
     check_section,
     check_sections,
     problem,
     resolve_path,
 )
 from fd_sync.config.secrets import section_secret
+from fd_sync.core.incident import IncidentState
 from fd_sync.core.location import (
     PSYCOPG_MISSING,
     LedgerLocation,
@@ -147,20 +149,13 @@ def _servicenow(v: dict[str, Any], ctx: Context) -> ServiceNowConfig:
                 'is required when username is set with auth = "oauth" (password grant); '
                 "remove username to use the client_credentials grant",
             )
-    return ServiceNowConfig(
+    return build(
+        ServiceNowConfig,
+        v,
         instance_url=f"{parsed.scheme}://{parsed.netloc}",
-        username=v["username"],
-        password=v["password"],
-        auth=v["auth"],
-        client_id=v["client_id"],
-        client_secret=v["client_secret"],
-        table=v["table"],
         query=v["query"].strip(),
-        page_size=v["page_size"],
         timeout_seconds=float(v["timeout_seconds"]),
-        max_attempts=v["max_attempts"],
         extra_fields=tuple(v["extra_fields"]),
-        sync_comments=v["sync_comments"],
         credential_source="; ".join(
             f"{key.split()[-1]} from {ctx.sources[key]}"
             for key in ("[servicenow] password", "[servicenow] client_secret")
@@ -171,7 +166,6 @@ def _servicenow(v: dict[str, Any], ctx: Context) -> ServiceNowConfig:
 
 def _flashduty(v: dict[str, Any], ctx: Context) -> FlashdutyConfig:
     path = ctx.path
-    openapi = _openapi(v, ctx.warnings)
     push_url: str = v["push_url"] or ""
     fmt: PushFormat = "standard"
     if push_url:
@@ -185,34 +179,31 @@ def _flashduty(v: dict[str, Any], ctx: Context) -> FlashdutyConfig:
             "push_url",
             "is required: set push_url, push_url_file, or FD_SYNC_FLASHDUTY_PUSH_URL",
         )
-    return FlashdutyConfig(
+    return build(
+        FlashdutyConfig,
+        v,
         push_url=push_url,
         push_format=fmt,
         timeout_seconds=float(v["timeout_seconds"]),
-        max_attempts=v["max_attempts"],
-        max_requests_per_minute=v["max_requests_per_minute"],
-        **openapi,
+        api_url=_api_url(v["api_domain"], ctx.warnings),
     )
 
 
-def _openapi(v: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
-    """The [flashduty] keys of the OpenAPI (escalation rules, names of people)."""
-    domain = v["api_domain"].rstrip("/")
+def _api_url(api_domain: str, warnings: list[str]) -> str:
+    """The OpenAPI's root, from [flashduty] api_domain (a host, or a URL for private
+    deployments and the simulators)."""
+    domain = api_domain.rstrip("/")
     api_url = domain if "://" in domain else f"https://{domain}"
     if api_url.startswith("http://"):
         warnings.append(
             "[flashduty] api_domain uses http://: the app_key travels unencrypted "
             "(accepted for local testing only)"
         )
-    return {
-        "app_key": v["app_key"],
-        "api_url": api_url,
-        "channel_id": v["channel_id"],
-        "teams_id": v["teams_id"],
-    }
+    return api_url
 
 
-CLOSING_STATES = ("6", "7")  # Resolved, Closed: a base instance's data policy wants a close code
+# Resolved, Closed: a base instance's data policy wants a close code for these.
+CLOSING_STATES = (IncidentState.RESOLVED.value, IncidentState.CLOSED.value)
 
 
 def _writeback(v: dict[str, Any], fd: FlashdutyConfig, ctx: Context) -> WritebackConfig:
@@ -232,14 +223,7 @@ def _writeback(v: dict[str, Any], fd: FlashdutyConfig, ctx: Context) -> Writebac
             f'is required when resolve_state is "{v["resolve_state"]}": ServiceNow refuses '
             'to resolve without a resolution code; set e.g. close_code = "Solution provided"',
         )
-    return WritebackConfig(
-        enabled=v["enabled"],
-        work_notes=frozenset(v["work_notes"]),
-        acknowledge_state=v["acknowledge_state"],
-        resolve_state=v["resolve_state"],
-        close_code=v["close_code"],
-        close_notes=v["close_notes"],
-    )
+    return build(WritebackConfig, v, work_notes=frozenset(v["work_notes"]))
 
 
 def _http(v: dict[str, Any], path: Path) -> HttpConfig:
@@ -268,7 +252,7 @@ def _http(v: dict[str, Any], path: Path) -> HttpConfig:
             )
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise problem(path, "http", "proxy", "must be a URL such as http://proxy:3128")
-    return HttpConfig(ca_bundle=ca_bundle, proxy=proxy)
+    return build(HttpConfig, v, ca_bundle=ca_bundle)
 
 
 def default_database(env: Mapping[str, str]) -> Path:
@@ -286,14 +270,7 @@ def _sync(v: dict[str, Any], ctx: Context) -> SyncConfig:
         database = _postgres_ledger(v, ctx)
     else:
         database = resolve_path(v["database"], path) if v["database"] else default_database(ctx.env)
-    return SyncConfig(
-        database=database,
-        failover_seconds=v["failover_seconds"],
-        lookback_seconds=v["lookback_seconds"],
-        poll_interval_seconds=v["poll_interval_seconds"],
-        stall_seconds=v["stall_seconds"],
-        deletion_check_seconds=v["deletion_check_seconds"],
-    )
+    return build(SyncConfig, v, database=database)
 
 
 def _postgres_ledger(v: dict[str, Any], ctx: Context) -> PostgresLedger:
@@ -322,7 +299,7 @@ def _installed(package: str) -> bool:
 def _metrics(v: dict[str, Any], ctx: Context) -> MetricsConfig:
     path, warnings = ctx.path, ctx.warnings
     if not v["listen"]:
-        return MetricsConfig()
+        return MetricsConfig(listen=None)
     host, sep, port = v["listen"].rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from fd_sync.core.incident import STATE_NAMES, Incident
+from fd_sync.core.incident import STATE_NAMES, Incident, IncidentState
 
 DEFAULT_DESTINATION = "default"  # the [flashduty] push_url
 
@@ -198,7 +198,9 @@ def dispatch(incident: Incident, entry: LedgerEntry | None, destination: str) ->
     return Decision(incident, new_entry, events, cancel, why, incident.state not in STATE_NAMES)
 
 
-DELETED_STATE = "7"  # a deleted incident's alert closes as if the incident were Closed
+DELETED_STATE = (
+    IncidentState.CLOSED.value
+)  # a deleted incident's alert closes as if the incident were Closed
 
 
 def deleted(snapshot: Incident, entry: LedgerEntry, deleted_on: str) -> Decision | None:
@@ -240,3 +242,42 @@ def reconcile(
         view[incident.sys_id] = decision.entry
         decisions.append(decision)
     return decisions
+
+
+def adopted(incident: Incident, target: str) -> Decision:
+    """An open alert opened before fd-sync, taken over: open at ``target``, with an empty
+    fingerprint (whatever was sent before, the incident's next change updates it)."""
+    entry = LedgerEntry(
+        incident.sys_id,
+        incident.updated_on,
+        incident.mod_count,
+        alert_open=True,
+        fingerprint="",
+        destination=target,
+    )
+    return Decision(incident, entry, (), False, "adopted")
+
+
+def adopted_closed(incident: Incident, target: str) -> Decision | None:
+    """An alert opened before fd-sync whose incident is closed: its resolve, decided as a
+    version newer than the adopted one."""
+    older = LedgerEntry(
+        incident.sys_id, "", -1, alert_open=True, fingerprint="", destination=target
+    )
+    return decide(incident, older, target=None)
+
+
+def closed_again(
+    snapshot: Incident, entry: LedgerEntry, destination: str | None, reopened_at: str
+) -> Decision:
+    """Flashduty reopened an incident ServiceNow has closed: resolve the alert again. The
+    event says why and when, since Flashduty discards one identical to an earlier event."""
+    where = destination or entry.destination or DEFAULT_DESTINATION
+    closed = replace(entry, alert_open=False, destination=None, held=False, pinned=False)
+    again = replace(
+        snapshot,
+        comment=f"[fd-sync] reopened in Flashduty at {reopened_at} UTC, but {snapshot.number} "
+        "is closed in ServiceNow: closed again",
+    )
+    why = "reopened in Flashduty, closed in ServiceNow"
+    return Decision(again, closed, (Event(Kind.RESOLVE, where),), False, why)

@@ -17,14 +17,47 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from fd_sync.core.watermark import parse_sn_time
 from fd_sync.errors import BadRecord
 
-OPEN_STATES = {"1": "New", "2": "In Progress", "3": "On Hold"}
-CLOSED_STATES = {"6": "Resolved", "7": "Closed", "8": "Canceled"}
+
+class IncidentState(StrEnum):
+    """A base instance's incident states (the raw ``state`` values); compare codes with
+    these, never with literals. Instances may add their own codes: a code not here is open."""
+
+    NEW = "1"
+    IN_PROGRESS = "2"
+    ON_HOLD = "3"
+    RESOLVED = "6"
+    CLOSED = "7"
+    CANCELED = "8"
+
+    @property
+    def label(self) -> str:
+        return STATE_NAMES[self.value]
+
+
+OPEN_STATES = {
+    IncidentState.NEW.value: "New",
+    IncidentState.IN_PROGRESS.value: "In Progress",
+    IncidentState.ON_HOLD.value: "On Hold",
+}
+CLOSED_STATES = {
+    IncidentState.RESOLVED.value: "Resolved",
+    IncidentState.CLOSED.value: "Closed",
+    IncidentState.CANCELED.value: "Canceled",
+}
 STATE_NAMES = {**OPEN_STATES, **CLOSED_STATES}
+
+
+def is_closed_state(code: str) -> bool:
+    """Whether a raw state value means the incident is over (Resolved, Closed, Canceled)."""
+    return code in CLOSED_STATES
+
+
 LEVEL_NAMES = {"1": "High", "2": "Medium", "3": "Low"}  # urgency and impact
 PRIORITY_NAMES = {"1": "Critical", "2": "High", "3": "Moderate", "4": "Low", "5": "Planning"}
 

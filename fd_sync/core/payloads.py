@@ -23,7 +23,7 @@ from typing import Any
 from fd_sync.core import routing
 from fd_sync.core.choices import BASE_CHOICES, ChoiceLabels
 from fd_sync.core.decide import Kind
-from fd_sync.core.incident import Incident
+from fd_sync.core.incident import Incident, IncidentState
 from fd_sync.core.routing import PushFormat
 
 TITLE_LIMIT = 512
@@ -189,7 +189,7 @@ def servicenow_body(
     if kind is Kind.RESOLVE:
         # An incident moved away from this integration (another route, a skip route)
         # is still open: only a closed state closes its alert here.
-        closed = incident.state if not incident.is_open else "6"
+        closed = incident.state if not incident.is_open else IncidentState.RESOLVED.value
         body = {
             "action_type": "rule_update",
             "number": incident.number,

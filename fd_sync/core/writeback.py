@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fd_sync.core.feed import KIND_OF_TYPE, FeedEntry, FlashdutyIncident, Person
-from fd_sync.core.incident import CLOSED_STATES
+from fd_sync.core.incident import is_closed_state
 
 NEW_STATE = "1"
 OWN_RESOLVE_ORIGIN = "event"  # i_rslv detail.from when an alert event (fd-sync's push) closed it
@@ -102,6 +102,7 @@ class Turn:
     closed: bool  # Flashduty closed it, not because of fd-sync's own resolve
     reopened: bool
     lines: tuple[str, ...] = ()
+    actors: tuple[str, ...] = ()  # who did each of ``kinds`` ("" for Flashduty itself)
 
     @property
     def worth_writing(self) -> bool:
@@ -201,6 +202,7 @@ def compose(
     """The work note and intents of an incident's new entries (oldest first)."""
     lines: list[str] = []
     kinds: list[str] = []
+    actors: list[str] = []
     ack_at: int | None = None
     close: Close | None = None
     closed = reopened = False
@@ -235,10 +237,14 @@ def compose(
         if kind in work_notes:
             lines.append(_line(entry, people, incident, resolution=resolution))
             kinds.append(kind)
+            who = people.get(entry.creator_id, Person())
+            actors.append(who.short(entry.creator_id) if entry.creator_id else "")
     if lines and incident.url:
         lines.append(f"[Flashduty] Incident: {incident.url}")
     intents = Intents(ack_at_ms=ack_at, close=close, reopened=reopened)
-    return Turn("\n".join(lines), tuple(kinds), intents, closed, reopened, tuple(lines))
+    return Turn(
+        "\n".join(lines), tuple(kinds), intents, closed, reopened, tuple(lines), tuple(actors)
+    )
 
 
 @dataclass(frozen=True)
@@ -284,7 +290,7 @@ def state_fields(
 
     close = intents.close
     if close is not None and rules.resolve_state:
-        if now.state in CLOSED_STATES:
+        if is_closed_state(now.state):
             return {}, "already closed in ServiceNow"
         if not close.by_responder:
             return {}, f"closed by Flashduty itself ({close.origin}): state left alone"
@@ -303,15 +309,15 @@ def state_fields(
 
 
 def describe_write(
-    number: str, kinds: Sequence[str], lines: Sequence[str], fields: Mapping[str, str]
+    number: str, kinds: Sequence[str], actors: Sequence[str], fields: Mapping[str, str]
 ) -> str:
     """``INC0010001 write-back: work note (ack by Ann Lee); state 2``, as --dry-run prints it."""
     parts = []
     if kinds:
-        what = []
-        for kind, line in zip(kinds, lines, strict=False):
-            by = line.split(" by ", 1)[1].split(" (")[0].split(":")[0] if " by " in line else ""
-            what.append(f"{kind} by {by}" if by else kind)
+        what = [
+            f"{kind} by {by}" if by else kind
+            for kind, by in zip(kinds, [*actors, *[""] * len(kinds)], strict=False)
+        ]
         parts.append(f"work note ({', '.join(what)})")
     if "state" in fields:
         parts.append(f"state {fields['state']}")

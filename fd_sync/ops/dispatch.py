@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from fd_sync.errors import EX_OK, EX_PROTOCOL, FdSyncError
-from fd_sync.store.outbox import OutboxStatus
+from fd_sync.store.queue import QueueStatus
 from fd_sync.sync.dispatch import Dispatch, Sent
 
 
@@ -41,11 +41,11 @@ def describe_sent(sent: Sent) -> list[str]:
     lines = []
     for event in sent.events:
         head = f"{number} {event.kind.value} at {event.destination}"
-        if event.status == OutboxStatus.DELIVERED:
+        if event.status == QueueStatus.DELIVERED:
             lines.append(
                 f"{head}: delivered (HTTP {event.http_status}, request_id {event.request_id})"
             )
-        elif event.status == OutboxStatus.DEAD:
+        elif event.status == QueueStatus.DEAD:
             lines.append(f"{head}: refused by Flashduty: {event.error_message}")
         elif event.error_message:
             lines.append(f"{head}: not delivered ({event.error_message}); queued for the next run")

@@ -8,8 +8,9 @@ from typing import Any
 from fd_sync.core.decide import Kind
 from fd_sync.errors import UsageRefused
 from fd_sync.store.ledger import Ledger
-from fd_sync.store.outbox import OutboxEvent, OutboxStatus
-from fd_sync.store.writeback import ID_PREFIX, Write
+from fd_sync.store.outbox import OutboxEvent
+from fd_sync.store.queue import DurableQueue, QueueStatus
+from fd_sync.store.writeback import ID_PREFIX, Write, WritebackQueue
 
 Entry = OutboxEvent | Write
 
@@ -26,16 +27,20 @@ def parse_id(text: str) -> tuple[bool, int]:
     return writeback, int(digits)
 
 
+def queue_of(ledger: Ledger, is_writeback: bool) -> DurableQueue[Any]:
+    return ledger.writeback if is_writeback else ledger.outbox
+
+
 def waiting(ledger: Ledger, *, dead_only: bool, show_all: bool, limit: int) -> list[Entry]:
-    """Pending and dead events and write-backs, oldest first; ``show_all``: every one,
+    """Pending and dead items of every queue, oldest first; ``show_all``: every one,
     newest first."""
     if show_all:
-        both: list[Entry] = [*ledger.outbox.events(limit=limit)]
-        both += ledger.writeback.events(limit=limit)
-        return sorted(both, key=lambda e: e.created_at, reverse=True)[:limit]
-    statuses = [OutboxStatus.DEAD] if dead_only else [OutboxStatus.PENDING, OutboxStatus.DEAD]
-    found: list[Entry] = [e for s in statuses for e in ledger.outbox.events(status=s, limit=limit)]
-    found += [w for s in statuses for w in ledger.writeback.events(status=s, limit=limit)]
+        every: list[Entry] = [e for q in ledger.queues for e in q.items(limit=limit)]
+        return sorted(every, key=lambda e: e.created_at, reverse=True)[:limit]
+    statuses = [QueueStatus.DEAD] if dead_only else [QueueStatus.PENDING, QueueStatus.DEAD]
+    found: list[Entry] = [
+        e for q in ledger.queues for s in statuses for e in q.items(status=s, limit=limit)
+    ]
     return sorted(found, key=lambda e: (e.created_at, e.id))[:limit]
 
 
@@ -86,48 +91,35 @@ def line(e: Entry) -> str:
     )
 
 
-def retry_writeback(ledger: Ledger, write_id: int | None) -> int:
-    """Requeue one refused write-back, or (None) all of them."""
-    if write_id is not None:
-        write = ledger.writeback.get(write_id)
-        if write is None or write.status is not OutboxStatus.DEAD:
-            state = write.status.value if write else "unknown"
-            raise UsageRefused(f"write-back w{write_id} is {state}, not dead; nothing requeued")
-    return ledger.writeback.retry_dead(write_id)
+def _noun(queue: DurableQueue[Any]) -> str:
+    return "write-back" if isinstance(queue, WritebackQueue) else "event"
 
 
-def drop_writeback(ledger: Ledger, write_id: int) -> Write:
-    write = ledger.writeback.get(write_id)
-    if write is None or write.status not in (OutboxStatus.PENDING, OutboxStatus.DEAD):
-        state = write.status.value if write else "unknown"
-        raise UsageRefused(
-            f"write-back w{write_id} is {state}: only pending or dead ones can be dropped"
+def retry(ledger: Ledger, queue: DurableQueue[Any], item_id: int | None) -> tuple[int, int]:
+    """Requeue one dead item, or (None) all of the queue's: (requeued, cancelled because
+    their incident closed before Flashduty ever had its alert)."""
+    if item_id is not None:
+        item = queue.get(item_id)
+        if item is None or item.status is not QueueStatus.DEAD:
+            state = item.status.value if item else "unknown"
+            label = f"{queue.label_prefix}{item_id}"
+            raise UsageRefused(f"{_noun(queue)} {label} is {state}, not dead; nothing requeued")
+    return ledger.retry(queue, item_id)
+
+
+def drop(ledger: Ledger, queue: DurableQueue[Any], item_id: int) -> tuple[Entry, int, list[str]]:
+    """Give up on a pending or dead item: the item, how many went, and notes to print."""
+    item = queue.get(item_id)
+    if item is None or item.status not in (QueueStatus.PENDING, QueueStatus.DEAD):
+        state = item.status.value if item else "unknown"
+        noun = _noun(queue)
+        label = f"{queue.label_prefix}{item_id}"
+        only = (
+            "only pending or dead ones" if noun == "write-back" else "only pending or dead events"
         )
-    ledger.writeback.drop(write_id)
-    return write
-
-
-def retry(ledger: Ledger, event_id: int | None) -> tuple[int, int]:
-    """Requeue one dead event, or (None) all of them: (requeued, cancelled because their
-    incident closed before Flashduty ever had its alert)."""
-    if event_id is not None:
-        event = ledger.outbox.event(event_id)
-        if event is None or event.status is not OutboxStatus.DEAD:
-            state = event.status.value if event else "unknown"
-            raise UsageRefused(f"event {event_id} is {state}, not dead; nothing requeued")
-    return ledger.outbox.retry_dead(event_id)
-
-
-def drop(ledger: Ledger, event_id: int) -> tuple[OutboxEvent, int, list[str]]:
-    """Give up on a pending or dead event: the event, how many went, and notes to print."""
-    event = ledger.outbox.event(event_id)
-    if event is None or event.status not in (OutboxStatus.PENDING, OutboxStatus.DEAD):
-        state = event.status.value if event else "unknown"
-        raise UsageRefused(
-            f"event {event_id} is {state}: only pending or dead events can be dropped"
-        )
-    count = ledger.drop(event)
+        raise UsageRefused(f"{noun} {label} is {state}: {only} can be dropped")
+    count = ledger.drop(item)
     notes = []
-    if event.kind is Kind.RESOLVE:
-        notes.append(f"note: the alert of {event.number} stays open in Flashduty; resolve it there")
-    return event, count, notes
+    if isinstance(item, OutboxEvent) and item.kind is Kind.RESOLVE:
+        notes.append(f"note: the alert of {item.number} stays open in Flashduty; resolve it there")
+    return item, count, notes

@@ -13,10 +13,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fd_sync.flashduty.push import key_rejected
-from fd_sync.store.ledger import HighAvailability, Ledger, Summary
+from fd_sync.store.ledger import Ledger
 from fd_sync.store.lock import still_running
-from fd_sync.store.outbox import DeadReason
+from fd_sync.store.queue import DeadReason
+from fd_sync.store.records import ProcessId
 from fd_sync.store.state import DAEMON, SERVICENOW_CLOCK
+from fd_sync.store.summary import HighAvailability, Summary
 
 
 def _now() -> datetime:
@@ -29,10 +31,13 @@ class Status:
     daemon: dict[str, Any] | None  # what the daemon last wrote (pid, interval, status line)
     healthy: bool
     health: str
-    two_way: bool = False  # [writeback] enabled: show that direction
+    writeback_enabled: bool = False  # [writeback] enabled: show that direction
 
     def as_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self.summary)
+        ha = self.summary.high_availability
+        if ha is not None and ha.last_failover is not None:
+            out["high_availability"]["last_failover"] = ha.last_failover.to_json()
         out.update(daemon=self.daemon, healthy=self.healthy, health=self.health)
         return out
 
@@ -42,7 +47,7 @@ def read_status(
     poll_interval: int,
     *,
     now: Callable[[], datetime] = _now,
-    two_way: bool = False,
+    writeback_enabled: bool = False,
 ) -> Status:
     summary = ledger.summary()
     healthy, why = health(summary.last_success_at, poll_interval, now())
@@ -58,7 +63,7 @@ def read_status(
             ),
         )
     daemon = _daemon(ledger.state.get_json(DAEMON), summary.high_availability)
-    return Status(summary, daemon, healthy, why, two_way)
+    return Status(summary, daemon, healthy, why, writeback_enabled)
 
 
 def _daemon(
@@ -91,11 +96,11 @@ def high_availability_lines(ha: HighAvailability | None, now: datetime) -> list[
     shown = "none: no fd-sync process holds the ledger (no daemon running?)"
     if ha.holder:
         shown = ha.holder.removeprefix("fd-sync leader ")
-        if ha.leader and shown == _who(ha.leader):
-            shown += f" since {ha.leader.get('since')}"
+        if ha.leader and shown == str(ha.leader.process):
+            shown += f" since {ha.leader.since}"
     standbys = ", ".join(
-        f"{r['host']}:{r['pid']} (since {r['since']}, checked in "
-        f"{(now - datetime.fromisoformat(r['seen_at'])).total_seconds():.0f} s ago)"
+        f"{r.process} (since {r.since}, checked in "
+        f"{(now - datetime.fromisoformat(r.seen_at)).total_seconds():.0f} s ago)"
         for r in ha.standbys
     )
     failover = ha.last_failover
@@ -104,7 +109,7 @@ def high_availability_lines(ha: HighAvailability | None, now: datetime) -> list[
         ("standbys", standbys or "none checked in"),
         (
             "last failover",
-            f"{failover['at']}: {failover['to']} took over from {failover['from']}"
+            f"{failover.at}: {failover.to} took over from {failover.from_}"
             if failover
             else "never",
         ),
@@ -112,8 +117,8 @@ def high_availability_lines(ha: HighAvailability | None, now: datetime) -> list[
 
 
 def _who(record: dict[str, Any]) -> str:
-    """``host:pid`` of a process record, as sessions name themselves to PostgreSQL."""
-    return f"{record.get('host')}:{record.get('pid')}"
+    """``host:pid`` of the daemon's record, as sessions name themselves to PostgreSQL."""
+    return str(ProcessId(str(record.get("host")), int(record.get("pid") or 0)))
 
 
 def health(last_ok: str | None, interval: int, now: datetime) -> tuple[bool, str]:
@@ -170,7 +175,7 @@ def render(status: Status, *, now: Callable[[], datetime] = _now) -> list[str]:
             )
         )
     lines.extend(("dead", dead_reason(reason)) for reason in summary.dead_reasons)
-    lines.extend(writeback_lines(summary, shown=status.two_way))
+    lines.extend(writeback_lines(summary, shown=status.writeback_enabled))
     if last and last.message and last.exit_code:
         lines.append(("last error", last.message))
     lines.append(("last success", summary.last_success_at or "never"))

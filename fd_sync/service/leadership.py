@@ -14,13 +14,10 @@ worker threads; ``self.busy`` keeps them off the one session at the same time.
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from fd_sync import logs
 from fd_sync.core.location import LedgerLocation, PostgresLedger
@@ -29,24 +26,11 @@ from fd_sync.store import backends
 from fd_sync.store.db import Database
 from fd_sync.store.ledger import Ledger
 from fd_sync.store.lock import DEFAULT_WAIT_SECONDS, RunLock
-from fd_sync.store.state import (
-    LAST_FAILOVER,
-    LEADER,
-    STANDBY_CHECK_IN_SECONDS,
-    STANDBY_PREFIX,
-    State,
-)
+from fd_sync.store.records import LeaderRecord, ProcessId, StandbyRecord, now_iso
+from fd_sync.store.state import STANDBY_CHECK_IN_SECONDS, State
 
 if TYPE_CHECKING:  # psycopg is imported only for a PostgreSQL ledger
     from fd_sync.store.backends.postgres import PostgresDatabase
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def me() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class Leadership:
@@ -68,7 +52,7 @@ class Leadership:
         self.busy = threading.Lock()  # the session is used by one thread at a time
         self.session: PostgresDatabase | None = None
         self.leader = not self.shared
-        self.since = _now()
+        self.since = now_iso()
         self.failovers = 0
         self.standing_by_since: str | None = None
         self.last_check_in = -STANDBY_CHECK_IN_SECONDS
@@ -124,10 +108,9 @@ class Leadership:
         """The systemd status of a standby: who leads, and since when."""
         if self.leader:
             return "leader"
-        leader = self._read(LEADER) or {}
-        if leader and not leader.get("stopped_at"):
-            who = f"{leader.get('host')}:{leader.get('pid')}"
-            return f"standby (leader: {who} since {leader.get('since')})"
+        leader = self._leader()
+        if leader is not None and not leader.stopped_at:
+            return f"standby (leader: {leader.process} since {leader.since})"
         if self.last_problem:
             return f"standby ({self.last_problem})"
         return "standby (no leader yet)"
@@ -140,16 +123,11 @@ class Leadership:
             if self.session is None:
                 return
             with contextlib.suppress(StorageError):
-                state = State(self.session)
+                ledger = Ledger(self.session)
                 if self.leader:
-                    record = state.get_json(LEADER) or {}
-                    if (
-                        record.get("pid") == os.getpid()
-                        and record.get("host") == socket.gethostname()
-                    ):
-                        state.set_json(LEADER, {**record, "stopped_at": _now()})
+                    ledger.record_leader_stopped(ProcessId.current(), now_iso())
                 else:
-                    state.set(STANDBY_PREFIX + me(), None)
+                    ledger.check_out(ProcessId.current())
             self.session.close()
             self.session = None
 
@@ -182,7 +160,7 @@ class Leadership:
             if not session.try_lock("leader"):
                 self._check_in(session)
                 if self.standing_by_since is None:
-                    self.standing_by_since = _now()
+                    self.standing_by_since = now_iso()
                     self.on_change(False, self.describe())
                 return
             self._take_over(session)
@@ -194,29 +172,11 @@ class Leadership:
         with session.run_lock(wait_seconds=self.failover_seconds):
             session.migrate()  # under the run lock: an older leader is gone by now
         session.forget_schema()  # whatever this session saw while standing by is stale
-        state = State(session)
-        previous = state.get_json(LEADER) or {}
-        since = _now()
-        me_record: dict[str, Any] = {
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "since": since,
-        }
-        failover = bool(previous) and not previous.get("stopped_at")  # it died leading
-        with session.transaction("record the new leader"):
-            if failover:
-                self.failovers += 1
-                state.set_json(
-                    LAST_FAILOVER,
-                    {
-                        "at": since,
-                        "from": f"{previous.get('host')}:{previous.get('pid')}",
-                        "to": me(),
-                        "leader_since": previous.get("since"),
-                    },
-                )
-            state.set_json(LEADER, me_record)
-            state.set(STANDBY_PREFIX + me(), None)
+        me = ProcessId.current()
+        since = now_iso()
+        previous, failover = Ledger(session).record_leader(LeaderRecord(me.host, me.pid, since))
+        if failover is not None:  # the previous leader died leading
+            self.failovers += 1
         session.rename("fd-sync leader")
         self.leader = True
         self.since = since
@@ -224,8 +184,8 @@ class Leadership:
         self.last_problem = ""
         self.log.info(
             "leader_elected",
-            previous=f"{previous.get('host')}:{previous.get('pid')}" if previous else None,
-            failover=failover,
+            previous=str(previous.process) if previous else None,
+            failover=failover is not None,
             seconds=round(self.clock() - started, 3),
         )
         self.on_change(True, "leader")
@@ -236,13 +196,10 @@ class Leadership:
         if not session.table_columns("state"):
             return  # the first leader is still creating the schema
         self.last_check_in = self.clock()
-        record = {
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "since": self.standing_by_since or _now(),
-            "seen_at": _now(),
-        }
-        State(session).set_json(STANDBY_PREFIX + me(), record)
+        me = ProcessId.current()
+        Ledger(session).check_in(
+            StandbyRecord(me.host, me.pid, self.standing_by_since or now_iso(), now_iso())
+        )
         self.log.debug("standby_checked_in", leader=self.describe())
 
     # --- leading --------------------------------------------------------------------------
@@ -274,10 +231,10 @@ class Leadership:
             self.log.warning("standby_problem", problem=why)
         self.last_problem = why
 
-    def _read(self, key: str) -> Any:
+    def _leader(self) -> LeaderRecord | None:
         if self.session is None:
             return None
         try:
-            return State(self.session).get_json(key)
+            return Ledger(self.session).leader()
         except StorageError:
             return None

@@ -122,7 +122,7 @@ class Database(abc.ABC):
         return column in self._columns[table]
 
     @property
-    def two_way(self) -> bool:
+    def has_writeback_tables(self) -> bool:
         """Whether m003 (the write-back's tables) is applied."""
         return self.has_column("incidents", "held")
 

@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
-from fd_sync.core.decide import LedgerEntry
-from fd_sync.core.incident import Incident
+from fd_sync.core.decide import DEFAULT_DESTINATION, Decision, LedgerEntry
+from fd_sync.core.incident import Incident, is_closed_state
 from fd_sync.core.payloads import Extras
 from fd_sync.store.db import Database
+
+_JSON = json.JSONEncoder(ensure_ascii=False)  # built once, not per json.dumps call
+
+
+@dataclass(frozen=True)
+class IncidentVersion:
+    """An incident's version as the ledger last saw it, and whether its alert is open."""
+
+    updated_on: str
+    mod_count: int
+    state: str
+    alert_open: bool
+
+    @property
+    def open_in_servicenow(self) -> bool:
+        return not is_closed_state(self.state)
+
 
 _UPSERT = (
     "INSERT INTO incidents (sys_id, number, updated_on, mod_count, state, alert_open,"
@@ -35,10 +52,11 @@ class Incidents:
         """Whether m002 is applied: a read-only open of an older ledger is not migrated."""
         return self.db.has_column("incidents", "destination")
 
-    def entries(self, sys_ids: Iterable[str]) -> dict[str, LedgerEntry]:
-        """What the ledger knows of these incidents (alert_reached is the outbox's to say)."""
+    def entries_as_stored(self, sys_ids: Iterable[str]) -> dict[str, LedgerEntry]:
+        """The rows alone: whether an open alert reached Flashduty is the outbox's to say,
+        so everyone else asks :meth:`Ledger.entries`."""
         routes = "destination, pinned" if self._routed else "NULL, 0"
-        held = "held" if self.db.two_way else "0"
+        held = "held" if self.db.has_writeback_tables else "0"
         sql = (
             "SELECT sys_id, updated_on, mod_count, alert_open, fingerprint,"
             f" {routes}, {held} FROM incidents WHERE sys_id IN ({{marks}})"
@@ -81,8 +99,32 @@ class Incidents:
             for sys_id, text in self.db.rows_in(sql, sys_ids)
         }
 
-    def upsert(self, rows: Sequence[Sequence[Any]]) -> None:
-        """Rows in the column order of ``_UPSERT``; a row that leaves its pin forgets it."""
+    def upsert(
+        self, decisions: Sequence[Decision], *, now: str, pins: Mapping[str, Extras]
+    ) -> None:
+        """Each decided incident as acted on; ``pins`` are the choices of a dispatch, kept
+        while the incident stays pinned (a row that leaves its pin forgets it)."""
+        rows = []
+        for d in decisions:
+            inc, entry = d.incident, d.entry
+            pin = pins.get(inc.sys_id)
+            rows.append(
+                (
+                    inc.sys_id,
+                    inc.number,
+                    entry.updated_on,
+                    entry.mod_count,
+                    inc.state,
+                    int(entry.alert_open),
+                    entry.fingerprint,
+                    _JSON.encode(inc.to_dict()),
+                    now,
+                    entry.destination,
+                    int(entry.pinned),
+                    _JSON.encode(pin.to_dict()) if pin else None,
+                    int(entry.held),
+                )
+            )
         self.db.executemany(_UPSERT, rows)
 
     def forget_alert(self, sys_id: str) -> None:
@@ -106,8 +148,8 @@ class Incidents:
         """Flashduty reopened the incident: its alert is open again where it was."""
         self.db.execute(
             "UPDATE incidents SET alert_open = 1, held = 0, fingerprint = '',"
-            " destination = COALESCE(?, destination, 'default') WHERE sys_id = ?",
-            [destination, sys_id],
+            " destination = COALESCE(?, destination, ?) WHERE sys_id = ?",
+            [destination, DEFAULT_DESTINATION, sys_id],
         )
 
     def own_version(self, incident: Incident, *, held: bool) -> None:
@@ -120,7 +162,7 @@ class Incidents:
                 incident.updated_on,
                 incident.mod_count,
                 incident.state,
-                json.dumps(incident.to_dict(), ensure_ascii=False),
+                _JSON.encode(incident.to_dict()),
                 int(held),
                 incident.fingerprint(),
                 incident.sys_id,
@@ -129,17 +171,19 @@ class Incidents:
 
     def held(self) -> dict[str, str]:
         """sys_id -> number of incidents closed in Flashduty but open in ServiceNow."""
-        if not self.db.two_way:
+        if not self.db.has_writeback_tables:
             return {}
         return dict(self.db.rows("SELECT sys_id, number FROM incidents WHERE held = 1"))
 
-    def versions(self, sys_ids: Iterable[str]) -> dict[str, tuple[str, int, str, bool]]:
-        """sys_id -> (updated_on, mod_count, state, alert_open) as the ledger last saw it."""
+    def versions(self, sys_ids: Iterable[str]) -> dict[str, IncidentVersion]:
         sql = (
             "SELECT sys_id, updated_on, mod_count, state, alert_open FROM incidents"
             " WHERE sys_id IN ({marks})"
         )
-        return {r[0]: (r[1], r[2], r[3], bool(r[4])) for r in self.db.rows_in(sql, sys_ids)}
+        return {
+            r[0]: IncidentVersion(r[1], r[2], r[3], bool(r[4]))
+            for r in self.db.rows_in(sql, sys_ids)
+        }
 
     def count(self) -> int:
         return int(self.db.scalar("SELECT COUNT(*) FROM incidents"))

@@ -1,23 +1,24 @@
-"""The ledger: incidents as last acted on, the outbox, the state, run history.
+"""The ledger: the one place that commits. Every atomic step of fd-sync is a method here.
 
-Concurrency contract: one process changes incidents and the outbox at a time.
-Callers open the ledger with :meth:`Ledger.for_writing`, which holds the run lock
-(an flock beside a SQLite file; an advisory lock of the very session that writes, on
-PostgreSQL); readers such as ``fd-sync status`` may open the ledger at any moment, and
-small state writes (the daemon's status) rely on the engine's own locking.
+Tables (``state``, ``incidents``, ``outbox``, ``writeback``, ``links``, ``runs``,
+``quarantine``) never commit; each step below is one transaction over them, named for
+what it means, with its crash argument. Callers never see SQL nor open a transaction
+(a test holds every module outside :mod:`fd_sync.store` to that).
 
-Durability contract: a page's incident rows, its outbox rows and the watermark
-advance are written in one transaction (:meth:`Ledger.transaction`), so a crash
-at any point leaves the ledger as it was after the last whole page.
+Concurrency contract: one process changes incidents and the queues at a time. Callers
+open the ledger with :meth:`Ledger.for_writing`, which holds the run lock (an flock beside
+a SQLite file; an advisory lock of the very session that writes, on PostgreSQL); readers
+such as ``fd-sync status`` may open the ledger at any moment.
 
-The rest of fd-sync talks to this class and its tables (``state``,
-``incidents``, ``outbox``, ``runs``, ``quarantine``), never to SQLite or PostgreSQL.
+Durability contract: a step is all or nothing, so a crash at any point leaves the ledger
+as it was after the last whole step; the order of steps (attempt before send, delivered
+after the answer, the watermark with the page's events) is what makes a crash repeat at
+most one write and lose none.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -26,74 +27,48 @@ from typing import Any
 
 from fd_sync.core.decide import Decision, Kind, LedgerEntry
 from fd_sync.core.location import LedgerLocation, PostgresLedger
-from fd_sync.core.payloads import NO_EXTRAS, Extras
+from fd_sync.core.payloads import Extras
 from fd_sync.store import backends
 from fd_sync.store.backends.sqlite import MEMORY
 from fd_sync.store.db import Database
 from fd_sync.store.incidents import Incidents
 from fd_sync.store.links import Links
-from fd_sync.store.outbox import PENDING, DeadReason, Outbox, OutboxCounts, OutboxEvent
+from fd_sync.store.outbox import Acknowledged, Outbox, OutboxEvent
 from fd_sync.store.quarantine import Quarantine
-from fd_sync.store.runs import LastRun, Runs
+from fd_sync.store.queue import DurableQueue, Failure, QueuedItem
+from fd_sync.store.records import FailoverRecord, LeaderRecord, ProcessId, StandbyRecord
+from fd_sync.store.runs import Runs
 from fd_sync.store.state import (
-    FLASHDUTY_READ,
+    BASELINE_UNTIL,
+    CHOICE_LABELS,
+    DELETIONS_CHECKED,
     LAST_FAILOVER,
     LEADER,
     MISSING_INCIDENTS,
-    STANDBY_CHECK_IN_SECONDS,
+    SCAN_FROM,
+    SERVICENOW_CLOCK,
     STANDBY_PREFIX,
     WATERMARK,
     State,
 )
+from fd_sync.store.summary import Summary, summarize
 from fd_sync.store.times import iso, utc_now
-from fd_sync.store.writeback import WritebackQueue
-
-_SNAPSHOT_JSON = json.JSONEncoder(ensure_ascii=False)  # built once, not per json.dumps call
-
-
-@dataclass(frozen=True)
-class Summary:
-    """What `fd-sync status` shows of a ledger."""
-
-    database: str
-    watermark: str | None
-    incidents_tracked: int
-    open_alerts: int
-    outbox: OutboxCounts
-    dead_reasons: list[DeadReason]
-    missing_incidents: list[dict[str, Any]]  # open alerts whose incident ServiceNow hides
-    quarantined: int
-    last_run: LastRun | None
-    last_success_at: str | None
-    writeback: WritebackSummary | None = None
-    backend: str = "sqlite"
-    high_availability: HighAvailability | None = None  # PostgreSQL only
+from fd_sync.store.writeback import Write, WritebackQueue
+from fd_sync.store.writeback_steps import WritebackSteps
 
 
 @dataclass(frozen=True)
-class HighAvailability:
-    """Who runs the cycles of a shared (PostgreSQL) ledger, as `fd-sync status` shows it."""
+class AdoptedAlert:
+    """An alert opened before fd-sync, linked as if fd-sync had sent it."""
 
-    leader: dict[str, Any] | None  # the leader's record: host, pid, since (stopped_at)
-    holder: str | None  # the session holding the leader lock now ("fd-sync leader host:pid")
-    standbys: list[dict[str, Any]]  # host, pid, since, seen_at: those checked in lately
-    last_failover: dict[str, Any] | None
-
-
-@dataclass(frozen=True)
-class WritebackSummary:
-    """The Flashduty -> ServiceNow direction, as `fd-sync status` shows it."""
-
-    watched: int  # Flashduty incidents whose timeline is read each cycle
-    unlinked: int  # alerts whose Flashduty incident is still to be found
-    pending: int
-    dead: int
-    delivered: int
-    held: dict[str, str]  # closed in Flashduty, open in ServiceNow: sys_id -> number
-    last_read: str | None
+    sys_id: str
+    number: str
+    alert_key: str
+    destination: str
+    incident_id: str | None
 
 
-class Ledger:
+class Ledger(WritebackSteps):
     def __init__(
         self,
         location: LedgerLocation | Database,
@@ -114,10 +89,15 @@ class Ledger:
         self.state = State(self.db)
         self.incidents = Incidents(self.db)
         self.outbox = Outbox(self.db, clock)
+        self.writeback = WritebackQueue(self.db, clock)
         self.runs = Runs(self.db, clock)
         self.quarantine = Quarantine(self.db, clock)
         self.links = Links(self.db)
-        self.writeback = WritebackQueue(self.db, clock)
+
+    @property
+    def queues(self) -> tuple[DurableQueue[Any], ...]:
+        """Every durable queue, each direction once (`outbox list` shows them all)."""
+        return (self.outbox, self.writeback)
 
     @classmethod
     def scratch(cls, *, clock: Callable[[], datetime] = utc_now) -> Ledger:
@@ -129,7 +109,10 @@ class Ledger:
         """The ledger read-only, or an empty scratch one before the first run created it."""
         if isinstance(location, PostgresLedger):
             db = backends.connect(location, readonly=True, allow_empty=True)
-            return cls(db) if db.has_schema else _scratch_after(db)
+            if db.has_schema:
+                return cls(db)
+            db.close()
+            return cls.scratch()
         return cls(location, readonly=True) if Path(location).exists() else cls.scratch()
 
     @classmethod
@@ -157,22 +140,26 @@ class Ledger:
 
     @contextlib.contextmanager
     def transaction(self, doing: str = "write the ledger") -> Iterator[None]:
-        """All or nothing: a page, an outbox transition, a run record."""
+        """All or nothing. The steps below use it; nothing outside the store does."""
         with self.db.transaction(doing):
             yield
 
-    # --- what a cycle reads and writes --------------------------------------------------
+    # --- reads ------------------------------------------------------------------------------
 
     def entries(self, sys_ids: Iterable[str]) -> dict[str, LedgerEntry]:
         """Ledger rows for these incidents, with whether their open alert may be at Flashduty."""
-        ids = list(dict.fromkeys(sys_ids))
-        rows = self.incidents.entries(ids)
+        rows = self.incidents.entries_as_stored(dict.fromkeys(sys_ids))
         if rows:
             for sys_id in self.outbox.untried_creates(rows) & rows.keys():
                 rows[sys_id] = replace(rows[sys_id], alert_reached=False)
         return rows
 
-    def record(
+    def summary(self) -> Summary:
+        return summarize(self)
+
+    # --- the ServiceNow -> Flashduty scan ---------------------------------------------------
+
+    def _record(
         self,
         decisions: Sequence[Decision],
         *,
@@ -180,118 +167,218 @@ class Ledger:
         extras: Mapping[str, Extras] | None = None,
         pins: Mapping[str, Extras] | None = None,
     ) -> dict[str, int]:
-        """Write decisions: ledger rows, queued events, cancellations. Call inside a transaction.
-
-        ``extras`` (by sys_id) go with each incident's create and update events;
-        ``pins`` are the choices of a dispatch, kept while the incident stays pinned.
-        """
-        now = iso(self.clock())
+        """Decisions: ledger rows, queued events, cancellations (inside a step)."""
         counts = dict.fromkeys(("create", "update", "resolve", "cancelled"), 0)
-        incident_rows = []
-        events = []
-        cancels = []
+        self.incidents.upsert(decisions, now=iso(self.clock()), pins=pins or {})
         for d in decisions:
-            inc = d.incident
-            snapshot = _SNAPSHOT_JSON.encode(inc.to_dict())  # the row's, and a resolve's
-            pin = (pins or {}).get(inc.sys_id)
-            incident_rows.append(
-                (
-                    inc.sys_id,
-                    inc.number,
-                    d.entry.updated_on,
-                    d.entry.mod_count,
-                    inc.state,
-                    int(d.entry.alert_open),
-                    d.entry.fingerprint,
-                    snapshot,
-                    now,
-                    d.entry.destination,
-                    int(d.entry.pinned),
-                    json.dumps(pin.to_dict(), ensure_ascii=False) if pin else None,
-                    int(d.entry.held),
-                )
-            )
             if d.cancel_pending:
-                cancels.append(inc.sys_id)
-            added = (extras or {}).get(inc.sys_id, NO_EXTRAS)
-            for event in d.events:
-                counts[event.kind.value] += 1
-                payload = snapshot
-                if event.kind is not Kind.RESOLVE:
-                    body = inc.to_dict()
-                    body["extras"] = added.to_dict()
-                    payload = _SNAPSHOT_JSON.encode(body)
-                row = (inc.sys_id, inc.number, event.kind.value, event.destination, payload)
-                events.append((*row, PENDING.value, run_id, now))
-        self.incidents.upsert(incident_rows)
-        for sys_id in cancels:
-            counts["cancelled"] += self.outbox.cancel_untried_alert(sys_id)
-        self.outbox.enqueue(events)
+                counts["cancelled"] += self.outbox.cancel_untried_alert(d.incident.sys_id)
+        counts.update(self.outbox.enqueue(decisions, extras=extras or {}, run_id=run_id))
         return counts
 
-    def drop(self, event: OutboxEvent) -> int:
-        """Give up on an event. Dropping a create gives up on its whole alert: its queued
+    def record_page(
+        self,
+        decisions: Sequence[Decision],
+        *,
+        extras: Mapping[str, Extras],
+        quarantined: Iterable[tuple[str | None, str, str]],
+        watermark: str,
+        run_id: str,
+    ) -> dict[str, int]:
+        """A page's rows, events and quarantined rows, and the watermark past them: the
+        watermark never passes a change whose event is not queued (singer's rule); a crash
+        re-reads the page and decides the same events at most once."""
+        with self.transaction("record a page"):
+            counts = self._record(decisions, run_id=run_id, extras=extras)
+            for sys_id, reason, sample in quarantined:
+                self.quarantine.keep(sys_id, reason, sample)
+            self.state.set(WATERMARK, watermark)
+            self.state.set(SCAN_FROM, None)
+        return counts
+
+    def begin_backfill(self, watermark: str, scan_from: str) -> None:
+        """``--since``: recorded before the first fetch, so an interrupted backfill resumes."""
+        with self.transaction("record the backfill's start"):
+            self.state.set(WATERMARK, watermark)
+            self.state.set(SCAN_FROM, scan_from)
+            self.state.set(BASELINE_UNTIL, None)
+
+    def begin_first_run(self, watermark: str, baseline_until: str | None) -> None:
+        """The first run starts at the newest change; older rows are recorded without events."""
+        with self.transaction("record the first run's start"):
+            self.state.set(WATERMARK, watermark)
+            self.state.set(BASELINE_UNTIL, baseline_until)
+
+    def record_servicenow_clock(self, when: str) -> None:
+        with self.transaction("record ServiceNow's clock"):
+            self.state.set(SERVICENOW_CLOCK, when)
+
+    def record_choice_labels(self, labels: Mapping[str, Any]) -> None:
+        with self.transaction("record the choice labels"):
+            self.state.set_json(CHOICE_LABELS, dict(labels))
+
+    def record_dispatch(
+        self, decision: Decision, *, extras: Extras, pin: Extras, run_id: str
+    ) -> None:
+        """A dispatch's events and its pin, together: the pin never exists without them."""
+        sys_id = decision.incident.sys_id
+        with self.transaction("record the dispatch"):
+            self._record([decision], run_id=run_id, extras={sys_id: extras}, pins={sys_id: pin})
+
+    def record_adoption(
+        self, decisions: Sequence[Decision], alerts: Sequence[AdoptedAlert]
+    ) -> None:
+        """Adopted alerts and their links, together: a crash adopts all or none."""
+        with self.transaction("adopt alerts"):
+            self._record(decisions, run_id="adopt")
+            for a in alerts:
+                self.links.sent(
+                    a.sys_id,
+                    a.number,
+                    alert_key=a.alert_key,
+                    destination=a.destination,
+                    sent_at=iso(self.clock()),
+                )
+                if a.incident_id:
+                    self.links.link(a.sys_id, a.incident_id)
+
+    # --- deletions ---------------------------------------------------------------------------
+
+    def begin_deletion_checks(self, checked: str) -> None:
+        """The first check starts now: no alert predates it."""
+        with self.transaction("record the deletion check"):
+            self.state.set(DELETIONS_CHECKED, checked)
+
+    def record_deletions(
+        self, decisions: Sequence[Decision], *, checked: str, run_id: str
+    ) -> dict[str, int]:
+        """A page of deletions' resolves with the check's watermark past them."""
+        with self.transaction("record deletions"):
+            counts = self._record(decisions, run_id=run_id)
+            self.state.set(DELETIONS_CHECKED, checked)
+        return counts
+
+    def finish_deletion_check(self, checked: str, *, missing: list[dict[str, str]] | None) -> None:
+        """The check is done up to ``checked``; ``missing`` (None: the audit speaks for them)
+        lists open alerts whose incident ServiceNow no longer returns."""
+        with self.transaction("record the deletion check"):
+            self.state.set_json(MISSING_INCIDENTS, missing)
+            if checked:
+                self.state.set(DELETIONS_CHECKED, checked)
+
+    # --- delivery to Flashduty -------------------------------------------------------------
+
+    def attempt(self, event: OutboxEvent, *, acknowledging: Acknowledged | None) -> None:
+        """Committed before ``event`` is sent, with the delivered mark of the event before
+        it (one commit per event): a crash after a send and before this commit re-sends that
+        one event on the next run, never loses it."""
+        with self.transaction("record a delivery attempt"):
+            self._mark_acknowledged(acknowledging)
+            self.outbox.mark_attempt([event.id])
+
+    def record_acknowledged(self, acknowledged: Acknowledged | None) -> None:
+        """The last acknowledged event's delivered mark, when no attempt follows it."""
+        with self.transaction("record a delivery"):
+            self._mark_acknowledged(acknowledged)
+
+    def _mark_acknowledged(self, acknowledged: Acknowledged | None) -> None:
+        if acknowledged is None:
+            return
+        event = acknowledged.event
+        self.outbox.mark_delivered(
+            [event.id], http_status=acknowledged.http_status, request_id=acknowledged.request_id
+        )
+        if event.kind is Kind.CREATE:
+            # A new alert: the write-back looks for its Flashduty incident from now on.
+            self.links.sent(
+                event.sys_id,
+                event.number,
+                alert_key=acknowledged.alert_key,
+                destination=event.destination,
+                sent_at=iso(self.clock()),
+            )
+
+    def record_failure(
+        self, queue: DurableQueue[Any], ids: Sequence[int], *, dead: bool, failure: Failure
+    ) -> None:
+        """Why an attempt failed: dead (kept for an operator) or pending for the next run."""
+        with self.transaction("record a failed attempt"):
+            queue.mark_failed(ids, dead=dead, failure=failure)
+
+    def cancel_event(self, event_id: int) -> None:
+        """An update a later resolve makes moot."""
+        with self.transaction("cancel an event"):
+            self.outbox.cancel(event_id)
+
+    def purge_finished(self) -> int:
+        """Forget finished items of every queue after their retention; dead ones stay."""
+        with self.transaction("purge finished items"):
+            return sum(queue.purge_finished() for queue in self.queues)
+
+    # --- operators ---------------------------------------------------------------------------
+
+    def retry(self, queue: DurableQueue[Any], item_id: int | None) -> tuple[int, int]:
+        """Dead items back to pending: (requeued, cancelled as moot)."""
+        with self.transaction(f"requeue dead {queue.table} items"):
+            return queue.retry_dead(item_id)
+
+    def drop(self, item: QueuedItem) -> int:
+        """Give up on an item. Dropping a create gives up on its whole alert: its queued
         events go too, and the incident counts as having no alert, so its next change in
-        ServiceNow opens a new one. Returns how many events were dropped."""
-        with self.transaction("drop an event"):
-            count = self.outbox.drop(event)
-            if event.kind is Kind.CREATE:
-                self.incidents.forget_alert(event.sys_id)
-        return count
+        ServiceNow opens a new one. Returns how many items were dropped."""
+        with self.transaction("drop a queued item"):
+            if isinstance(item, OutboxEvent):
+                count = self.outbox.drop(item)
+                if item.kind is Kind.CREATE:
+                    self.incidents.forget_alert(item.sys_id)
+                return count
+            assert isinstance(item, Write)
+            return self.writeback.drop(item)
 
-    # --- what status shows --------------------------------------------------------------
+    def start_run(self, run_id: str, command: str) -> int:
+        with self.transaction("record the run"):
+            return self.runs.start(run_id, command)
 
-    def outbox_counts(self) -> OutboxCounts:
-        return self.outbox.counts()
+    def finish_run(
+        self, row_id: int, *, outcome: str, exit_code: int, message: str, stats: dict[str, Any]
+    ) -> None:
+        with self.transaction("record the run"):
+            self.runs.finish(
+                row_id, outcome=outcome, exit_code=exit_code, message=message, stats=stats
+            )
 
-    def summary(self) -> Summary:
-        return Summary(
-            database=str(self.location),
-            watermark=self.state.get(WATERMARK),
-            incidents_tracked=self.incidents.count(),
-            open_alerts=self.incidents.open_count(),
-            outbox=self.outbox.counts(),
-            dead_reasons=self.outbox.dead_reasons(),
-            missing_incidents=self.state.get_json(MISSING_INCIDENTS, []),
-            quarantined=self.quarantine.count(),
-            last_run=self.runs.last(),
-            last_success_at=self.runs.last_success_at(),
-            writeback=self.writeback_summary(),
-            backend=self.db.backend,
-            high_availability=self.high_availability(),
-        )
+    # --- high availability (PostgreSQL) ------------------------------------------------------
 
-    def high_availability(self) -> HighAvailability | None:
-        if self.db.backend == "sqlite":
-            return None
-        now = self.clock()
-        standbys = [
-            record
-            for record in self.state.with_prefix(STANDBY_PREFIX).values()
-            if (now - datetime.fromisoformat(record["seen_at"])).total_seconds()
-            <= 3 * STANDBY_CHECK_IN_SECONDS
-        ]
-        return HighAvailability(
-            leader=self.state.get_json(LEADER),
-            holder=self.db.lock_holder("leader"),
-            standbys=sorted(standbys, key=lambda r: (r["host"], r["pid"])),
-            last_failover=self.state.get_json(LAST_FAILOVER),
-        )
+    def leader(self) -> LeaderRecord | None:
+        return LeaderRecord.from_json(self.state.get_json(LEADER))
 
-    def writeback_summary(self) -> WritebackSummary:
-        watched, unlinked = self.links.counts()
-        counts = self.writeback.counts()
-        return WritebackSummary(
-            watched=watched,
-            unlinked=unlinked,
-            pending=counts.get(PENDING, 0),
-            dead=counts.get("dead", 0),
-            delivered=counts.get("delivered", 0),
-            held=self.incidents.held(),
-            last_read=self.state.get(FLASHDUTY_READ),
-        )
+    def record_leader(self, me: LeaderRecord) -> tuple[LeaderRecord | None, FailoverRecord | None]:
+        """Take the lead: this process's record, with the failover when the previous leader
+        died leading (it left no ``stopped_at``); together, so `status` never shows a
+        failover without its new leader. Returns (the previous leader, the failover)."""
+        with self.transaction("record the new leader"):
+            previous = self.leader()
+            failover = None
+            if previous is not None and previous.stopped_at is None:
+                failover = FailoverRecord(
+                    me.since, str(previous.process), str(me.process), previous.since or None
+                )
+                self.state.set_json(LAST_FAILOVER, failover.to_json())
+            self.state.set_json(LEADER, me.to_json())
+            self.state.set(STANDBY_PREFIX + str(me.process), None)
+        return previous, failover
 
+    def record_leader_stopped(self, me: ProcessId, at: str) -> None:
+        """A clean stop of the leader: the next one counts no failover."""
+        with self.transaction("record the leader's stop"):
+            record = self.leader()
+            if record is not None and record.process == me:
+                self.state.set_json(LEADER, replace(record, stopped_at=at).to_json())
 
-def _scratch_after(db: Database) -> Ledger:
-    db.close()
-    return Ledger.scratch()
+    def check_in(self, standby: StandbyRecord) -> None:
+        with self.transaction("record a standby's check-in"):
+            self.state.set_json(STANDBY_PREFIX + str(standby.process), standby.to_json())
+
+    def check_out(self, me: ProcessId) -> None:
+        with self.transaction("record a standby's stop"):
+            self.state.set(STANDBY_PREFIX + str(me), None)

@@ -76,7 +76,7 @@ class Links:
 
     def unlinked(self, limit: int = 1000) -> list[Link]:
         """Alerts whose Flashduty incident is not known yet, oldest first."""
-        if not self.db.two_way:
+        if not self.db.has_writeback_tables:
             return []
         rows = self.db.rows(
             f"SELECT {_COLUMNS} FROM links WHERE watching = 1 AND incident_id IS NULL"
@@ -87,7 +87,7 @@ class Links:
 
     def watched(self) -> list[Link]:
         """Linked incidents whose timeline is still read each cycle."""
-        if not self.db.two_way:
+        if not self.db.has_writeback_tables:
             return []
         rows = self.db.rows(
             f"SELECT {_COLUMNS} FROM links WHERE watching = 1 AND incident_id IS NOT NULL"
@@ -102,22 +102,7 @@ class Links:
     def link(self, sys_id: str, incident_id: str) -> None:
         self.db.execute("UPDATE links SET incident_id = ? WHERE sys_id = ?", [incident_id, sys_id])
 
-    def adopt(
-        self,
-        sys_id: str,
-        number: str,
-        *,
-        alert_key: str,
-        destination: str,
-        incident_id: str | None,
-        sent_at: str,
-    ) -> None:
-        """An alert opened before fd-sync: linked as if fd-sync had sent it."""
-        self.sent(sys_id, number, alert_key=alert_key, destination=destination, sent_at=sent_at)
-        if incident_id:
-            self.link(sys_id, incident_id)
-
-    def read(
+    def record_read(
         self,
         sys_id: str,
         *,
@@ -139,7 +124,7 @@ class Links:
 
     def counts(self) -> tuple[int, int]:
         """(watched, waiting for their incident) for `status`."""
-        if not self.db.two_way:
+        if not self.db.has_writeback_tables:
             return 0, 0
         row = self.db.one(
             "SELECT COUNT(incident_id), COUNT(*) - COUNT(incident_id) FROM links WHERE watching = 1"

@@ -29,23 +29,21 @@ class Runs:
         self.clock = clock
 
     def start(self, run_id: str, command: str) -> int:
-        with self.db.transaction("record the run"):
-            return self.db.insert(
-                "INSERT INTO runs (run_id, command, started_at) VALUES (?, ?, ?)",
-                [run_id, command, iso(self.clock())],
-                "record the run",
-            )
+        return self.db.insert(
+            "INSERT INTO runs (run_id, command, started_at) VALUES (?, ?, ?)",
+            [run_id, command, iso(self.clock())],
+            "record the run",
+        )
 
     def finish(
         self, row_id: int, *, outcome: str, exit_code: int, message: str, stats: dict[str, Any]
     ) -> None:
-        with self.db.transaction("record the run"):
-            self.db.execute(
-                "UPDATE runs SET finished_at = ?, outcome = ?, exit_code = ?, message = ?,"
-                " stats = ? WHERE id = ?",
-                [iso(self.clock()), outcome, exit_code, message[:1000], json.dumps(stats), row_id],
-                "record the run",
-            )
+        self.db.execute(
+            "UPDATE runs SET finished_at = ?, outcome = ?, exit_code = ?, message = ?,"
+            " stats = ? WHERE id = ?",
+            [iso(self.clock()), outcome, exit_code, message[:1000], json.dumps(stats), row_id],
+            "record the run",
+        )
 
     def last(self) -> LastRun | None:
         row = self.db.one(

@@ -17,14 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fd_sync.config import Config
-from fd_sync.core import routing
-from fd_sync.core.decide import DEFAULT_DESTINATION, Decision, LedgerEntry, decide
+from fd_sync.core import decide, routing
+from fd_sync.core.decide import DEFAULT_DESTINATION, Decision
 from fd_sync.core.incident import Incident, parse_record
 from fd_sync.errors import BadRecord
 from fd_sync.flashduty.incidents import FoundAlert, IncidentReader
 from fd_sync.servicenow.client import ServiceNowClient
-from fd_sync.store.ledger import Ledger
-from fd_sync.store.times import iso
+from fd_sync.store.ledger import AdoptedAlert, Ledger
 
 SYS_ID = re.compile(r"[0-9a-f]{32}")
 BATCH = 100
@@ -59,7 +58,7 @@ def adopt(
     report = AdoptReport()
     entries = ledger.entries(i.sys_id for i in incidents.values())
     decisions: list[Decision] = []
-    adopted: list[tuple[FoundAlert, Incident, str]] = []
+    adopted: list[AdoptedAlert] = []
     for alert in alerts:
         incident = incidents.get(alert.alert_key)
         if incident is None:
@@ -70,43 +69,25 @@ def adopt(
             report.already.append(incident)  # fd-sync keeps this alert already
             continue
         target = routing.route(incident, config.routing).target or DEFAULT_DESTINATION
-        mine = LedgerEntry(
-            incident.sys_id,
-            incident.updated_on,
-            incident.mod_count,
-            alert_open=True,
-            fingerprint="",  # whatever fd-servicenow sent: the next change updates it
-            destination=target,
-        )
         if incident.is_open:
-            decisions.append(Decision(incident, mine, (), False, "adopted"))
+            decisions.append(decide.adopted(incident, target))
             report.adopted.append((incident, target))
         elif resolve_closed:
-            # Decided as a version newer than the adopted one: its resolve is queued.
-            older = LedgerEntry(
-                incident.sys_id, "", -1, alert_open=True, fingerprint="", destination=target
-            )
-            decision = decide(incident, older, target=None)
+            decision = decide.adopted_closed(incident, target)
             if decision is not None:
                 decisions.append(decision)
             report.resolving.append(incident)
         else:
             report.closed.append(incident)
             continue
-        adopted.append((alert, incident, target))
+        adopted.append(
+            AdoptedAlert(
+                incident.sys_id, incident.number, alert.alert_key, target, alert.incident_id
+            )
+        )
     if dry_run or not decisions:
         return report
-    with ledger.transaction("adopt alerts"):
-        ledger.record(decisions, run_id="adopt")
-        for alert, incident, target in adopted:
-            ledger.links.adopt(
-                incident.sys_id,
-                incident.number,
-                alert_key=alert.alert_key,
-                destination=target,
-                incident_id=alert.incident_id,
-                sent_at=iso(ledger.clock()),
-            )
+    ledger.record_adoption(decisions, adopted)
     return report
 
 

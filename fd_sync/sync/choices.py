@@ -47,8 +47,7 @@ def refresh_choice_labels(ledger: Ledger, servicenow: ServiceNowClient) -> Choic
     except TemporaryFailure as exc:
         log.info("choice_labels_not_refreshed", error=str(exc))
         return ChoiceLabels.from_json(cached)  # tried again next cycle
-    with ledger.transaction("record the choice labels"):
-        ledger.state.set_json(CHOICE_LABELS, {**labels.to_json(), "fetched_at": iso(now)})
+    ledger.record_choice_labels({**labels.to_json(), "fetched_at": iso(now)})
     return labels
 
 

@@ -23,22 +23,20 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
 
 from fd_sync import logs
-from fd_sync.config import Config
 from fd_sync.core.watermark import advance, format_sn_time, scan_start
 from fd_sync.errors import FdSyncError, Interrupted, StorageError, UsageRefused
 from fd_sync.servicenow.client import ServiceNowClient
-from fd_sync.servicenow.lookups import Lookups
 from fd_sync.store.ledger import Ledger
-from fd_sync.store.state import BASELINE_UNTIL, SCAN_FROM, SERVICENOW_CLOCK, WATERMARK
+from fd_sync.store.state import BASELINE_UNTIL, SCAN_FROM, WATERMARK
 from fd_sync.sync.choices import refresh_choice_labels
 from fd_sync.sync.deletions import DeletionCheck
 from fd_sync.sync.delivery import Deliverer
-from fd_sync.sync.enrich import Enricher
 from fd_sync.sync.plan import PagePlan, Planner
 from fd_sync.sync.report import CycleReport, planned_events
 from fd_sync.sync.writeback import Writeback
@@ -48,22 +46,37 @@ def _new_run_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+PlannerFactory = Callable[[str | None], Planner]  # baseline_until -> one cycle's planner
+
+
+@dataclass(frozen=True)
+class CycleSettings:
+    """What a cycle needs of the configuration beyond its collaborators."""
+
+    lookback_seconds: int  # each scan re-reads this far behind the watermark
+
+
 class Cycle:
-    """Runs cycles against one ledger. Collaborators are passed in, so tests can replace them."""
+    """Runs cycles against one ledger. Its collaborators are built by :mod:`fd_sync.wiring`
+    and passed in, so tests can replace them."""
 
     def __init__(
         self,
-        config: Config,
         ledger: Ledger,
         servicenow: ServiceNowClient,
         deliverer: Deliverer,
         *,
+        settings: CycleSettings,
+        planners: PlannerFactory,
+        deletions: DeletionCheck | None = None,
+        writeback: Writeback | None = None,
         should_stop: Callable[[], bool] = lambda: False,
         progress: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
-        writeback: Writeback | None = None,
     ) -> None:
-        self.config = config
+        self.settings = settings
+        self.planners = planners  # a fresh planner per cycle: people and groups change
+        self.deletions = deletions  # every [sync] deletion_check_seconds; None: never
         self.writeback = writeback  # Flashduty -> ServiceNow, with [writeback] enabled
         self.ledger = ledger
         self.servicenow = servicenow
@@ -93,7 +106,7 @@ class Cycle:
                 dry_run=dry_run,
                 since=format_sn_time(since) if since else None,
             )
-            run_row = None if dry_run else self.ledger.runs.start(report.run_id, command)
+            run_row = None if dry_run else self.ledger.start_run(report.run_id, command)
             if self.writeback is not None and fetch:
                 # Before the fetch, so that it sees a responder's close (see sync.writeback).
                 self.writeback.observe(report.writeback, run_id=report.run_id, dry_run=dry_run)
@@ -116,7 +129,7 @@ class Cycle:
             report.seconds = self.clock() - started
             report.watermark = self.ledger.state.get(WATERMARK) if not dry_run else None
             if run_row is not None:
-                self.ledger.runs.finish(
+                self.ledger.finish_run(
                     run_row,
                     outcome=report.outcome,
                     exit_code=report.exit_code,
@@ -140,14 +153,13 @@ class Cycle:
         unsure = self.writeback.unsure(report.writeback) if self.writeback else frozenset()
         report.delivery = self.deliverer.drain(unsure=unsure)
         self._count_outbox(report)
-        self.ledger.outbox.purge_finished()
+        self.ledger.purge_finished()
         seen = self.servicenow.last_server_now
         if seen is not None:
-            with self.ledger.transaction("record ServiceNow's clock"):
-                self.ledger.state.set(SERVICENOW_CLOCK, format_sn_time(seen))
+            self.ledger.record_servicenow_clock(format_sn_time(seen))
 
     def _count_outbox(self, report: CycleReport) -> None:
-        outbox = self.ledger.outbox_counts()
+        outbox = self.ledger.outbox.counts()
         report.pending = outbox.pending
         report.dead = outbox.dead
         report.held = outbox.blocked
@@ -156,7 +168,7 @@ class Cycle:
 
     def _fetch(self, report: CycleReport, *, since: datetime | None, dry_run: bool) -> None:
         ledger = self.ledger
-        lookback = self.config.sync.lookback_seconds
+        lookback = self.settings.lookback_seconds
         if since is not None:
             low = format_sn_time(since)
             # The watermark never passes ServiceNow's clock: a --since in its future would
@@ -168,13 +180,10 @@ class Cycle:
                     f"({format_sn_time(server_now)} UTC); nothing has changed after it yet: "
                     "give a moment in the past"
                 )
-            watermark: str | None = advance(None, low, server_now)
+            start = advance(None, low, server_now)
             if not dry_run:
-                # Recorded before the first fetch: an interrupted backfill resumes here.
-                with ledger.transaction():
-                    ledger.state.set(WATERMARK, watermark)
-                    ledger.state.set(SCAN_FROM, low)
-                    ledger.state.set(BASELINE_UNTIL, None)
+                ledger.begin_backfill(start, low)
+            watermark: str | None = start
             baseline_until = None
         else:
             watermark = ledger.state.get(WATERMARK)
@@ -185,18 +194,7 @@ class Cycle:
             low = ledger.state.get(SCAN_FROM) or scan_start(watermark, lookback)
         self.log.info("scan_started", low=low, watermark=watermark)
 
-        enricher = Enricher(
-            Lookups(self.servicenow),  # a fresh cache per cycle: people and groups change
-            sync_comments=self.config.servicenow.sync_comments,
-            severity_by=self.config.routing.severity_by,
-        )
-        planner = Planner(
-            ledger,
-            self.config.routing,
-            enricher,
-            extra_fields=self.config.servicenow.extra_fields,
-            baseline_until=baseline_until,
-        )
+        planner = self.planners(baseline_until)
         for page in self.servicenow.scan(low):
             report.pages += 1
             plan = planner.plan(page.records)
@@ -228,26 +226,18 @@ class Cycle:
 
     def _deletions(self, report: CycleReport) -> None:
         """Every deletion_check_seconds: resolve the alerts of deleted incidents."""
-        check = DeletionCheck(
-            self.ledger,
-            self.servicenow,
-            table=self.config.servicenow.table,
-            interval_seconds=self.config.sync.deletion_check_seconds,
-            lookback_seconds=self.config.sync.lookback_seconds,
-            run_id=report.run_id,
-            progress=self.progress,
-        )
-        if check.due():
-            report.count(check.run())
+        if self.deletions is not None and self.deletions.due():
+            report.count(self.deletions.run(run_id=report.run_id))
 
     def _commit(self, plan: PagePlan, report: CycleReport, watermark: str) -> None:
         """Rows, events and the watermark advance: one transaction, all or nothing."""
-        with self.ledger.transaction("record a page"):
-            counts = self.ledger.record(plan.decisions, run_id=report.run_id, extras=plan.extras)
-            for sys_id, reason, sample in plan.bad:
-                self.ledger.quarantine.keep(sys_id, reason, sample)
-            self.ledger.state.set(WATERMARK, watermark)
-            self.ledger.state.set(SCAN_FROM, None)
+        counts = self.ledger.record_page(
+            plan.decisions,
+            extras=plan.extras,
+            quarantined=plan.bad,
+            watermark=watermark,
+            run_id=report.run_id,
+        )
         report.count(counts)
         for d in plan.decisions:
             if d.cancel_pending:
@@ -278,7 +268,5 @@ class Cycle:
             note="changes up to baseline_until are recorded without events",
         )
         if not dry_run:
-            with self.ledger.transaction():
-                self.ledger.state.set(WATERMARK, start)
-                self.ledger.state.set(BASELINE_UNTIL, baseline)
+            self.ledger.begin_first_run(start, baseline)
         return start, baseline

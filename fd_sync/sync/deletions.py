@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 from fd_sync import logs
 from fd_sync.core.decide import Decision, deleted
@@ -28,7 +27,7 @@ from fd_sync.core.watermark import advance, format_sn_time, parse_sn_time, scan_
 from fd_sync.errors import AccessDenied, RemoteRejected
 from fd_sync.servicenow.client import ServiceNowClient
 from fd_sync.store.ledger import Ledger
-from fd_sync.store.state import DELETIONS_CHECKED, MISSING_INCIDENTS
+from fd_sync.store.state import DELETIONS_CHECKED
 
 AUDIT_TABLE = "sys_audit_delete"
 AUDIT_FIELDS = ("sys_id", "documentkey", "sys_created_on")
@@ -36,7 +35,7 @@ BATCH = 100  # sys_ids per existence query
 
 
 class DeletionCheck:
-    """One check per interval; collaborators are the cycle's own ledger and client."""
+    """One check per interval; its ledger and client are the cycle's own."""
 
     def __init__(
         self,
@@ -46,7 +45,6 @@ class DeletionCheck:
         table: str,
         interval_seconds: int,
         lookback_seconds: int,
-        run_id: str,
         progress: Callable[[], None] = lambda: None,
     ) -> None:
         self.ledger = ledger
@@ -54,7 +52,6 @@ class DeletionCheck:
         self.table = table
         self.interval = interval_seconds
         self.lookback = lookback_seconds
-        self.run_id = run_id
         self.progress = progress
         self.log = logs.get("deletions")
 
@@ -64,23 +61,21 @@ class DeletionCheck:
             return False
         checked = self.ledger.state.get(DELETIONS_CHECKED)
         if checked is None:
-            # The first check starts now: no alert predates it.
-            with self.ledger.transaction("record the deletion check"):
-                self.ledger.state.set(DELETIONS_CHECKED, format_sn_time(now))
+            self.ledger.begin_deletion_checks(format_sn_time(now))
             return False
         return now - parse_sn_time(checked) >= timedelta(seconds=self.interval)
 
-    def run(self) -> dict[str, int]:
+    def run(self, *, run_id: str) -> dict[str, int]:
         """Resolve the alerts of deleted incidents; counts of queued events by kind."""
         counts: dict[str, int] = {}
         try:
-            counts = self._from_audit()
+            counts = self._from_audit(run_id)
         except (AccessDenied, RemoteRejected) as exc:
             self._audit_unreadable(exc)
             self._find_missing()
         return counts
 
-    def _from_audit(self) -> dict[str, int]:
+    def _from_audit(self, run_id: str) -> dict[str, int]:
         checked = self.ledger.state.get(DELETIONS_CHECKED) or ""
         low = scan_start(checked, self.lookback)
         totals: dict[str, int] = {}
@@ -99,18 +94,17 @@ class DeletionCheck:
             }
             decisions = self._decide(when)
             checked = advance(checked, page.cursor[0], page.server_now)
-            with self.ledger.transaction("record deletions"):
-                for kind, n in self.ledger.record(decisions, run_id=self.run_id).items():
-                    totals[kind] = totals.get(kind, 0) + n
-                self.ledger.state.set(DELETIONS_CHECKED, checked)
+            recorded = self.ledger.record_deletions(decisions, checked=checked, run_id=run_id)
+            for kind, n in recorded.items():
+                totals[kind] = totals.get(kind, 0) + n
             for d in decisions:
                 self.log.info("incident_deleted", number=d.incident.number, reason=d.why)
             self.progress()
         now = self.servicenow.last_server_now
         if now is not None:
-            with self.ledger.transaction("record the deletion check"):
-                self.ledger.state.set(DELETIONS_CHECKED, advance(checked, format_sn_time(now), now))
-                self.ledger.state.set(MISSING_INCIDENTS, None)  # the audit now speaks for them
+            # The audit now speaks for every incident: none is listed as missing.
+            checked = advance(checked, format_sn_time(now), now)
+            self.ledger.finish_deletion_check(checked, missing=None)
         return totals
 
     def _decide(self, deleted_on: dict[str, str]) -> list[Decision]:
@@ -138,7 +132,7 @@ class DeletionCheck:
         """Which incidents with open alerts ServiceNow no longer returns."""
         open_alerts = self.ledger.incidents.open_alerts()
         ids = sorted(open_alerts)
-        missing: list[dict[str, Any]] = []
+        missing: list[dict[str, str]] = []
         for start in range(0, len(ids), BATCH):
             batch = ids[start : start + BATCH]
             rows, _ = self.servicenow.table_get(
@@ -154,10 +148,9 @@ class DeletionCheck:
             )
             self.progress()
         now = self.servicenow.last_server_now
-        with self.ledger.transaction("record the deletion check"):
-            self.ledger.state.set_json(MISSING_INCIDENTS, missing)
-            if now is not None:
-                self.ledger.state.set(DELETIONS_CHECKED, format_sn_time(now))
+        self.ledger.finish_deletion_check(
+            format_sn_time(now) if now is not None else "", missing=missing
+        )
         if missing:
             self.log.warning(
                 "open_alerts_without_incident",

@@ -30,10 +30,10 @@ from fd_sync.core.choices import ChoiceLabels
 from fd_sync.core.decide import Kind
 from fd_sync.core.routing import PushFormat
 from fd_sync.errors import FatalAPIError, Interrupted, RetriableAPIError
-from fd_sync.flashduty.push import FlashdutyClient, Receipt, describe
+from fd_sync.flashduty.push import FlashdutyClient, describe
 from fd_sync.store.ledger import Ledger
-from fd_sync.store.outbox import OutboxEvent
-from fd_sync.store.times import iso
+from fd_sync.store.outbox import Acknowledged, OutboxEvent
+from fd_sync.store.queue import Failure
 from fd_sync.sync.choices import cached_choice_labels
 
 BATCH = 500
@@ -76,7 +76,7 @@ class Deliverer:
         self.should_stop = should_stop
         self.progress = progress
         self.log = logs.get("delivery")
-        self._acknowledged: tuple[OutboxEvent, Receipt] | None = None  # not yet committed
+        self._acknowledged: Acknowledged | None = None  # its delivered mark is not committed yet
 
     def drain(
         self, *, only: str | None = None, unsure: frozenset[str] = frozenset()
@@ -91,8 +91,8 @@ class Deliverer:
         try:
             return self._drain(only, unsure)
         finally:
-            with self.ledger.transaction("record a delivery"):
-                self._record_acknowledged()
+            self.ledger.record_acknowledged(self._acknowledged)
+            self._acknowledged = None
 
     def _drain(self, only: str | None, unsure: frozenset[str]) -> DeliveryReport:
         report = DeliveryReport()
@@ -118,7 +118,7 @@ class Deliverer:
                     event.sys_id in unsure and event.kind is Kind.UPDATE
                 ):
                     if event.kind is Kind.UPDATE and last_resolve.get(event.sys_id, 0) > event.id:
-                        self.ledger.outbox.cancel(event.id)  # a resolve follows: moot
+                        self.ledger.cancel_event(event.id)  # a resolve follows: moot
                         continue
                     waiting.add(event.sys_id)
                     report.deferred += 1
@@ -163,9 +163,8 @@ class Deliverer:
             extras=event.extras,
             choices=choices,
         )
-        with self.ledger.transaction("record a delivery attempt"):
-            self._record_acknowledged()  # the previous event's, in this same commit
-            self.ledger.outbox.mark_attempt(event.id)
+        self.ledger.attempt(event, acknowledging=self._acknowledged)
+        self._acknowledged = None
         try:
             receipt = destination.client.push(body)
         except FatalAPIError as exc:
@@ -192,7 +191,9 @@ class Deliverer:
                 error=reason,
             )
             return
-        self._acknowledged = (event, receipt)
+        self._acknowledged = Acknowledged(
+            event, receipt.status, receipt.request_id, receipt.alert_key
+        )
         report.delivered += 1
         self.log.info(
             "event_delivered",
@@ -201,25 +202,6 @@ class Deliverer:
             kind=event.kind.value,
             request_id=receipt.request_id,
         )
-
-    def _record_acknowledged(self) -> None:
-        """The delivered mark of the last event Flashduty acknowledged; call in a transaction."""
-        if self._acknowledged is None:
-            return
-        event, receipt = self._acknowledged
-        self.ledger.outbox.mark_delivered(
-            event.id, http_status=receipt.status, request_id=receipt.request_id
-        )
-        if event.kind is Kind.CREATE:
-            # A new alert: the write-back looks for its Flashduty incident from now on.
-            self.ledger.links.sent(
-                event.sys_id,
-                event.number,
-                alert_key=receipt.alert_key,
-                destination=event.destination,
-                sent_at=iso(self.ledger.clock()),
-            )
-        self._acknowledged = None
 
     def _failed(
         self,
@@ -231,13 +213,7 @@ class Deliverer:
     ) -> str:
         """Record why an attempt failed; the incident's later events wait behind it."""
         reason = describe(exc)
-        self.ledger.outbox.mark_failed(
-            event.id,
-            dead=dead,
-            http_status=exc.status,
-            error_code=exc.code,
-            error_message=reason,
-            request_id=exc.request_id,
-        )
+        failure = Failure(exc.status, reason, error_code=exc.code, request_id=exc.request_id)
+        self.ledger.record_failure(self.ledger.outbox, [event.id], dead=dead, failure=failure)
         held.add(event.sys_id)
         return reason

@@ -35,7 +35,8 @@ from fd_sync.errors import (
 from fd_sync.flashduty.openapi import OpenAPIClient
 from fd_sync.servicenow.lookups import Lookups
 from fd_sync.store.ledger import Ledger
-from fd_sync.store.outbox import OutboxEvent, OutboxStatus
+from fd_sync.store.outbox import OutboxEvent
+from fd_sync.store.queue import QueueStatus
 from fd_sync.sync.choices import cached_choice_labels
 from fd_sync.sync.delivery import Deliverer, DeliveryReport, Destination
 
@@ -77,9 +78,9 @@ class Sent:
     @property
     def exit_code(self) -> int:
         statuses = {e.status for e in self.events}
-        if OutboxStatus.DEAD in statuses or self.delivery.held:
+        if QueueStatus.DEAD in statuses or self.delivery.held:
             return EX_PROTOCOL  # refused, or held behind an earlier refusal
-        if statuses - {OutboxStatus.DELIVERED}:
+        if statuses - {QueueStatus.DELIVERED}:
             return EX_TEMPFAIL  # queued: the next run delivers it
         return EX_OK
 
@@ -232,15 +233,11 @@ class Dispatcher:
     def send(self, dispatch: Dispatch, *, run_id: str) -> Sent:
         """Queue the events and pin the incident in one transaction, then deliver them."""
         sys_id = dispatch.incident.sys_id
-        latest = self.ledger.outbox.events(sys_id=sys_id, limit=1)
+        latest = self.ledger.outbox.items(sys_id=sys_id, limit=1)
         before = latest[0].id if latest else 0
-        with self.ledger.transaction("record the dispatch"):
-            self.ledger.record(
-                [dispatch.decision],
-                run_id=run_id,
-                extras={sys_id: dispatch.extras},
-                pins={sys_id: dispatch.pin},
-            )
+        self.ledger.record_dispatch(
+            dispatch.decision, extras=dispatch.extras, pin=dispatch.pin, run_id=run_id
+        )
         report = self.deliverer.drain(only=sys_id)
-        events = [e for e in self.ledger.outbox.events(sys_id=sys_id, limit=20) if e.id > before]
+        events = [e for e in self.ledger.outbox.items(sys_id=sys_id, limit=20) if e.id > before]
         return Sent(dispatch, sorted(events, key=lambda e: e.id), report)

@@ -10,7 +10,7 @@ from fd_sync.core.decide import DEFAULT_DESTINATION, Decision, Kind
 from fd_sync.core.payloads import NO_EXTRAS, Extras
 from fd_sync.errors import EX_OK, EX_PROTOCOL, EX_TEMPFAIL, FdSyncError, Interrupted, outcome, worst
 from fd_sync.sync.delivery import DeliveryReport
-from fd_sync.sync.writeback_report import WritebackReport
+from fd_sync.sync.writeback.report import WritebackReport
 
 
 @dataclass(frozen=True)

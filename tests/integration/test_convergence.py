@@ -10,14 +10,9 @@ one integration, the right one, or none; never in two at once.
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
-    RuleBasedStateMachine,
     initialize,
     invariant,
     multiple,
@@ -25,14 +20,11 @@ from hypothesis.stateful import (
 )
 
 from fd_sync import wiring
-from fd_sync.config import parse
 from fd_sync.errors import FdSyncError
 from fd_sync.simulators.flashduty import FlashdutySim
 from fd_sync.simulators.http import Fault
-from fd_sync.simulators.servicenow import ServiceNowSim, SimClock
-from fd_sync.store.ledger import Ledger
 from fd_sync.sync.dispatch import Choices
-from tests.conftest import START, Sleeps, base_document, machine_ledger, merge
+from tests.helpers.convergence import ConvergenceMachine, copy_fault, machine_test_cases
 
 LOOKBACK = 30
 TABLE = "/api/now/table/"
@@ -60,39 +52,22 @@ flashduty_faults = st.sampled_from(
 )
 
 
-def copy(fault: Fault) -> Fault:
-    return Fault(
-        status=fault.status,
-        body=fault.body,
-        headers=dict(fault.headers),
-        drop=fault.drop,
-        truncate=fault.truncate,
-        path=fault.path,
-        times=fault.times,
-    )
-
-
-class Convergence(RuleBasedStateMachine):
-    backend = "sqlite"
+class Convergence(ConvergenceMachine):
     incidents = Bundle("incidents")
 
     def __init__(self) -> None:
         super().__init__()
-        self.tmp = tempfile.TemporaryDirectory()
-        self.sn = ServiceNowSim(clock=SimClock(START, ticking=False)).start()
-        self.fd = FlashdutySim().start()  # the [flashduty] push_url
         self.fd2 = FlashdutySim().start()  # the Network route's integration
+        self.others.append(self.fd2)
         self.groups = {name: self.sn.add_group(name) for name in ("Network", "Database")}
         self.hidden: set[str] = set()
         self.dispatched: dict[str, set[str]] = {}  # sys_id -> destinations it was sent to
-        self.ledger = None  # set by install(), the first rule
 
     def install(self, fmt: str) -> None:
         """The configuration, in either push format; the empty table is the baseline."""
         other = self.fd2.push_url_servicenow if fmt == "standard" else self.fd2.push_url_standard
-        database = machine_ledger(self.backend, Path(self.tmp.name))
-        document = merge(
-            base_document(self.sn, self.fd, database, fmt),
+        self.configure(
+            fmt,
             {
                 "servicenow": {"page_size": 3},
                 "sync": {"lookback_seconds": LOOKBACK},
@@ -106,21 +81,6 @@ class Convergence(RuleBasedStateMachine):
                 ],
             },
         )
-        self.config = parse(document, path=Path(self.tmp.name) / "c.toml", env={})
-        self.ledger = Ledger(database)
-        self.sleeps = Sleeps()
-        self.cycle()
-
-    def cycle(self) -> None:
-        wiring.cycle(self.config, self.ledger, sleep=self.sleeps).run()
-
-    def teardown(self) -> None:
-        if self.ledger is not None:
-            self.ledger.close()
-        self.sn.stop()
-        self.fd.stop()
-        self.fd2.stop()
-        self.tmp.cleanup()
 
     def tick(self, seconds: int = 1) -> None:
         # The contract: a row becomes visible at most lookback_seconds after its stamp.
@@ -220,15 +180,15 @@ class Convergence(RuleBasedStateMachine):
 
     @rule(fault=servicenow_faults)
     def servicenow_misbehaves(self, fault):
-        self.sn.inject(copy(fault))
+        self.sn.inject(copy_fault(fault))
 
     @rule(fault=flashduty_faults)
     def flashduty_misbehaves(self, fault):
-        self.fd.inject(copy(fault))
+        self.fd.inject(copy_fault(fault))
 
     @rule(fault=flashduty_faults)
     def second_integration_misbehaves(self, fault):
-        self.fd2.inject(copy(fault))
+        self.fd2.inject(copy_fault(fault))
 
     @rule(n=st.integers(min_value=1, max_value=3))
     def duplicate_rows(self, n):
@@ -302,28 +262,6 @@ class Convergence(RuleBasedStateMachine):
         assert self.ledger.summary().outbox.pending == 0
 
 
-class ConvergenceTest(Convergence):
-    def teardown(self) -> None:
-        try:
-            self.check_converged()
-        finally:
-            super().teardown()
-
-
-ConvergenceTest.TestCase.settings = settings(
-    max_examples=40,
-    stateful_step_count=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
+TestConvergence, TestConvergenceOnPostgres = machine_test_cases(
+    Convergence, max_examples=40, steps=30
 )
-TestConvergence = ConvergenceTest.TestCase
-
-
-class ConvergenceTestOnPostgres(ConvergenceTest):
-    """The same histories, with the ledger in PostgreSQL."""
-
-    backend = "postgres"
-
-
-ConvergenceTestOnPostgres.TestCase.settings = ConvergenceTest.TestCase.settings
-TestConvergenceOnPostgres = ConvergenceTestOnPostgres.TestCase

@@ -13,22 +13,14 @@ faults clear:
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections import Counter
-from pathlib import Path
 
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import Bundle, initialize, invariant, rule
 
-from fd_sync import wiring
-from fd_sync.config import parse
-from fd_sync.simulators.flashduty import FlashdutySim
 from fd_sync.simulators.http import Fault
-from fd_sync.simulators.servicenow import ServiceNowSim, SimClock
-from fd_sync.store.ledger import Ledger
-from tests.conftest import START, Sleeps, base_document, machine_ledger, merge
+from tests.helpers.convergence import ConvergenceMachine, copy_fault, machine_test_cases
 
 TABLE = "/api/now/table/"
 faults = st.sampled_from(
@@ -52,38 +44,23 @@ class Wall:
         return self.now
 
 
-def copy(fault: Fault) -> Fault:
-    return Fault(
-        status=fault.status,
-        drop=fault.drop,
-        path=fault.path,
-        method=fault.method,
-        times=fault.times,
-    )
-
-
-class TwoWayConvergence(RuleBasedStateMachine):
-    backend = "sqlite"
+class TwoWayConvergence(ConvergenceMachine):
     incidents = Bundle("incidents")
 
     def __init__(self) -> None:
         super().__init__()
-        self.tmp = tempfile.TemporaryDirectory()
-        self.sn = ServiceNowSim(clock=SimClock(START, ticking=False)).start()
-        self.fd = FlashdutySim().start()
         self.wall = Wall()
         self.fd.wall = self.wall
+        self.cycle_options = {"wall": self.wall}
         self.people = [self.fd.add_person(n) for n in ("Ann Lee", "Bob Ray")]
         self.said: Counter[tuple[str, str]] = Counter()  # (sys_id, unique text) -> times
-        self.ledger: Ledger | None = None
         self.serial = 0
         self.openings: Counter[str] = Counter()  # times ServiceNow opened each incident
 
     @initialize(target=incidents, resolve_state=st.sampled_from(["", "6"]))
     def install(self, resolve_state):
-        database = machine_ledger(self.backend, Path(self.tmp.name))
-        document = merge(
-            base_document(self.sn, self.fd, database, "standard"),
+        self.configure(
+            "standard",
             {
                 "flashduty": {"app_key": self.fd.app_key, "api_domain": self.fd.url},
                 "writeback": {
@@ -94,10 +71,6 @@ class TwoWayConvergence(RuleBasedStateMachine):
                 },
             },
         )
-        self.config = parse(document, path=Path(self.tmp.name) / "c.toml", env={})
-        self.ledger = Ledger(database)
-        self.sleeps = Sleeps()
-        self.cycle()
         return self.created(self.sn.create(short_description="seed", urgency="1")["sys_id"])
 
     def created(self, sys_id: str) -> str:
@@ -106,15 +79,7 @@ class TwoWayConvergence(RuleBasedStateMachine):
 
     def cycle(self) -> None:
         self.wall.now += 5
-        assert self.ledger is not None
-        wiring.cycle(self.config, self.ledger, sleep=self.sleeps, wall=self.wall).run()
-
-    def teardown(self) -> None:
-        if self.ledger is not None:
-            self.ledger.close()
-        self.sn.stop()
-        self.fd.stop()
-        self.tmp.cleanup()
+        super().cycle()
 
     def text(self, prefix: str) -> str:
         self.serial += 1
@@ -192,7 +157,7 @@ class TwoWayConvergence(RuleBasedStateMachine):
     @rule(fault=faults)
     def misbehave(self, fault):
         side, what = fault
-        (self.sn if side == "sn" else self.fd).inject(copy(what))
+        (self.sn if side == "sn" else self.fd).inject(copy_fault(what))
 
     @rule()
     def run_cycle(self):
@@ -222,28 +187,6 @@ class TwoWayConvergence(RuleBasedStateMachine):
         assert self.ledger.writeback.pending() == []
 
 
-class TwoWayConvergenceTest(TwoWayConvergence):
-    def teardown(self) -> None:
-        try:
-            self.check_converged()
-        finally:
-            super().teardown()
-
-
-TwoWayConvergenceTest.TestCase.settings = settings(
-    max_examples=25,
-    stateful_step_count=20,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
+TestTwoWayConvergence, TestTwoWayConvergenceOnPostgres = machine_test_cases(
+    TwoWayConvergence, max_examples=25, steps=20
 )
-TestTwoWayConvergence = TwoWayConvergenceTest.TestCase
-
-
-class TwoWayConvergenceTestOnPostgres(TwoWayConvergenceTest):
-    """The same histories, with the ledger in PostgreSQL."""
-
-    backend = "postgres"
-
-
-TwoWayConvergenceTestOnPostgres.TestCase.settings = TwoWayConvergenceTest.TestCase.settings
-TestTwoWayConvergenceOnPostgres = TwoWayConvergenceTestOnPostgres.TestCase

@@ -11,9 +11,9 @@ from fd_sync.core.watermark import CLOCK_MARGIN, format_sn_time
 from fd_sync.errors import EX_OK, EX_TEMPFAIL
 from fd_sync.store.ledger import Ledger
 from fd_sync.store.state import BASELINE_UNTIL, SCAN_FROM, WATERMARK
-from tests.conftest import BOTH_BACKENDS, START, change, open_incident
+from tests.helpers.simulated import START, change, open_incident
 
-BACKENDS = BOTH_BACKENDS  # every test that opens a ledger runs on SQLite and PostgreSQL
+pytestmark = pytest.mark.backends("sqlite", "postgres")  # every test on both engines
 
 
 def kinds(flashduty):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from tests.conftest import BOTH_BACKENDS, change, open_incident
+import pytest
 
-BACKENDS = BOTH_BACKENDS  # every test that opens a ledger runs on SQLite and PostgreSQL
+from tests.helpers.simulated import change, open_incident
+
+pytestmark = pytest.mark.backends("sqlite", "postgres")  # every test on both engines
 
 INTERVAL = 600
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
-from fd_sync.errors import EX_OK, EX_PROTOCOL, EX_TEMPFAIL
-from tests.conftest import BOTH_BACKENDS, change, open_incident
+import pytest
 
-BACKENDS = BOTH_BACKENDS  # every test that opens a ledger runs on SQLite and PostgreSQL
+from fd_sync.errors import EX_OK, EX_PROTOCOL, EX_TEMPFAIL
+from tests.helpers.simulated import change, open_incident
+
+pytestmark = pytest.mark.backends("sqlite", "postgres")  # every test on both engines
 
 PUSH = "/event/push/"
 
@@ -57,7 +59,7 @@ def test_a_dead_event_holds_its_incident_but_not_others(servicenow, flashduty, h
     assert a["sys_id"] not in flashduty.history()
     summary = h.ledger.summary().outbox
     assert summary.dead == 1 and summary.blocked == 1
-    dead = h.ledger.outbox.events(status="dead")[0]
+    dead = h.ledger.outbox.items(status="dead")[0]
     assert dead.http_status == 400 and dead.error_code == "InvalidParameter"
     assert dead.request_id == "rid-dead"
     assert "labels too long" in dead.error_message
@@ -136,7 +138,7 @@ def test_wrong_push_url_is_dead_not_retried_forever(servicenow, flashduty, harne
     report = h.cycle()
     assert report.exit_code == EX_PROTOCOL
     assert len(flashduty.requests) == 1
-    dead = h.ledger.outbox.events(status="dead")[0]
+    dead = h.ledger.outbox.items(status="dead")[0]
     # standard alert.mdx: a wrong key is answered 400 InvalidParameter, not 401.
     assert dead.http_status == 400 and dead.error_code == "InvalidParameter"
     assert dead.error_message and "integration_key is not a valid one" in dead.error_message

@@ -13,7 +13,7 @@ import json
 from datetime import timedelta
 
 from fd_sync.store.state import CHOICE_LABELS
-from tests.conftest import START, open_incident
+from tests.helpers.simulated import START, open_incident
 
 CHOICES = "/api/now/table/sys_choice"
 

@@ -9,15 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from fd_sync.core.decide import reconcile
+from fd_sync.core.decide import Decision, reconcile
 from fd_sync.core.incident import Incident
 from fd_sync.errors import StorageError
 from fd_sync.store.ledger import Ledger
 from fd_sync.store.migrations import known_migrations
 from fd_sync.store.migrations import sqlite_migrations as migrations
-from tests.conftest import BOTH_BACKENDS
+from fd_sync.store.outbox import Acknowledged
+from fd_sync.store.queue import Failure
 
-BACKENDS = BOTH_BACKENDS  # every test that opens a ledger runs on SQLite and PostgreSQL
+pytestmark = pytest.mark.backends("sqlite", "postgres")  # every test on both engines
 
 
 def incident(n: int, state: str = "1") -> Incident:
@@ -51,18 +52,31 @@ def test_a_new_ledger_is_migrated_once(database):
         assert ledger.db.applied_migrations() == known_migrations()
 
 
+def record(ledger: Ledger, decisions: list[Decision]) -> None:
+    ledger.record_page(decisions, extras={}, quarantined=(), watermark="w", run_id="r")
+
+
 def test_a_new_sqlite_ledger_is_wal(sqlite_file):
     with Ledger(sqlite_file) as ledger:
         assert ledger.db.scalar("PRAGMA journal_mode") == "wal"
 
 
-def test_a_page_is_all_or_nothing(database):
+def test_a_page_is_all_or_nothing(database, monkeypatch):
     with Ledger(database) as ledger:
         decisions = reconcile([incident(1), incident(2)], {})
-        with pytest.raises(RuntimeError), ledger.transaction():
-            ledger.record(decisions, run_id="r1")
-            ledger.state.set("watermark", "2026-11-01 08:00:00")
+
+        def crash(*args: object) -> None:
             raise RuntimeError("crash between the rows and the commit")
+
+        monkeypatch.setattr(ledger.quarantine, "keep", crash)
+        with pytest.raises(RuntimeError):
+            ledger.record_page(
+                decisions,
+                extras={},
+                quarantined=[("abc", "bad", "{}")],
+                watermark="2026-11-01 08:00:00",
+                run_id="r1",
+            )
         summary = ledger.summary()
         assert summary.incidents_tracked == 0
         assert summary.outbox.pending == 0
@@ -71,10 +85,9 @@ def test_a_page_is_all_or_nothing(database):
 
 def test_entries_know_whether_an_alert_was_sent(database):
     with Ledger(database) as ledger:
-        with ledger.transaction():
-            ledger.record(reconcile([incident(1), incident(2)], {}), run_id="r")
+        record(ledger, reconcile([incident(1), incident(2)], {}))
         first, _ = ledger.outbox.pending()
-        ledger.outbox.mark_attempt(first.id)
+        ledger.attempt(first, acknowledging=None)
         entries = ledger.entries([incident(1).sys_id, incident(2).sys_id])
         assert entries[incident(1).sys_id].alert_reached is True  # tried: maybe at Flashduty
         assert entries[incident(2).sys_id].alert_reached is False
@@ -136,21 +149,15 @@ def test_a_locked_database_is_temporary(sqlite_file):
 def test_finished_events_are_purged_after_retention_but_dead_ones_stay(database):
     now = [datetime(2026, 11, 1, tzinfo=UTC)]
     with Ledger(database, clock=lambda: now[0]) as ledger:
-        with ledger.transaction():
-            ledger.record(reconcile([incident(1), incident(2)], {}), run_id="r")
+        record(ledger, reconcile([incident(1), incident(2)], {}))
         delivered, dead = ledger.outbox.pending()
-        ledger.outbox.mark_delivered(delivered.id, http_status=200, request_id="x")
-        ledger.outbox.mark_failed(
-            dead.id,
-            dead=True,
-            http_status=400,
-            error_code="InvalidParameter",
-            error_message="no",
-            request_id="y",
-        )
+        ledger.record_acknowledged(Acknowledged(delivered, 200, "x", None))
+        refused = Failure(400, "no", error_code="InvalidParameter", request_id="y")
+        ledger.record_failure(ledger.outbox, [dead.id], dead=True, failure=refused)
         now[0] += timedelta(days=31)
-        assert ledger.outbox.purge_finished() == 1
-        assert [e.status for e in ledger.outbox.events()] == ["dead"]
+        assert ledger.purge_finished() == 1
+        assert [e.status for e in ledger.outbox.items()] == ["dead"]
+        assert ledger.outbox.items()[0].request_id == "y"
 
 
 def test_quarantine_keeps_one_copy_of_a_row_seen_again(database):
@@ -205,7 +212,7 @@ def test_a_ledger_from_before_routing_upgrades_in_place(sqlite_file):
         assert entry.alert_at == "default" and entry.pinned is False
         (queued,) = ledger.outbox.pending()
         assert queued.extras.severity is None and queued.incident == inc
-        ledger.outbox.mark_delivered(queued.id, http_status=200, request_id="r")
+        ledger.record_acknowledged(Acknowledged(queued, 200, "r", None))
         entry = ledger.entries([inc.sys_id])[inc.sys_id]
         # A reassignment after the upgrade moves the alert from where it was.
         later = Incident(**{**inc.to_dict(), "updated_on": "2026-11-01 08:00:05", "mod_count": 2})

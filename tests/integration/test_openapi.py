@@ -14,7 +14,7 @@ from fd_sync.errors import AccessDenied, NotFound, RemoteRejected, TemporaryFail
 from fd_sync.flashduty.openapi import LIMITS, OpenAPIClient
 from fd_sync.http.ratelimit import SlidingWindowLimiter
 from fd_sync.simulators.flashduty import FlashdutySim, layer
-from tests.conftest import Sleeps
+from tests.helpers.cycle import Sleeps
 
 
 @pytest.fixture

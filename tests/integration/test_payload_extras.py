@@ -5,7 +5,7 @@ with the queued event so that later changes and outages cannot alter it."""
 from __future__ import annotations
 
 from fd_sync.errors import EX_NOPERM, EX_OK
-from tests.conftest import change, open_incident
+from tests.helpers.simulated import change, open_incident
 
 PUSH = "/event/push/"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fd_sync import wiring
 from fd_sync.store.ledger import Ledger
-from tests.conftest import change, open_incident
+from tests.helpers.simulated import change, open_incident
 
 # --- cycles that move alerts --------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from fd_sync.errors import AccessDenied, RemoteRejected, TemporaryFailure
 from fd_sync.servicenow.client import ServiceNowClient
 from fd_sync.servicenow.scan import keyset_query, newest_query
 from fd_sync.simulators.http import Fault
-from tests.conftest import open_incident
+from tests.helpers.simulated import open_incident
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import time
 
 import requests
 
-from tests.conftest import open_incident
+from tests.helpers.simulated import open_incident
 
 
 def openapi(fd, path: str, body: dict) -> dict:

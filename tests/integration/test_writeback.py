@@ -16,9 +16,10 @@ import pytest
 from fd_sync import wiring
 from fd_sync.simulators.flashduty import FlashdutySim
 from fd_sync.simulators.servicenow import ServiceNowSim
-from tests.conftest import BOTH_BACKENDS, Harness, change, open_incident
+from tests.helpers.cycle import Harness
+from tests.helpers.simulated import change, open_incident
 
-BACKENDS = BOTH_BACKENDS  # every test that opens a ledger runs on SQLite and PostgreSQL
+pytestmark = pytest.mark.backends("sqlite", "postgres")  # every test on both engines
 
 
 class Wall:
@@ -234,7 +235,7 @@ def test_a_data_policy_refusal_keeps_the_notes_and_the_other_direction(two_way):
     assert "Resolved by Bob Ray" in "\n".join(t.notes(inc["sys_id"]))  # the notes arrived
     assert t.sn.incident(inc["sys_id"])["state"] == "1"
     assert other["sys_id"] in t.fd.open_keys()  # ServiceNow -> Flashduty went on
-    dead = t.h.ledger.writeback.events(status="dead")
+    dead = t.h.ledger.writeback.items(status="dead")
     assert [(w.number, w.kinds) for w in dead] == [(inc["number"], ("state",))]
     assert "Data Policy Exception" in (dead[0].error_message or "")
     assert t.cycle().exit_code == 0  # held until `outbox retry`: not tried every cycle
@@ -252,7 +253,7 @@ def test_a_user_who_may_not_write_gets_76_and_delivery_goes_on(two_way):
     assert inc["number"] in report.message() and "ACL Exception" in report.message()
     assert other["sys_id"] in t.fd.open_keys()
     t.sn.deny_write = False
-    assert t.h.ledger.writeback.retry_dead() == 1
+    assert t.h.ledger.retry(t.h.ledger.writeback, None) == (1, 0)
     t.cycle()
     assert "Comment by Bob Ray: on it" in t.notes(inc["sys_id"])[0]
 

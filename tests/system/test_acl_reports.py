@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from fd_sync.errors import EX_NOPERM, EX_OK
-from tests.conftest import open_incident
+from tests.helpers.simulated import open_incident
 from tests.integration.test_deletions import INTERVAL, cycle_after
 from tests.integration.test_payload_extras import ROUTE, people
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from tests.conftest import open_incident
+from tests.helpers.simulated import open_incident
 
 
 def lines_with(result, prefix):

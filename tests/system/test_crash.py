@@ -11,7 +11,8 @@ import signal
 import subprocess
 import threading
 
-from tests.conftest import child_env, fd_sync_command, open_incident
+from tests.helpers.processes import child_env, fd_sync_command
+from tests.helpers.simulated import open_incident
 
 TABLE = "/api/now/table/incident"
 PUSH = "/event/push/"

@@ -6,7 +6,9 @@ import json
 import signal
 import threading
 
-from tests.conftest import change, is_status, open_incident, to_toml
+from tests.helpers.config import to_toml
+from tests.helpers.processes import is_status
+from tests.helpers.simulated import change, open_incident
 
 PUSH = "/event/push/"
 

@@ -11,7 +11,7 @@ import sqlite3
 import pytest
 
 from fd_sync.simulators.flashduty import layer
-from tests.conftest import change, open_incident
+from tests.helpers.simulated import change, open_incident
 
 PUSH = "/event/push/"
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from fd_sync.simulators.flashduty import layer
-from tests.conftest import change, open_incident
+from tests.helpers.simulated import change, open_incident
 
 
 @pytest.fixture

@@ -22,13 +22,8 @@ from typing import Any
 import pytest
 
 from tests import postgres
-from tests.conftest import (
-    NotifySocket,
-    child_env,
-    fd_sync_command,
-    is_status,
-    open_incident,
-)
+from tests.helpers.processes import NotifySocket, child_env, fd_sync_command, is_status
+from tests.helpers.simulated import open_incident
 
 PUSH = "/event/push/"
 FAILOVER_SECONDS = 6

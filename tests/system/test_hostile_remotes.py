@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from fd_sync.simulators.http import Fault
-from tests.conftest import open_incident
+from tests.helpers.simulated import open_incident
 
 TABLE = "/api/now/table/"
 

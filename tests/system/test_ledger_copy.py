@@ -6,7 +6,7 @@ from __future__ import annotations
 from fd_sync.store.copy import counts
 from fd_sync.store.ledger import Ledger
 from tests import postgres
-from tests.conftest import open_incident
+from tests.helpers.simulated import open_incident
 
 
 def test_a_ledger_travels_to_postgresql_and_back_with_everything(
@@ -20,7 +20,7 @@ def test_a_ledger_travels_to_postgresql_and_back_with_everything(
     sqlite_file = tmp_path / "state" / "fd-sync.db"
     with Ledger(sqlite_file, readonly=True) as original:
         before = counts(original.db)
-        dead = [(e.id, e.status, e.http_status, e.error_message) for e in original.outbox.events()]
+        dead = [(e.id, e.status, e.http_status, e.error_message) for e in original.outbox.items()]
         watermark = original.summary().watermark
     assert before["outbox"] == 3 and before["runs"] == 2 and dead
 
@@ -32,7 +32,7 @@ def test_a_ledger_travels_to_postgresql_and_back_with_everything(
     with Ledger(target, readonly=True) as moved:
         assert counts(moved.db) == before
         assert [
-            (e.id, e.status, e.http_status, e.error_message) for e in moved.outbox.events()
+            (e.id, e.status, e.http_status, e.error_message) for e in moved.outbox.items()
         ] == dead
         assert moved.summary().watermark == watermark
 
@@ -52,7 +52,7 @@ def test_a_ledger_travels_to_postgresql_and_back_with_everything(
     assert returned.code == 0, returned.output
     with Ledger(back) as home:
         assert counts(home.db) == before
-        assert home.runs.start("once", "r-next") == before["runs"] + 1  # ids move on
+        assert home.start_run("r-next", "once") == before["runs"] + 1  # ids move on
     del rows
 
 
@@ -75,5 +75,5 @@ def test_the_next_event_on_postgresql_gets_an_id_after_the_copied_ones(
     open_incident(servicenow)
     assert run_fd_sync("--config", str(on_postgres), "once").code == 0
     with Ledger(target, readonly=True) as moved:
-        ids = [e.id for e in moved.outbox.events()]
+        ids = [e.id for e in moved.outbox.items()]
     assert sorted(ids) == [1, 2] and len(flashduty.open_keys()) == 2

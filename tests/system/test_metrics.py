@@ -7,7 +7,8 @@ import urllib.error
 import urllib.request
 
 from fd_sync.service.metrics import Metrics
-from tests.conftest import is_status, open_incident
+from tests.helpers.processes import is_status
+from tests.helpers.simulated import open_incident
 from tests.postgres import free_port
 
 

@@ -12,7 +12,8 @@ import threading
 import pytest
 
 from fd_sync.store.lock import RunLock
-from tests.conftest import change, child_env, fd_sync_command, open_incident
+from tests.helpers.processes import child_env, fd_sync_command
+from tests.helpers.simulated import change, open_incident
 
 
 def secrets_of(servicenow, flashduty):

@@ -6,7 +6,7 @@ import json
 import re
 import sqlite3
 
-from tests.conftest import open_incident
+from tests.helpers.simulated import open_incident
 
 REFUSE = (
     '{"request_id": "rq-77", "error": {"code": "InvalidParameter", '

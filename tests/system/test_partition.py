@@ -23,7 +23,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests import postgres
-from tests.conftest import is_status, open_incident
+from tests.helpers.processes import is_status
+from tests.helpers.simulated import open_incident
 from tests.system.test_high_availability import FAILOVER_SECONDS, Host
 
 SERVER_IP, HOST_A_IP = "10.213.7.1", "10.213.7.2"

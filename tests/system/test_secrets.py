@@ -10,7 +10,8 @@ import socket
 from pathlib import Path
 
 from fd_sync import logs, redaction
-from tests.conftest import is_status, open_incident
+from tests.helpers.processes import is_status
+from tests.helpers.simulated import open_incident
 
 
 def closed_port() -> int:

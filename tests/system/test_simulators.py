@@ -11,7 +11,7 @@ import sys
 import requests
 
 from fd_sync.simulators.servicenow import ServiceNowSim
-from tests.conftest import child_env
+from tests.helpers.processes import child_env
 
 
 def test_bulk_seed_is_deterministic_and_spread():

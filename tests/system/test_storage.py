@@ -18,7 +18,7 @@ from sqlite_utils import Database
 from fd_sync.store.ledger import Ledger
 from fd_sync.store.migrations import known_migrations
 from fd_sync.store.migrations import sqlite_migrations as migrations
-from tests.conftest import open_incident
+from tests.helpers.simulated import open_incident
 
 
 @contextlib.contextmanager

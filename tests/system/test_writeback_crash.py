@@ -10,7 +10,8 @@ import threading
 
 import pytest
 
-from tests.conftest import child_env, fd_sync_command, open_incident
+from tests.helpers.processes import child_env, fd_sync_command
+from tests.helpers.simulated import open_incident
 
 PATCH = "/api/now/table/incident/"
 

@@ -78,3 +78,47 @@ def test_the_ledger_is_reached_only_through_the_store():
 
 
 SQLITE = {"sqlite3", "sqlite_utils"}
+
+
+def _transaction_calls(path: Path) -> list[int]:
+    return [
+        node.lineno
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "transaction"
+    ]
+
+
+# The Ledger's steps, the connection's own machinery, and the ledger copy (one transaction
+# over a second database) are the only places that open transactions.
+COMMITTERS = {"store/ledger.py", "store/writeback_steps.py", "store/db.py", "store/copy.py"}
+
+
+def test_only_the_ledger_commits():
+    """Who commits is never a per-method convention: table objects and every module outside
+    the store call a named Ledger step, whose docstring states its crash argument."""
+    offenders = {
+        f"{rel}:{line}"
+        for path in PACKAGE.rglob("*.py")
+        if "simulators" not in path.parts
+        and (rel := str(path.relative_to(PACKAGE))) not in COMMITTERS
+        and not rel.startswith("store/backends/")
+        for line in _transaction_calls(path)
+    }
+    assert offenders == set()
+
+
+def test_every_queue_shares_one_lifecycle():
+    """Each queue implements its two primitives (columns, decode); pending, attempted,
+    delivered, dead, retry, drop and purge are written once, in DurableQueue."""
+    from fd_sync.store.outbox import Outbox
+    from fd_sync.store.queue import DurableQueue
+    from fd_sync.store.writeback import WritebackQueue
+
+    shared = {"pending", "items", "get", "mark_attempt", "mark_delivered", "mark_failed"}
+    shared |= {"retry_dead", "drop", "purge_finished", "counts", "cancel"}
+    for queue in (Outbox, WritebackQueue):
+        assert issubclass(queue, DurableQueue)
+        assert not shared & set(vars(queue)), f"{queue.__name__} rewrites the lifecycle"
+        assert {"columns", "decode"} <= set(vars(queue))

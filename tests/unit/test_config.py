@@ -9,7 +9,7 @@ import pytest
 from fd_sync import config as config_module
 from fd_sync.config import config_path, default_database, load, parse, push_format
 from fd_sync.errors import ConfigError
-from tests.conftest import to_toml
+from tests.helpers.config import to_toml
 
 PUSH = "https://api.flashcat.cloud/event/push/servicenow/tok3n-abcdef"
 
@@ -311,3 +311,63 @@ def test_every_secret_knows_where_it_came_from(tmp_path):
     assert sources["[flashduty] app_key"] == "environment variable FD_SYNC_FLASHDUTY_APP_KEY"
     assert sources["[flashduty] push_url"] == f"{tmp_path / 'c.toml'}: [flashduty] push_url"
     assert "from-a-file" not in str(cfg.secret_sources)
+
+
+def _example_keys() -> dict[str, dict[str, list[object]]]:
+    """Every ``key = value`` of config.example.toml, commented out or not, by section."""
+    import re
+    import tomllib
+
+    found: dict[str, dict[str, list[object]]] = {}
+    section = None
+    example = Path(__file__).resolve().parents[2] / "config.example.toml"
+    for line in example.read_text().splitlines():
+        if heading := re.match(r"^[#\s]*\[\[?([a-z_]+)\]\]?\s*$", line):
+            section = heading.group(1)
+        elif section and (pair := re.match(r"^[#\s]*([a-z_]+)\s*=\s*(.+)$", line)):
+            try:
+                value = tomllib.loads(f"v = {pair.group(2)}")["v"]
+            except tomllib.TOMLDecodeError:
+                continue  # prose that happens to hold an equals sign
+            found.setdefault(section, {}).setdefault(pair.group(1), []).append(value)
+    return found
+
+
+def test_the_example_names_every_key_with_its_default():
+    """config.example.toml is where operators start: a key it does not show, or shows
+    with another default than the schema's, is a key they cannot find or will misjudge."""
+    from fd_sync.config.schema import _REQUIRED, ARRAY_SECTIONS, SCHEMA
+
+    shown = _example_keys()
+    problems = []
+    for section, keys in SCHEMA.items():
+        for key, spec in keys.items():
+            values = shown.get(section, {}).get(key)
+            if values is None:
+                problems.append(f"[{section}] {key} is not in config.example.toml")
+                continue
+            default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
+            if section in ARRAY_SECTIONS or default is _REQUIRED or default is None:
+                continue  # an example value, not a default, is what an optional key shows
+            if default not in values:
+                problems.append(f"[{section}] {key}: default {default!r}, example {values}")
+    assert problems == []
+
+
+def test_every_configuration_field_comes_from_its_key_or_its_parser():
+    """No dataclass of the validated configuration carries a default of its own: defaults
+    live in the schema alone, so the two can never disagree."""
+    import dataclasses
+
+    from fd_sync.config import model
+
+    with_defaults = [
+        f"{cls.__name__}.{f.name}"
+        for cls in vars(model).values()
+        if isinstance(cls, type)
+        and dataclasses.is_dataclass(cls)
+        and cls.__module__ == model.__name__
+        for f in dataclasses.fields(cls)
+        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+    ]
+    assert with_defaults == []

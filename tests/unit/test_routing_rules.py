@@ -11,7 +11,7 @@ from fd_sync.config import parse
 from fd_sync.core.incident import Incident
 from fd_sync.core.routing import Route, Routing, route
 from fd_sync.errors import ConfigError
-from tests.conftest import to_toml
+from tests.helpers.config import to_toml
 from tests.unit.test_config import PUSH, minimal
 from tests.unit.test_payloads import incident as payload_incident
 

@@ -160,8 +160,7 @@ def test_close_notes_render_every_documented_field():
 
 
 def test_the_dry_run_line_names_the_kinds_the_people_and_the_state():
-    lines = ("[Flashduty] Acknowledged by Ann Lee (ann@example.com) (2026-12-01 06:13:21 UTC)",)
     assert (
-        describe_write("INC0010001", ("ack",), lines, {"state": "2"})
+        describe_write("INC0010001", ("ack",), ("Ann Lee",), {"state": "2"})
         == "INC0010001 write-back: work note (ack by Ann Lee); state 2"
     )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from fd_sync import wiring
 from fd_sync.core.decide import Kind
-from fd_sync.core.incident import Incident
+from fd_sync.core.incident import Incident, IncidentState
 from fd_sync.core.payloads import build
 from fd_sync.core.routing import PushFormat
 from fd_sync.errors import (
@@ -158,7 +158,9 @@ def send_test(c: Checker, client: FlashdutyClient) -> None:
 
     try:
         opened = client.push(body(Kind.CREATE, incident))
-        closed = client.push(body(Kind.RESOLVE, dataclasses.replace(incident, state="6")))
+        closed = client.push(
+            body(Kind.RESOLVE, dataclasses.replace(incident, state=IncidentState.RESOLVED.value))
+        )
     except (FatalAPIError, RetriableAPIError) as exc:
         c.add(
             fail(

@@ -8,9 +8,7 @@ from typing import TYPE_CHECKING
 
 from fd_sync import wiring
 from fd_sync.errors import EX_NOPERM, AccessDenied, FdSyncError
-from fd_sync.flashduty.incidents import IncidentReader
 from fd_sync.ops.check.steps import Step, fail, ok
-from fd_sync.servicenow.writer import IncidentWriter
 
 if TYPE_CHECKING:
     from fd_sync.ops.check import Checker
@@ -22,7 +20,7 @@ FILLED_ON_CLOSE = {"state", "close_code", "close_notes"}
 def check(c: Checker) -> None:
     wb = c.config.writeback
     reads_incidents(c)
-    writer = IncidentWriter(wiring.servicenow_client(c.config, max_attempts=1))
+    writer = wiring.incident_writer(c.config, max_attempts=1)
     try:
         number = writer.can_write()
     except AccessDenied as exc:
@@ -72,7 +70,7 @@ def check(c: Checker) -> None:
 def reads_incidents(c: Checker) -> None:
     """One /incident/list request over the last day: the key may read incidents."""
     try:
-        reader = IncidentReader(wiring.openapi_client(c.config, purpose="check"))
+        reader = wiring.incident_reader(c.config, purpose="check")
         now = int(time.time())
         reader.openapi.call(
             "/incident/list", {"start_time": now - 86400, "end_time": now, "p": 1, "limit": 1}

@@ -1,0 +1,114 @@
+"""What ``fd-sync status`` shows of a ledger: read-only, from every table at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from fd_sync.store.queue import DeadReason, QueueCounts
+from fd_sync.store.records import FailoverRecord, LeaderRecord, StandbyRecord
+from fd_sync.store.runs import LastRun
+from fd_sync.store.state import (
+    FLASHDUTY_READ,
+    LAST_FAILOVER,
+    LEADER,
+    MISSING_INCIDENTS,
+    STANDBY_CHECK_IN_SECONDS,
+    STANDBY_PREFIX,
+    WATERMARK,
+)
+
+if TYPE_CHECKING:
+    from fd_sync.store.ledger import Ledger
+
+
+@dataclass(frozen=True)
+class HighAvailability:
+    """Who runs the cycles of a shared (PostgreSQL) ledger, as `fd-sync status` shows it."""
+
+    leader: LeaderRecord | None
+    holder: str | None  # the session holding the leader lock now ("fd-sync leader host:pid")
+    standbys: list[StandbyRecord]  # those checked in lately
+    last_failover: FailoverRecord | None
+
+
+@dataclass(frozen=True)
+class WritebackSummary:
+    """The Flashduty -> ServiceNow direction, as `fd-sync status` shows it."""
+
+    watched: int  # Flashduty incidents whose timeline is read each cycle
+    unlinked: int  # alerts whose Flashduty incident is still to be found
+    pending: int
+    dead: int
+    delivered: int
+    held: dict[str, str]  # closed in Flashduty, open in ServiceNow: sys_id -> number
+    last_read: str | None
+
+
+@dataclass(frozen=True)
+class Summary:
+    database: str
+    watermark: str | None
+    incidents_tracked: int
+    open_alerts: int
+    outbox: QueueCounts
+    dead_reasons: list[DeadReason]
+    missing_incidents: list[dict[str, Any]]  # open alerts whose incident ServiceNow hides
+    quarantined: int
+    last_run: LastRun | None
+    last_success_at: str | None
+    writeback: WritebackSummary | None = None
+    backend: str = "sqlite"
+    high_availability: HighAvailability | None = None  # PostgreSQL only
+
+
+def summarize(ledger: Ledger) -> Summary:
+    return Summary(
+        database=str(ledger.location),
+        watermark=ledger.state.get(WATERMARK),
+        incidents_tracked=ledger.incidents.count(),
+        open_alerts=ledger.incidents.open_count(),
+        outbox=ledger.outbox.counts(),
+        dead_reasons=ledger.outbox.dead_reasons(),
+        missing_incidents=ledger.state.get_json(MISSING_INCIDENTS, []),
+        quarantined=ledger.quarantine.count(),
+        last_run=ledger.runs.last(),
+        last_success_at=ledger.runs.last_success_at(),
+        writeback=writeback_summary(ledger),
+        backend=ledger.db.backend,
+        high_availability=high_availability(ledger),
+    )
+
+
+def high_availability(ledger: Ledger) -> HighAvailability | None:
+    if ledger.db.backend == "sqlite":
+        return None
+    now = ledger.clock()
+    standbys = [
+        record
+        for value in ledger.state.with_prefix(STANDBY_PREFIX).values()
+        if (record := StandbyRecord.from_json(value)) is not None
+        and (now - datetime.fromisoformat(record.seen_at)).total_seconds()
+        <= 3 * STANDBY_CHECK_IN_SECONDS
+    ]
+    return HighAvailability(
+        leader=LeaderRecord.from_json(ledger.state.get_json(LEADER)),
+        holder=ledger.db.lock_holder("leader"),
+        standbys=sorted(standbys, key=lambda r: (r.host, r.pid)),
+        last_failover=FailoverRecord.from_json(ledger.state.get_json(LAST_FAILOVER)),
+    )
+
+
+def writeback_summary(ledger: Ledger) -> WritebackSummary:
+    watched, unlinked = ledger.links.counts()
+    counts = ledger.writeback.counts()
+    return WritebackSummary(
+        watched=watched,
+        unlinked=unlinked,
+        pending=counts.pending,
+        dead=counts.dead,
+        delivered=counts.delivered,
+        held=ledger.incidents.held(),
+        last_read=ledger.state.get(FLASHDUTY_READ),
+    )

@@ -1,0 +1,151 @@
+"""The write-back's first phase: read what responders did in Flashduty, before the fetch.
+
+Find the Flashduty incident of each alert fd-sync opened (``/alert/list`` by alert_key),
+read which tracked incidents changed (``/incident/list-by-ids``), read the timelines of
+those (``/incident/feed``), and let :func:`fd_sync.core.turns.settle` decide what each
+means; one Ledger step per incident commits that with the advanced timeline cursor.
+Doing this before the fetch lets the fetch see a responder's close, so an edit in
+ServiceNow does not open (and page) a new alert.
+
+Crash contract: the cursor moves in the step that queues the write, so a crash re-reads
+the entries and never skips them (:meth:`Ledger.record_flashduty_read`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from fd_sync import logs
+from fd_sync.core.feed import needs_read
+from fd_sync.core.turns import ServiceNowSide, settle
+from fd_sync.core.writeback import (
+    ServiceNowNow,
+    StateRules,
+    Turn,
+    compose,
+    describe_write,
+    people_of,
+    state_fields,
+)
+from fd_sync.flashduty.incidents import IncidentReader
+from fd_sync.store.ledger import Ledger
+from fd_sync.store.links import Link
+from fd_sync.store.times import iso
+from fd_sync.sync.writeback.report import WritebackReport
+
+LINK_GIVE_UP = timedelta(days=1)  # an alert Flashduty made no incident of (excluded, dropped)
+# An incident the ledger has no row of counts as open in ServiceNow, as it did before.
+UNKNOWN = ServiceNowSide(alert_open=False, open_in_servicenow=True, mod_count=0)
+
+
+class FlashdutyRead:
+    def __init__(
+        self,
+        ledger: Ledger,
+        reader: IncidentReader,
+        rules: StateRules,
+        *,
+        work_notes: frozenset[str],
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.ledger = ledger
+        self.reader = reader
+        self.rules = rules
+        self.work_notes = work_notes
+        self.wall = wall
+        self.log = logs.get("writeback")
+
+    def run(self, report: WritebackReport, *, run_id: str, dry_run: bool) -> None:
+        found = self._link(report, dry_run=dry_run)
+        self._read(report, run_id=run_id, dry_run=dry_run, also=found)
+
+    def _link(self, report: WritebackReport, *, dry_run: bool) -> list[Link]:
+        """Find the incident of each alert sent since the last cycle; a dry run returns them
+        (the ledger is not written, and they are read all the same)."""
+        links = self.ledger.links.unlinked()
+        if not links:
+            return []
+        now = int(self.wall())
+        oldest = min(int(datetime.fromisoformat(link.sent_at).timestamp()) for link in links)
+        by_key: dict[str, Link] = {}
+        for link in links:
+            # The standard format's alert_key is the sys_id; for the ServiceNow format
+            # Flashduty's choice is undocumented: the push answer's, the sys_id, the number.
+            for key in (link.alert_key, link.sys_id, link.number):
+                if key:
+                    by_key.setdefault(key, link)
+        found = self.reader.alerts(list(by_key), start=oldest - 3600, end=now + 60)
+        linked: dict[str, str] = {}
+        for key, alert in found.items():
+            owner = by_key.get(key)
+            if owner is not None and owner.sys_id not in linked:
+                linked[owner.sys_id] = alert.incident_id
+        report.linked += len(linked)
+        if dry_run:
+            return [replace(k, incident_id=linked[k.sys_id]) for k in links if k.sys_id in linked]
+        give_up = iso(datetime.fromtimestamp(now, UTC) - LINK_GIVE_UP)
+        given_up = [k for k in links if k.sys_id not in linked and k.sent_at < give_up]
+        self.ledger.record_links(linked, given_up, read_at=now)
+        for link in given_up:
+            self.log.warning("flashduty_incident_not_found", number=link.number)
+        return []
+
+    def _read(
+        self, report: WritebackReport, *, run_id: str, dry_run: bool, also: list[Link]
+    ) -> None:
+        watched = self.ledger.links.watched() + also
+        if not watched:
+            return
+        infos = self.reader.incidents(link.incident_id or "" for link in watched)
+        stamp = datetime.fromtimestamp(self.wall(), UTC)
+        versions = self.ledger.incidents.versions(link.sys_id for link in watched)
+        for link in watched:
+            info = infos.get(link.incident_id or "")
+            if info is None:
+                # Deleted in Flashduty (or merged away): nothing more to read.
+                if not dry_run:
+                    self.ledger.stop_watching(link, read_at=int(self.wall()))
+                continue
+            if not needs_read(info, link.fd_updated_at, link.read_at):
+                continue  # unchanged since a read that came late enough to be sure
+            read_at = int(self.wall())
+            entries = self.reader.feed(info.incident_id, link.cursor)
+            people = self.reader.names(people_of(entries))
+            turn = compose(entries, info, people, work_notes=self.work_notes)
+            report.read += 1
+            if dry_run:
+                self._preview(link, turn, report)
+                continue
+            version = versions.get(link.sys_id)
+            side = UNKNOWN
+            if version is not None:
+                side = ServiceNowSide(
+                    version.alert_open, version.open_in_servicenow, version.mod_count
+                )
+            outcome = settle(turn, info, entries, link.cursor, side, read_at=read_at)
+            self.ledger.record_flashduty_read(link, outcome, run_id=run_id)
+            if outcome.closed_in_flashduty:
+                self.log.info("closed_in_flashduty", number=link.number, held=outcome.held)
+            elif outcome.reopened_in_flashduty:
+                self.log.info("reopened_in_flashduty", number=link.number)
+            if outcome.intents is not None:
+                report.queued += 1
+        if not dry_run:
+            self.ledger.record_flashduty_read_time(stamp)
+
+    def _preview(self, link: Link, turn: Turn, report: WritebackReport) -> None:
+        if not turn.worth_writing:
+            return
+        snapshot = self.ledger.incidents.snapshots([link.sys_id]).get(link.sys_id)
+        fields: dict[str, str] = {}
+        if snapshot is not None:
+            now = ServiceNowNow(
+                link.number, snapshot.state, snapshot.updated_on, snapshot.mod_count
+            )
+            fields, _ = state_fields(
+                turn.intents, now, self.rules, own_mod_count=link.own_mod_count
+            )
+        report.planned.append(describe_write(link.number, turn.kinds, turn.actors, fields))

@@ -1,0 +1,133 @@
+"""The write-back's second phase, after delivery: one PATCH per incident (see :mod:`.plan`).
+
+The version the PATCH produced is recorded as handled when it is exactly one more than the
+version the ledger had; otherwise a person changed it too and the next poll decides it as
+usual. A refused state change is kept apart (dead, with ServiceNow's message) and the
+notes are written on their own.
+
+Crash contract: the attempt is committed before the PATCH and the result after it
+(:meth:`Ledger.attempt_writes`, :meth:`Ledger.record_write`): a crash between the two
+repeats that one work note on the next cycle, never more, and never loses it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from fd_sync import logs
+from fd_sync.core.writeback import StateRules
+from fd_sync.errors import AccessDenied, TemporaryFailure
+from fd_sync.servicenow.writer import IncidentWriter, WriteRefused
+from fd_sync.store.ledger import Ledger
+from fd_sync.store.queue import Failure
+from fd_sync.store.writeback import NewWrite
+from fd_sync.store.writeback_steps import RefusedPart
+from fd_sync.sync.writeback.plan import PlannedWrite, plan_writes, wants_current
+from fd_sync.sync.writeback.report import WritebackReport
+
+
+class ServiceNowWrites:
+    def __init__(
+        self,
+        ledger: Ledger,
+        writer: IncidentWriter,
+        rules: StateRules,
+        *,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.ledger = ledger
+        self.writer = writer
+        self.rules = rules
+        self.wall = wall
+        self.log = logs.get("writeback")
+
+    def run(self, report: WritebackReport, *, run_id: str) -> None:
+        before = self.writer.requests_made
+        try:
+            groups = self.ledger.writeback.pending_by_incident()
+            if groups:
+                current = self.writer.current(wants_current(groups, self.rules))
+                links = self.ledger.links.get(groups)
+                for planned in plan_writes(groups, current, links, self.rules):
+                    self._send(planned, report, run_id)
+        except (AccessDenied, TemporaryFailure) as exc:
+            report.error = report.error or exc
+            self.log.error("servicenow_write_failed", error=str(exc), exit_code=exc.exit_code)
+        finally:
+            report.servicenow_requests += self.writer.requests_made - before
+        oldest = self.ledger.writeback.oldest_pending_at()
+        if oldest:
+            age = self.wall() - datetime.fromisoformat(oldest).timestamp()
+            report.lag_seconds = max(0.0, age)
+
+    def _send(self, planned: PlannedWrite, report: WritebackReport, run_id: str) -> None:
+        writes = planned.writes
+        if not planned.body:
+            self.ledger.record_write(writes, answer=None)  # nothing left to say
+            return
+        self.ledger.attempt_writes(writes)
+        try:
+            answer = self.writer.write(planned.sys_id, planned.number, planned.body)
+        except WriteRefused as exc:
+            if not (planned.fields and planned.note):
+                self._refused(planned, exc, planned.kinds, report)
+                return
+            # The state change was refused: the notes still go, the state waits for retry.
+            try:
+                answer = self.writer.write(
+                    planned.sys_id, planned.number, {"work_notes": planned.note}
+                )
+            except WriteRefused as again:
+                self._refused(planned, again, planned.kinds, report)
+                return
+            state = NewWrite(
+                planned.sys_id,
+                planned.number,
+                writes[-1].incident_id,
+                "",
+                planned.intents,
+                ("state",),
+            )
+            refused = RefusedPart(state, exc.status, exc.detail)
+            self.ledger.record_write(writes, answer=answer, refused=refused, run_id=run_id)
+            self._report_refusal(exc, ("state",), report)
+            report.written += 1
+            report.tally(planned.kinds, "written")
+            return
+        except TemporaryFailure as exc:
+            failure = Failure(None, str(exc))
+            ids = [w.id for w in writes]
+            self.ledger.record_failure(self.ledger.writeback, ids, dead=False, failure=failure)
+            raise
+        self.ledger.record_write(writes, answer=answer)
+        report.written += 1
+        report.tally(planned.kinds + (("state",) if planned.fields else ()), "written")
+        self.log.info(
+            "writeback_written",
+            number=planned.number,
+            kinds=list(planned.kinds),
+            state=planned.fields.get("state"),
+            mod_count=answer.get("sys_mod_count"),
+            updated_by=answer.get("sys_updated_by"),
+        )
+
+    def _refused(
+        self,
+        planned: PlannedWrite,
+        exc: WriteRefused,
+        kinds: tuple[str, ...],
+        report: WritebackReport,
+    ) -> None:
+        ids = [w.id for w in planned.writes]
+        failure = Failure(exc.status, exc.detail)
+        self.ledger.record_failure(self.ledger.writeback, ids, dead=True, failure=failure)
+        self._report_refusal(exc, kinds, report)
+
+    def _report_refusal(
+        self, exc: WriteRefused, kinds: tuple[str, ...], report: WritebackReport
+    ) -> None:
+        report.refused.append(exc)
+        report.tally(kinds, "refused")
+        self.log.error("writeback_refused", number=exc.number, status=exc.status, error=exc.detail)
