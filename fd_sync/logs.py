@@ -16,9 +16,11 @@ from typing import Any, TextIO
 
 import structlog
 
+from fd_sync.errors import ConfigError
 from fd_sync.redaction import redact_value
 
 LEVELS = ("debug", "info", "warning", "error")
+FORMATS = ("", "json", "console")  # FD_SYNC_LOG_FORMAT; "" (unset) picks by the terminal
 _IDENTITY: dict[str, str] = {}  # this process's ids, on every line (threads included)
 
 
@@ -48,7 +50,13 @@ def configure(
     """Set up structlog once per process; ``json=None`` picks by whether stderr is a TTY."""
     stream = stream or sys.stderr
     if json is None:
-        json = not stream.isatty() or os.environ.get("FD_SYNC_LOG_FORMAT") == "json"
+        chosen = os.environ.get("FD_SYNC_LOG_FORMAT", "")
+        if chosen not in FORMATS:
+            raise ConfigError(
+                f"FD_SYNC_LOG_FORMAT={chosen!r} is not a log format: use json or console "
+                "(unset: JSON lines, or console lines on a terminal)"
+            )
+        json = chosen == "json" or (chosen == "" and not stream.isatty())
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         _add_identity,

@@ -35,7 +35,7 @@ from fd_sync.sync.delivery import Deliverer, Destination
 from fd_sync.sync.dispatch import Dispatcher
 from fd_sync.sync.enrich import Enricher
 from fd_sync.sync.plan import Planner
-from fd_sync.sync.writeback import Writeback
+from fd_sync.sync.writeback import FlashdutyRead, ServiceNowWrites, Writeback
 
 Sleep = Callable[[float], None]
 
@@ -230,9 +230,8 @@ def writeback(
         settings.close_code,
         settings.close_notes,
     )
-    return Writeback(
-        ledger, reader, IncidentWriter(client), rules, work_notes=settings.work_notes, wall=wall
-    )
+    reads = FlashdutyRead(ledger, reader, rules, work_notes=settings.work_notes, wall=wall)
+    return Writeback(reads, ServiceNowWrites(ledger, IncidentWriter(client), rules, wall=wall))
 
 
 def dispatcher(config: Config, ledger: Ledger, *, sleep: Sleep = time.sleep) -> Dispatcher:

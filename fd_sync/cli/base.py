@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import threading
 import uuid
@@ -82,8 +81,10 @@ def dry_run_option(help: str) -> Callable[[F], F]:
 @click.option(
     "--log-level",
     type=click.Choice(logs.LEVELS),
-    default=lambda: os.environ.get("FD_SYNC_LOG_LEVEL", "info"),
-    show_default="info, or $FD_SYNC_LOG_LEVEL",
+    default="info",
+    envvar="FD_SYNC_LOG_LEVEL",
+    show_envvar=True,
+    show_default=True,
     help="Least severe log lines to print (on stderr).",
 )
 @click.option(
@@ -97,12 +98,14 @@ def dry_run_option(help: str) -> Callable[[F], F]:
 @click.version_option(__version__, prog_name="fd-sync")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, log_level: str, lock_wait: float) -> None:
-    """Mirror ServiceNow incidents into Flashduty alerts, polling from outside the firewall.
+    """Connect ServiceNow incidents and Flashduty, from outside the firewall.
 
-    fd-sync reads changed incidents from the ServiceNow Table API, keeps a SQLite
-    ledger of what it has sent, and pushes create, update and resolve events to a
-    Flashduty integration, so that Flashduty's open alerts mirror ServiceNow's open
-    incidents.
+    fd-sync reads changed incidents from the ServiceNow Table API, keeps a ledger
+    (a SQLite file, or PostgreSQL shared by two hosts) of what it has sent, and
+    pushes create, update and resolve events to Flashduty, so that Flashduty's open
+    alerts mirror ServiceNow's open incidents; with [writeback], what responders do
+    in Flashduty is written back to the incident. Everything is outbound: nothing
+    is installed in ServiceNow.
     """
     logs.configure(log_level)
     # Every line of this process names it: the daemon by its own id (each cycle adds a

@@ -25,7 +25,7 @@ from fd_sync.cli.base import (
 def _number(ctx: click.Context, param: click.Parameter, value: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", value):
         raise click.BadParameter("expected an incident number such as INC0010001")
-    return value
+    return value.upper()  # numbers are upper case in ServiceNow: inc0010001 means INC0010001
 
 
 def _channels(
@@ -108,11 +108,11 @@ def dispatch(
     """
     from fd_sync import wiring
     from fd_sync.ops.dispatch import describe_plan, describe_sent, dumps, failure
-    from fd_sync.sync.dispatch import Choices
+    from fd_sync.sync.dispatch import DispatchOptions
 
     if rule_id and rule_name:
         raise click.UsageError("--rule and --rule-name exclude each other")
-    choices = Choices(
+    chosen = DispatchOptions(
         group=group,
         members=None
         if members is None
@@ -127,7 +127,7 @@ def dispatch(
     cfg = load_config(options)
     with ledger_access(cfg, "preview" if dry_run else "write") as ledger:
         dispatcher = wiring.dispatcher(cfg, ledger)
-        plan = dispatcher.plan(number, choices)
+        plan = dispatcher.plan(number, chosen)
         described = describe_plan(plan, dispatcher.destinations[plan.route.destination].push_format)
         if dry_run:
             echo(described)

@@ -43,6 +43,7 @@ from fd_sync.core.location import (
     PostgresLedger,
     is_postgres_url,
     split_postgres_url,
+    unsupported_scheme,
 )
 from fd_sync.core.routing import PushFormat
 
@@ -266,6 +267,8 @@ def default_database(env: Mapping[str, str]) -> Path:
 def _sync(v: dict[str, Any], ctx: Context) -> SyncConfig:
     path = ctx.path
     database: LedgerLocation
+    if v["database"] and (wrong := unsupported_scheme(v["database"])):
+        raise problem(path, "sync", "database", wrong)
     if v["database"] and is_postgres_url(v["database"]):
         database = _postgres_ledger(v, ctx)
     else:

@@ -6,6 +6,7 @@ password never travels inside the URL that commands print, log or compare.
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,24 @@ LedgerLocation = Path | PostgresLedger
 
 def is_postgres_url(text: str) -> bool:
     return urllib.parse.urlsplit(text).scheme in SCHEMES
+
+
+_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):/")
+
+
+def unsupported_scheme(text: str) -> str | None:
+    """What a ledger location that looks like a URL but not a PostgreSQL one is wrong with
+    (None: a path, or a postgresql:// URL). Taken as a path, ``postgresq://...`` or
+    ``sqlite:///...`` would silently become a new file named like a URL: in HA, a second,
+    private ledger and a second leader paging twice. The text never quotes the location
+    (a URL may carry a password)."""
+    match = _URL_SCHEME.match(text)
+    if match is None or match.group(1).lower() in SCHEMES:
+        return None
+    return (
+        f"{match.group(1)}:// is not a ledger fd-sync can use: give a SQLite file path "
+        "(such as /var/lib/fd-sync/fd-sync.db) or a postgresql:// URL (postgres:// works too)"
+    )
 
 
 def split_postgres_url(text: str) -> tuple[str, str | None]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,9 +16,9 @@ from fd_sync.flashduty.push import key_rejected
 from fd_sync.store.ledger import Ledger
 from fd_sync.store.lock import still_running
 from fd_sync.store.queue import DeadReason
-from fd_sync.store.records import ProcessId
+from fd_sync.store.records import DaemonRecord
 from fd_sync.store.state import DAEMON, SERVICENOW_CLOCK
-from fd_sync.store.summary import HighAvailability, Summary
+from fd_sync.store.summary import HighAvailability, Summary, high_availability
 
 
 def _now() -> datetime:
@@ -28,7 +28,7 @@ def _now() -> datetime:
 @dataclass(frozen=True)
 class Status:
     summary: Summary
-    daemon: dict[str, Any] | None  # what the daemon last wrote (pid, interval, status line)
+    daemon: DaemonRecord | None  # what the daemon last wrote (pid, interval, status line)
     healthy: bool
     health: str
     writeback_enabled: bool = False  # [writeback] enabled: show that direction
@@ -38,7 +38,8 @@ class Status:
         ha = self.summary.high_availability
         if ha is not None and ha.last_failover is not None:
             out["high_availability"]["last_failover"] = ha.last_failover.to_json()
-        out.update(daemon=self.daemon, healthy=self.healthy, health=self.health)
+        daemon = self.daemon.to_json() if self.daemon else None
+        out.update(daemon=daemon, healthy=self.healthy, health=self.health)
         return out
 
 
@@ -62,31 +63,42 @@ def read_status(
                 "run fd-sync once --since <the last time you know was synced>"
             ),
         )
-    daemon = _daemon(ledger.state.get_json(DAEMON), summary.high_availability)
+    daemon = _daemon(
+        DaemonRecord.from_json(ledger.state.get_json(DAEMON)), summary.high_availability
+    )
     return Status(summary, daemon, healthy, why, writeback_enabled)
 
 
+def live_daemon(ledger: Ledger) -> DaemonRecord | None:
+    """The daemon that runs cycles on this ledger now, if one does (``ledger copy`` must
+    not copy a ledger that goes on changing)."""
+    daemon = _daemon(
+        DaemonRecord.from_json(ledger.state.get_json(DAEMON)), high_availability(ledger)
+    )
+    return daemon if daemon is not None and daemon.running else None
+
+
 def _daemon(
-    recorded: dict[str, Any] | None, shared: HighAvailability | None = None
-) -> dict[str, Any] | None:
+    recorded: DaemonRecord | None, shared: HighAvailability | None = None
+) -> DaemonRecord | None:
     """What the daemon last wrote, corrected when it died without writing again (kill -9,
     a crash, a reboot): a record that says running is believed only for a live process —
     on a shared ledger, the one whose session holds the leader lock (it may be elsewhere)."""
-    if not recorded or not recorded.get("running"):
+    if recorded is None or not recorded.running:
         return recorded
     alive = (
-        still_running(recorded)
+        still_running(recorded.to_json())
         if shared is None
-        else bool(shared.holder and shared.holder.endswith(_who(recorded)))
+        else bool(shared.holder and shared.holder.endswith(recorded.process))
     )
     if alive:
         return recorded
-    return {
-        **recorded,
-        "running": False,
-        "status": f"not running: pid {recorded.get('pid')} is gone without stopping "
-        f"(killed, crashed or rebooted); its last status: {recorded.get('status', '')}",
-    }
+    return replace(
+        recorded,
+        running=False,
+        status=f"not running: pid {recorded.pid} is gone without stopping "
+        f"(killed, crashed or rebooted); its last status: {recorded.status}",
+    )
 
 
 def high_availability_lines(ha: HighAvailability | None, now: datetime) -> list[tuple[str, str]]:
@@ -116,11 +128,6 @@ def high_availability_lines(ha: HighAvailability | None, now: datetime) -> list[
     ]
 
 
-def _who(record: dict[str, Any]) -> str:
-    """``host:pid`` of the daemon's record, as sessions name themselves to PostgreSQL."""
-    return str(ProcessId(str(record.get("host")), int(record.get("pid") or 0)))
-
-
 def health(last_ok: str | None, interval: int, now: datetime) -> tuple[bool, str]:
     """Healthy while a cycle succeeded within the last 3 poll intervals."""
     if not last_ok:
@@ -133,7 +140,7 @@ def health(last_ok: str | None, interval: int, now: datetime) -> tuple[bool, str
 
 def render(status: Status, *, now: Callable[[], datetime] = _now) -> list[str]:
     """The status as aligned ``key  value`` lines."""
-    summary, daemon = status.summary, status.daemon or {}
+    summary, daemon = status.summary, status.daemon
     outbox, last, watermark = summary.outbox, summary.last_run, summary.watermark
     lag = ""
     if watermark:
@@ -180,19 +187,15 @@ def render(status: Status, *, now: Callable[[], datetime] = _now) -> list[str]:
         lines.append(("last error", last.message))
     lines.append(("last success", summary.last_success_at or "never"))
     if daemon:
-        where = f"{daemon['host']}:" if daemon.get("host") else ""
-        state = f"pid {where}{daemon['pid']}" if daemon.get("running") else "stopped"
+        state = f"pid {daemon.process}" if daemon.running else "stopped"
         lines.append(
-            (
-                "daemon",
-                f"{state}, every {daemon['poll_interval_seconds']} s; {daemon.get('status', '')}",
-            )
+            ("daemon", f"{state}, every {daemon.poll_interval_seconds} s; {daemon.status}")
         )
-        if daemon.get("fetch_paused_until"):
+        if daemon.fetch_paused_until:
             lines.append(
                 (
                     "fetch paused",
-                    f"until {daemon['fetch_paused_until']}: {daemon['fetch_paused_because']}",
+                    f"until {daemon.fetch_paused_until}: {daemon.fetch_paused_because}",
                 )
             )
     lines.append(("health", ("ok: " if status.healthy else "UNHEALTHY: ") + status.health))

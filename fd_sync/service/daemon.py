@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -51,6 +50,7 @@ from fd_sync.service.sdnotify import Notifier
 from fd_sync.service.watchdog import Watchdog
 from fd_sync.store import backends
 from fd_sync.store.lock import process_identity
+from fd_sync.store.records import DaemonRecord, ProcessId, now_iso
 from fd_sync.store.state import DAEMON
 from fd_sync.sync.report import CycleReport
 
@@ -359,27 +359,32 @@ class Daemon:
 
     def _write_state(self, *, started: bool) -> None:
         """What `fd-sync status` shows about the daemon, beyond the runs table."""
-        state: dict[str, Any] = {
-            **(process_identity() if started else {"pid": None}),
-            "running": started,
-            "poll_interval_seconds": self.config.sync.poll_interval_seconds,
-            "status": self.last_status,
-            "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-        if self.backoff.failures:
-            resume = datetime.now(UTC) + timedelta(seconds=self.backoff.until - self.clock())
-            state["fetch_paused_until"] = resume.isoformat(timespec="seconds")
-            state["fetch_paused_because"] = self.backoff.reason
         if not self.leadership.leader:
             return  # the leader's record is the one status shows; standbys check in
-        state["role"] = "leader" if self.leadership.shared else "single"
-        if self.leadership.shared:
-            state["host"] = socket.gethostname()  # the pid alone names no process elsewhere
+        paused_until = paused_because = None
+        if self.backoff.failures:
+            resume = datetime.now(UTC) + timedelta(seconds=self.backoff.until - self.clock())
+            paused_until = resume.isoformat(timespec="seconds")
+            paused_because = self.backoff.reason
+        identity = process_identity() if started else {"pid": None}
+        record = DaemonRecord(
+            pid=identity.get("pid"),
+            running=started,
+            poll_interval_seconds=self.config.sync.poll_interval_seconds,
+            status=self.last_status,
+            updated_at=now_iso(),
+            host=ProcessId.current().host if self.leadership.shared else None,
+            role="leader" if self.leadership.shared else "single",
+            boot_id=identity.get("boot_id"),
+            start_ticks=identity.get("start_ticks"),
+            fetch_paused_until=paused_until,
+            fetch_paused_because=paused_because,
+        )
         try:
             # Outside the run lock: a small state write, serialised by the engine itself.
             with self.leadership.state() as records:
                 if records is not None:
-                    records.set_json(DAEMON, state)
+                    records.set_json(DAEMON, record.to_json())
         except FdSyncError as exc:
             self.log.warning("daemon_state_not_saved", error=str(exc))
 

@@ -8,6 +8,7 @@ because repeated failed logins can lock the integration account.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -55,6 +56,13 @@ def _snow_error(body: bytes) -> str:
     except (ValueError, AttributeError):
         text = ""
     return " ".join(redaction.redact(text).split())[:300]
+
+
+def basic_auth(username: str | None, password: str | None) -> str:
+    """The Basic credentials in UTF-8 (RFC 7617), as ServiceNow reads them: requests would
+    encode them as Latin-1 and fail on a name such as ``svc.fdsync™`` or a password with €."""
+    pair = f"{username or ''}:{password or ''}".encode()
+    return "Basic " + base64.b64encode(pair).decode("ascii")
 
 
 class ServiceNowClient:
@@ -229,11 +237,10 @@ class ServiceNowClient:
         headers = {"Accept": "application/json"}
         if data is not None:
             headers["Content-Type"] = "application/json"
-        auth: tuple[str, str] | None = None
         if self.tokens is not None:
             headers["Authorization"] = f"Bearer {self.tokens.access_token()}"
         else:
-            auth = (self.config.username or "", self.config.password or "")
+            headers["Authorization"] = basic_auth(self.config.username, self.config.password)
 
         def send() -> Exchange:
             return exchange(
@@ -245,7 +252,6 @@ class ServiceNowClient:
                 clock=self.clock,
                 params=params,
                 headers=headers,
-                auth=auth,
                 data=data,
             )
 

@@ -371,9 +371,10 @@ class ServiceNowSim(TableWrites, TableReads, SimServer):
                 user, _, password = base64.b64decode(header[6:]).decode().partition(":")
             except ValueError:
                 return False
-            return secrets.compare_digest(user, self.username) and secrets.compare_digest(
-                password, self.password
-            )
+            # UTF-8, as ServiceNow reads it (RFC 7617's charset); compared as bytes.
+            return secrets.compare_digest(
+                user.encode(), self.username.encode()
+            ) and secrets.compare_digest(password.encode(), self.password.encode())
         if header.startswith("Bearer "):
             with self._lock:
                 expiry = self.tokens.get(header[7:])

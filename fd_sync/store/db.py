@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
@@ -23,6 +24,7 @@ from fd_sync.store.migrations import known_migrations, refuse_newer_schema
 
 CHUNK = 500  # values per IN (...) query, far below either engine's parameter limit
 Row = tuple[Any, ...]
+JSON = json.JSONEncoder(ensure_ascii=False)  # for JSON columns: built once, not per dumps
 
 
 class Database(abc.ABC):

@@ -9,9 +9,7 @@ from dataclasses import dataclass
 from fd_sync.core.decide import DEFAULT_DESTINATION, Decision, LedgerEntry
 from fd_sync.core.incident import Incident, is_closed_state
 from fd_sync.core.payloads import Extras
-from fd_sync.store.db import Database
-
-_JSON = json.JSONEncoder(ensure_ascii=False)  # built once, not per json.dumps call
+from fd_sync.store.db import JSON, Database
 
 
 @dataclass(frozen=True)
@@ -117,11 +115,11 @@ class Incidents:
                     inc.state,
                     int(entry.alert_open),
                     entry.fingerprint,
-                    _JSON.encode(inc.to_dict()),
+                    JSON.encode(inc.to_dict()),
                     now,
                     entry.destination,
                     int(entry.pinned),
-                    _JSON.encode(pin.to_dict()) if pin else None,
+                    JSON.encode(pin.to_dict()) if pin else None,
                     int(entry.held),
                 )
             )
@@ -162,7 +160,7 @@ class Incidents:
                 incident.updated_on,
                 incident.mod_count,
                 incident.state,
-                _JSON.encode(incident.to_dict()),
+                JSON.encode(incident.to_dict()),
                 int(held),
                 incident.fingerprint(),
                 incident.sys_id,

@@ -17,7 +17,7 @@ from typing import Any
 from fd_sync.core.decide import Decision, Kind
 from fd_sync.core.incident import Incident
 from fd_sync.core.payloads import NO_EXTRAS, Extras
-from fd_sync.store.db import Row
+from fd_sync.store.db import JSON, Row
 from fd_sync.store.queue import (
     ACTIONABLE,
     CANCELLED,
@@ -29,8 +29,6 @@ from fd_sync.store.queue import (
     statuses_sql,
 )
 from fd_sync.store.times import iso
-
-_JSON = json.JSONEncoder(ensure_ascii=False)  # built once, not per json.dumps call
 
 
 @dataclass(frozen=True)
@@ -121,10 +119,10 @@ class Outbox(DurableQueue[OutboxEvent]):
                 counts[event.kind.value] = counts.get(event.kind.value, 0) + 1
                 body = inc.to_dict()
                 if event.kind is Kind.RESOLVE:
-                    payload = snapshot = snapshot or _JSON.encode(body)
+                    payload = snapshot = snapshot or JSON.encode(body)
                 else:
                     body["extras"] = extras.get(inc.sys_id, NO_EXTRAS).to_dict()
-                    payload = _JSON.encode(body)
+                    payload = JSON.encode(body)
                 row = (inc.sys_id, inc.number, event.kind.value, event.destination, payload)
                 rows.append((*row, PENDING.value, run_id, now))
         self.db.executemany(_INSERT, rows)

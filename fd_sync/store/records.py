@@ -42,13 +42,12 @@ def _from_json(cls: type[Record], data: Any) -> Record | None:
 
 
 @dataclass(frozen=True)
-class LeaderRecord:
-    """Who leads a shared ledger, since when; ``stopped_at`` once it stepped down cleanly."""
+class ProcessRecord:
+    """A record of one fd-sync process on a shared ledger."""
 
     host: str = ""
     pid: int = 0
     since: str = ""
-    stopped_at: str | None = None
 
     @property
     def process(self) -> ProcessId:
@@ -58,29 +57,22 @@ class LeaderRecord:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
     @classmethod
-    def from_json(cls, data: Any) -> LeaderRecord | None:
+    def from_json(cls: type[Record], data: Any) -> Record | None:
         return _from_json(cls, data)
 
 
 @dataclass(frozen=True)
-class StandbyRecord:
+class LeaderRecord(ProcessRecord):
+    """Who leads a shared ledger, since when; ``stopped_at`` once it stepped down cleanly."""
+
+    stopped_at: str | None = None
+
+
+@dataclass(frozen=True)
+class StandbyRecord(ProcessRecord):
     """A standby's check-in: since when it stands by, and when it last said so."""
 
-    host: str = ""
-    pid: int = 0
-    since: str = ""
     seen_at: str = ""
-
-    @property
-    def process(self) -> ProcessId:
-        return ProcessId(self.host, self.pid)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Any) -> StandbyRecord | None:
-        return _from_json(cls, data)
 
 
 @dataclass(frozen=True)
@@ -105,3 +97,35 @@ class FailoverRecord:
             str(data.get("to") or ""),
             data.get("leader_since"),
         )
+
+
+@dataclass(frozen=True)
+class DaemonRecord:
+    """What the daemon last said of itself, for `fd-sync status`. ``boot_id`` and
+    ``start_ticks`` tell its process apart from a later one reusing the pid."""
+
+    pid: int | None = None
+    running: bool = False
+    poll_interval_seconds: int = 0
+    status: str = ""
+    updated_at: str = ""
+    host: str | None = None  # on a shared ledger: the pid alone names no process elsewhere
+    role: str | None = None  # "leader" or "single"
+    boot_id: str | None = None
+    start_ticks: int | None = None
+    fetch_paused_until: str | None = None
+    fetch_paused_because: str | None = None
+
+    @property
+    def process(self) -> str:
+        """``host:pid`` where the host is known, else the pid."""
+        if self.host:
+            return str(ProcessId(self.host, self.pid or 0))
+        return str(self.pid)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any) -> DaemonRecord | None:
+        return _from_json(cls, data)

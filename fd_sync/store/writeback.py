@@ -22,26 +22,6 @@ ID_PREFIX = "w"  # `outbox list` shows write-backs as w12, beside Flashduty's ev
 
 
 @dataclass(frozen=True)
-class Write:
-    id: int
-    sys_id: str
-    number: str
-    incident_id: str
-    note: str
-    intents: Intents
-    kinds: tuple[str, ...]
-    status: QueueStatus
-    attempts: int
-    created_at: str
-    http_status: int | None = None
-    error_message: str | None = None
-
-    @property
-    def label(self) -> str:
-        return f"{ID_PREFIX}{self.id}"
-
-
-@dataclass(frozen=True)
 class NewWrite:
     """A write owed to one incident, before it has an id."""
 
@@ -51,6 +31,22 @@ class NewWrite:
     note: str
     intents: Intents
     kinds: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Write(NewWrite):
+    """A queued write, as the queue keeps it."""
+
+    id: int = 0
+    status: QueueStatus = QueueStatus.PENDING
+    attempts: int = 0
+    created_at: str = ""
+    http_status: int | None = None
+    error_message: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{ID_PREFIX}{self.id}"
 
 
 class WritebackQueue(DurableQueue[Write]):
@@ -67,18 +63,20 @@ class WritebackQueue(DurableQueue[Write]):
         id_, sys_id, number, incident_id, note, intents, kinds, status, attempts, created, *err = (
             row
         )
+        http_status, error_message = err
         return Write(
-            id_,
             sys_id,
             number,
             incident_id,
             note,
             Intents.from_json(intents),
             tuple(json.loads(kinds)),
-            QueueStatus(status),
-            attempts,
-            created,
-            *err,
+            id=id_,
+            status=QueueStatus(status),
+            attempts=attempts,
+            created_at=created,
+            http_status=http_status,
+            error_message=error_message,
         )
 
     def queue(self, write: NewWrite, *, run_id: str, status: QueueStatus = PENDING) -> int:

@@ -44,7 +44,7 @@ OpenAPIFactory = Callable[[], OpenAPIClient]
 
 
 @dataclass(frozen=True)
-class Choices:
+class DispatchOptions:
     """The dialog's fields as flags; None (or False) means "as the route says"."""
 
     group: str | None = None
@@ -135,18 +135,18 @@ class Dispatcher:
         self.destinations: Mapping[str, Destination] = deliverer.destinations
         self.openapi = openapi
 
-    def plan(self, number: str, choices: Choices) -> Dispatch:
+    def plan(self, number: str, options: DispatchOptions) -> Dispatch:
         """Read the incident, route it, apply the flags, decide the events. Writes nothing."""
         incident = read_incident(self.config, self.lookups, number)
-        if not incident.is_open and not choices.force:
+        if not incident.is_open and not options.force:
             raise UsageRefused(
                 f"{incident.number} is {incident.state_name} in ServiceNow: dispatching would "
                 "page people for a closed incident; add --force if you mean it"
             )
-        if choices.group:
-            found = self.lookups.group_by_name(choices.group)
+        if options.group:
+            found = self.lookups.group_by_name(options.group)
             if found is None:
-                raise UsageRefused(f"no ServiceNow assignment group named {choices.group!r}")
+                raise UsageRefused(f"no ServiceNow assignment group named {options.group!r}")
             incident = replace(incident, assignment_group_id=found[0], assignment_group=found[1])
         match = routing.route(incident, self.config.routing)
         # A skip route sends nothing by itself; asked by hand, send as the default route.
@@ -155,15 +155,15 @@ class Dispatcher:
             if not match.route.skip
             else replace(self.config.routing.default, skip=False)
         )
-        members = self._members(incident, route, choices)
+        members = self._members(incident, route, options)
         pin = Extras(
             route=route.name,
-            severity=choices.severity or route.severity,
+            severity=options.severity or route.severity,
             labels=route.labels,
-            rule_id=self._rule_id(route, choices),
+            rule_id=self._rule_id(route, options),
             personal_channels=route.personal_channels
-            if choices.channels is None
-            else choices.channels,
+            if options.channels is None
+            else options.channels,
             notify_members=members,
             teams_id=route.teams_id,
         )
@@ -175,18 +175,18 @@ class Dispatcher:
         return Dispatch(incident, match, route, decision, pin, extras)
 
     def _members(
-        self, incident: Incident, route: Route, choices: Choices
+        self, incident: Incident, route: Route, options: DispatchOptions
     ) -> tuple[payloads.Member, ...]:
-        if choices.members is None and not choices.group_members:
+        if options.members is None and not options.group_members:
             # The route's selection, as a cycle would send it.
             named_keys, whole_group = route.notify_members, route.notify_group_members
         else:
-            named_keys, whole_group = choices.members or (), choices.group_members
+            named_keys, whole_group = options.members or (), options.group_members
         named = self.lookups.users(named_keys)
         unknown = [k for k in named_keys if k not in named]
-        if unknown and choices.members is not None:
+        if unknown and options.members is not None:
             raise UsageRefused(f"no ServiceNow user with email or user_name {unknown[0]!r}")
-        if choices.group_members and not incident.assignment_group_id:
+        if options.group_members and not incident.assignment_group_id:
             # Asked for by hand: say so, rather than notify nobody.
             raise UsageRefused(
                 f"{incident.number} has no assignment group: pass --group NAME with --group-members"
@@ -198,10 +198,10 @@ class Dispatcher:
             ]
         return merge_members((named[k] for k in named_keys if k in named), group)
 
-    def _rule_id(self, route: Route, choices: Choices) -> str:
-        if choices.rule_id is not None:
-            return choices.rule_id
-        if choices.rule_name is None:
+    def _rule_id(self, route: Route, options: DispatchOptions) -> str:
+        if options.rule_id is not None:
+            return options.rule_id
+        if options.rule_name is None:
             return route.rule_id
         if route.channel_id is None:
             raise ConfigError(
@@ -210,7 +210,7 @@ class Dispatcher:
             )
         if self.openapi is None:
             raise ConfigError(f"{self.config.path}: --rule-name needs [flashduty] app_key")
-        return rule_by_name(self.openapi(), route.channel_id, choices.rule_name)
+        return rule_by_name(self.openapi(), route.channel_id, options.rule_name)
 
     def bodies(self, dispatch: Dispatch) -> list[tuple[str, str, dict[str, Any]]]:
         """(kind, destination, body) of every event, exactly as delivery would build them."""

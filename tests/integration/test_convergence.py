@@ -23,7 +23,7 @@ from fd_sync import wiring
 from fd_sync.errors import FdSyncError
 from fd_sync.simulators.flashduty import FlashdutySim
 from fd_sync.simulators.http import Fault
-from fd_sync.sync.dispatch import Choices
+from fd_sync.sync.dispatch import DispatchOptions
 from tests.helpers.convergence import ConvergenceMachine, copy_fault, machine_test_cases
 
 LOOKBACK = 30
@@ -139,7 +139,7 @@ class Convergence(ConvergenceMachine):
             self.tick()
             self.sn.update(sys_id, urgency="3")
         try:
-            plan = dispatcher.plan(self.sn.incident(sys_id)["number"], Choices(group=group))
+            plan = dispatcher.plan(self.sn.incident(sys_id)["number"], DispatchOptions(group=group))
         except FdSyncError:
             return  # closed (no --force), hidden, or ServiceNow failing: nothing recorded
         self.dispatched.setdefault(sys_id, set()).add(plan.route.destination)

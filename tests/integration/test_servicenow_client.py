@@ -333,3 +333,23 @@ def test_ca_bundle_wins_over_requests_ca_bundle(
         assert (
             list(wiring.servicenow_client(config, sleep=sleeps).scan("2026-01-01 00:00:00")) == []
         )
+
+
+def test_credentials_outside_latin_1_are_sent_as_utf_8(sn_clock, make_config, sleeps):
+    """``svc.fdsync™`` or a password with € crashed requests' Latin-1 Basic header with a
+    traceback (issue 23, item 12): they go as UTF-8, as ServiceNow reads them."""
+    from fd_sync.simulators.servicenow import ServiceNowSim
+
+    with ServiceNowSim(username="svc.fdsync™", password="pässwörd€", clock=sn_clock) as sim:
+        open_incident(sim)
+        config = make_config(
+            servicenow={"instance_url": sim.url, "username": sim.username, "password": sim.password}
+        )
+        client = ServiceNowClient(config.servicenow, sleep=sleeps)
+        _, ids = scan_all(client)
+        assert len(ids) == 1
+        wrong = make_config(
+            servicenow={"instance_url": sim.url, "username": sim.username, "password": "pässwörd"}
+        )
+        with pytest.raises(AccessDenied):
+            scan_all(ServiceNowClient(wrong.servicenow, sleep=sleeps))

@@ -272,3 +272,13 @@ def test_dropping_a_refused_dispatch_unpins_the_incident(
     conn.close()
     assert run_fd_sync("--config", config, "outbox", "drop", str(event_id)).code == 0
     assert ledger_row(database, inc["sys_id"]) == (0, None, 0)  # no alert, and no pin left
+
+
+def test_a_number_in_lower_case_is_the_same_incident(servicenow, flashduty, config, run_fd_sync):
+    """ServiceNow's numbers are upper case: ``dispatch inc0010002`` means INC0010002
+    (issue 23, item 13)."""
+    assert run_fd_sync("--config", config, "once").code == 0
+    inc = open_incident(servicenow)
+    result = run_fd_sync("--config", config, "dispatch", "--dry-run", inc["number"].lower())
+    assert result.code == 0, result.output
+    assert inc["number"] in result.stdout

@@ -3,9 +3,14 @@ verified; a non-empty target refused and left as it was."""
 
 from __future__ import annotations
 
+import signal
+
+import pytest
+
 from fd_sync.store.copy import counts
 from fd_sync.store.ledger import Ledger
 from tests import postgres
+from tests.helpers.processes import is_status
 from tests.helpers.simulated import open_incident
 
 
@@ -77,3 +82,52 @@ def test_the_next_event_on_postgresql_gets_an_id_after_the_copied_ones(
     with Ledger(target, readonly=True) as moved:
         ids = [e.id for e in moved.outbox.items()]
     assert sorted(ids) == [1, 2] and len(flashduty.open_keys()) == 2
+
+
+def test_a_copy_is_refused_while_a_daemon_uses_the_ledger(
+    servicenow, flashduty, write_config, run_fd_sync, daemon, notify, tmp_path
+):
+    """A daemon that goes on after the copy leaves the copy behind: switching to it would
+    send and write again what the first one already had (issue 23, item 2)."""
+    config = write_config(sync={"poll_interval_seconds": 1})
+    proc = daemon(config)
+    notify.wait_for(is_status("last cycle"))
+    target = tmp_path / "copy" / "fd-sync.db"
+    refused = run_fd_sync("--config", str(config), "ledger", "copy", "--to", str(target))
+    assert refused.code == 75, refused.output
+    last = refused.stderr.strip().splitlines()[-1]  # one line, after the config's warnings
+    assert f"pid {proc.pid}" in last and "stop it first" in last and not target.exists()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    copied = run_fd_sync("--config", str(config), "ledger", "copy", "--to", str(target))
+    assert copied.code == 0, copied.output
+
+
+def test_a_copy_of_a_ledger_that_does_not_exist_is_refused(write_config, run_fd_sync, tmp_path):
+    """Copying nothing, then switching as the output said, would throw the real ledger's
+    state away (issue 23, item 7)."""
+    config = write_config(sync={"database": str(tmp_path / "nowhere" / "fd-sync.db")})
+    target = tmp_path / "copy.db"
+    refused = run_fd_sync("--config", str(config), "ledger", "copy", "--to", str(target))
+    assert refused.code == 64, refused.output
+    assert "no ledger to copy" in refused.stderr and "Traceback" not in refused.output
+    assert not target.exists() and not (tmp_path / "nowhere").exists()
+
+
+@pytest.mark.parametrize(
+    "typo", ["postgresq://fdsync@db/fdsync", "sqlite:///tmp/x.db", "mysql://h/d"]
+)
+def test_a_url_that_is_not_postgresql_is_refused_not_taken_for_a_file(
+    write_config, run_fd_sync, tmp_path, typo
+):
+    """A typo in the scheme made a local file named like the URL: in HA a second, private
+    ledger and a second leader (issue 23, item 6)."""
+    config = write_config()
+    assert run_fd_sync("--config", str(config), "once").code == 0
+    copy = run_fd_sync("--config", str(config), "ledger", "copy", "--to", typo)
+    assert copy.code == 78, copy.output
+    assert "postgresql://" in copy.stderr and "SQLite file path" in copy.stderr
+    broken = write_config(name="typo.toml", sync={"database": typo})
+    once = run_fd_sync("--config", str(broken), "once")
+    assert once.code == 78 and "[sync] database" in once.stderr
+    assert not any(p.name.startswith(typo.split(":")[0]) for p in tmp_path.rglob("*"))

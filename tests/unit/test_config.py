@@ -371,3 +371,12 @@ def test_every_configuration_field_comes_from_its_key_or_its_parser():
         if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
     ]
     assert with_defaults == []
+
+
+def test_a_byte_order_mark_is_not_a_toml_error(tmp_path):
+    """Some Windows editors save UTF-8 with a BOM; it was reported as "Invalid statement"
+    (issue 23, item 13)."""
+    plain = (Path(__file__).resolve().parents[2] / "config.example.toml").read_text()
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + plain.encode())
+    assert load(path, env={}).servicenow.table == "incident"

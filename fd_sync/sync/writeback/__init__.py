@@ -8,38 +8,24 @@ is what the cycle holds.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 from fd_sync import logs
-from fd_sync.core.writeback import StateRules
 from fd_sync.errors import AccessDenied, TemporaryFailure
-from fd_sync.flashduty.incidents import IncidentReader
-from fd_sync.servicenow.writer import IncidentWriter
-from fd_sync.store.ledger import Ledger
 from fd_sync.sync.writeback.read import FlashdutyRead
 from fd_sync.sync.writeback.report import WritebackReport
 from fd_sync.sync.writeback.write import ServiceNowWrites
 
-__all__ = ["Writeback", "WritebackReport"]
+__all__ = ["FlashdutyRead", "ServiceNowWrites", "Writeback", "WritebackReport"]
 
 
 class Writeback:
-    def __init__(
-        self,
-        ledger: Ledger,
-        reader: IncidentReader,
-        writer: IncidentWriter,
-        rules: StateRules,
-        *,
-        work_notes: frozenset[str],
-        wall: Callable[[], float] = time.time,
-    ) -> None:
-        self.ledger = ledger
-        self.reader = reader
+    """The two phases a cycle runs, built by :mod:`fd_sync.wiring`."""
+
+    def __init__(self, reads: FlashdutyRead, writes: ServiceNowWrites) -> None:
+        self.ledger = reads.ledger
+        self.reader = reads.reader
+        self.reads = reads
+        self.writes = writes
         self.log = logs.get("writeback")
-        self.reads = FlashdutyRead(ledger, reader, rules, work_notes=work_notes, wall=wall)
-        self.writes = ServiceNowWrites(ledger, writer, rules, wall=wall)
 
     def unsure(self, report: WritebackReport) -> frozenset[str]:
         """Incidents whose Flashduty side is unknown because reading it failed for now
