@@ -19,15 +19,30 @@ moved it since. The echo rules live here, each with its reason:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from fd_sync.core.feed import KIND_OF_TYPE, FeedEntry, FlashdutyIncident, Person
-from fd_sync.core.incident import is_closed_state
+from fd_sync.core.incident import IncidentState, is_closed_state
 
-NEW_STATE = "1"
+NEW_STATE = IncidentState.NEW.value
+# Every work note fd-sync writes ends with its write-back id: after a timeout, the journal
+# says whether the note landed (a journal write is not idempotent: never blindly again).
+MARKER_PREFIX = "[fd-sync w"
+_MARKER = re.compile(r"\[fd-sync w([0-9]+)\]")
+
+
+def marker(write_id: int) -> str:
+    return f"{MARKER_PREFIX}{write_id}]"
+
+
+def marker_ids(note: str) -> set[int]:
+    return {int(found) for found in _MARKER.findall(note)}
+
+
 OWN_RESOLVE_ORIGIN = "event"  # i_rslv detail.from when an alert event (fd-sync's push) closed it
 PERSON_ORIGINS = frozenset({"voice", "console", "card", "wcard"})  # a responder closed it
 

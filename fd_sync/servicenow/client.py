@@ -131,13 +131,19 @@ class ServiceNowClient:
 
         return self._with_retries(attempt, table)
 
-    def table_patch(self, sys_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    def table_patch(
+        self, sys_id: str, body: dict[str, Any], *, repeatable: bool = True
+    ) -> dict[str, Any]:
         """PATCH one record of the incident table; the record as it is after the write.
 
         The answer is rendered as the scan reads rows (same fields, raw values), so the
         version it carries can be compared with the ledger's. A refusal (400, 403, 404)
         raises :class:`FatalAPIError` with ServiceNow's own message, for the caller to word;
-        401 and the retriable failures are handled as for reads.
+        401 and the retriable failures are handled as for reads. A write that is not
+        ``repeatable`` (a journal entry: sent twice, it is written twice) is retried only
+        after a 429, which ServiceNow answers before doing anything; after a timeout, a
+        dropped connection or a 5xx it may have landed, and the caller must find out
+        before sending it again.
         """
         url = f"{self.base}/api/now/table/{self.config.table}/{sys_id}"
         query = {
@@ -148,7 +154,12 @@ class ServiceNowClient:
         data = json.dumps(body).encode()
 
         def attempt() -> dict[str, Any]:
-            response = self._send("PATCH", url, query, data)
+            try:
+                response = self._send("PATCH", url, query, data)
+            except RetriableAPIError as exc:
+                if not repeatable and exc.status != 429:
+                    exc.retry = False  # it may have landed: never blindly again
+                raise
             payload = response.json() if response.body else {}
             result = payload.get("result") if isinstance(payload, dict) else None
             return result if isinstance(result, dict) else {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from fd_sync.core.writeback import ServiceNowNow
+from fd_sync.core.writeback import MARKER_PREFIX, ServiceNowNow, marker_ids
 from fd_sync.errors import AccessDenied, FatalAPIError, RemoteRejected
 from fd_sync.servicenow.client import ServiceNowClient
 
@@ -55,12 +55,36 @@ class IncidentWriter:
         return out
 
     def write(self, sys_id: str, number: str, body: dict[str, str]) -> dict[str, Any]:
-        """PATCH the incident; the record after the write, or WriteRefused naming it."""
+        """PATCH the incident; the record after the write, or WriteRefused naming it.
+        A body with a work note is not sent twice by the client (see ``table_patch``)."""
         self.requests_made += 1
         try:
-            return self.client.table_patch(sys_id, body)
+            return self.client.table_patch(sys_id, body, repeatable="work_notes" not in body)
         except FatalAPIError as exc:
             raise WriteRefused(number, exc.status, exc.detail or exc.reason) from None
+
+    def notes_landed(self, sys_id: str) -> set[int] | None:
+        """The write-back ids whose marker is in the incident's work notes: what an earlier
+        attempt whose answer never came did write. None when the journal cannot be read
+        (a 403; ServiceNow's empty answer to a hidden journal looks like "nothing")."""
+        self.requests_made += 1
+        try:
+            rows, _ = self.client.table_get(
+                {
+                    "sysparm_query": f"element_id={sys_id}^element=work_notes"
+                    f"^valueLIKE{MARKER_PREFIX}^ORDERBYDESCsys_created_on",
+                    "sysparm_fields": "value",
+                    "sysparm_limit": "100",
+                },
+                table="sys_journal_field",
+            )
+        except (AccessDenied, RemoteRejected):
+            return None
+        found: set[int] = set()
+        for row in rows:
+            if isinstance(row, dict):
+                found |= marker_ids(str(row.get("value") or ""))
+        return found
 
     # --- what `fd-sync check` asks, changing nothing ----------------------------------------
 

@@ -15,6 +15,7 @@ import pytest
 
 from fd_sync import wiring
 from fd_sync.simulators.flashduty import FlashdutySim
+from fd_sync.simulators.http import Fault
 from fd_sync.simulators.servicenow import ServiceNowSim
 from tests.helpers.cycle import Harness
 from tests.helpers.simulated import change, open_incident
@@ -55,13 +56,16 @@ class TwoWay:
 def two_way(
     harness: Callable[..., Harness], servicenow: ServiceNowSim, flashduty: FlashdutySim
 ) -> Callable[..., TwoWay]:
-    def build(push_format: str = "standard", **writeback: Any) -> TwoWay:
+    def build(
+        push_format: str = "standard", sn_keys: dict[str, Any] | None = None, **writeback: Any
+    ) -> TwoWay:
         wall = Wall()
         flashduty.wall = wall
         h = harness(
             push_format,
             flashduty={"app_key": flashduty.app_key, "api_domain": flashduty.url},
             writeback={"enabled": True, **writeback},
+            **({"servicenow": sn_keys} if sn_keys else {}),
         )
         t = TwoWay(h, wall, servicenow, flashduty)
         t.cycle()  # the first run records the (empty) baseline
@@ -89,6 +93,39 @@ def test_an_ack_and_a_comment_become_one_work_note_each_exactly_once(two_way, pu
     assert len(t.notes(inc["sys_id"])) == 1
     # fd-sync's own write moved the version; nothing went back to Flashduty.
     assert [e.kind for e in t.fd.events()] == ["create"]
+
+
+def test_a_patch_that_times_out_is_not_written_twice(two_way):
+    """ServiceNow took the PATCH but answered after the timeout: the note is in the
+    journal. Sending it again would write it twice (issue 23, item 1); the retry first
+    reads the journal for the note's marker, finds it, and writes nothing more."""
+    t = two_way(sn_keys={"timeout_seconds": 1})
+    inc, incident_id = alert_for(t)
+    t.fd.comment(incident_id, t.fd.add_person("Bob Ray"), "on it")
+    t.sn.inject(Fault(slow_answer=2, path="/api/now/table/incident/", method="PATCH"))
+    late = t.cycle()
+    assert late.exit_code == 75, late.message()  # the answer never came: unknown, for now
+    (note,) = t.notes(inc["sys_id"])  # ...but the note landed, once
+    assert "Comment by Bob Ray: on it" in note and "[fd-sync w" in note
+    again = t.cycle()
+    assert again.exit_code == 0, again.message()
+    assert t.notes(inc["sys_id"]) == [note]  # found by its marker: not written again
+    assert t.h.ledger.writeback.pending() == []
+    assert [e.kind for e in t.fd.events()] == ["create"]  # and nothing echoed
+
+
+def test_a_write_whose_first_attempt_failed_before_it_landed_is_sent_once(two_way):
+    """The same check finds no marker when the first attempt never reached ServiceNow:
+    then the note is sent, once."""
+    t = two_way()
+    inc, incident_id = alert_for(t)
+    t.fd.comment(incident_id, t.fd.add_person("Bob Ray"), "on it")
+    t.sn.inject(Fault(status=503, path="/api/now/table/incident/", method="PATCH"))
+    assert t.cycle().exit_code == 75
+    assert t.notes(inc["sys_id"]) == []
+    assert t.cycle().exit_code == 0
+    (note,) = t.notes(inc["sys_id"])
+    assert "Comment by Bob Ray: on it" in note
 
 
 def alert_for(t: TwoWay, **fields: Any) -> tuple[dict[str, str], str]:

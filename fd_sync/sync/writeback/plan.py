@@ -10,13 +10,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from fd_sync.core.writeback import Intents, ServiceNowNow, StateRules, state_fields
+from fd_sync.core.writeback import Intents, ServiceNowNow, StateRules, marker, state_fields
 from fd_sync.store.links import Link
 from fd_sync.store.writeback import Write
 
 
 @dataclass(frozen=True)
 class PlannedWrite:
+    """One PATCH: everything queued for an incident, its note ending with the marker of
+    the last write it carries."""
+
     sys_id: str
     number: str
     writes: tuple[Write, ...]  # the queued writes this PATCH carries
@@ -56,6 +59,8 @@ def plan_writes(
         for w in writes:
             intents = intents.merged(w.intents)
         note = "\n".join(w.note for w in writes if w.note)
+        if note:
+            note += "\n" + marker(writes[-1].id)  # how a retry knows whether it landed
         now = current.get(sys_id)
         fields: dict[str, str] = {}
         if now is not None:

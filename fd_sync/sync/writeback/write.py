@@ -6,21 +6,25 @@ usual. A refused state change is kept apart (dead, with ServiceNow's message) an
 notes are written on their own.
 
 Crash contract: the attempt is committed before the PATCH and the result after it
-(:meth:`Ledger.attempt_writes`, :meth:`Ledger.record_write`): a crash between the two
-repeats that one work note on the next cycle, never more, and never loses it.
+(:meth:`Ledger.attempt_writes`, :meth:`Ledger.record_write`). A PATCH with a work note is
+never sent again blindly: after a timeout, a dropped connection, a 5xx or a kill between
+the two, the next try first reads the journal for the note's marker (``[fd-sync w12]``)
+and writes only what did not land. Only a journal the integration user may not read
+leaves a repeat possible (logged, with the fix); nothing is ever lost.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from fd_sync import logs
-from fd_sync.core.writeback import StateRules
+from fd_sync.core.writeback import ServiceNowNow, StateRules
 from fd_sync.errors import AccessDenied, TemporaryFailure
 from fd_sync.servicenow.writer import IncidentWriter, WriteRefused
 from fd_sync.store.ledger import Ledger
+from fd_sync.store.links import Link
 from fd_sync.store.queue import Failure
 from fd_sync.store.writeback import NewWrite
 from fd_sync.store.writeback_steps import RefusedPart
@@ -51,7 +55,9 @@ class ServiceNowWrites:
                 current = self.writer.current(wants_current(groups, self.rules))
                 links = self.ledger.links.get(groups)
                 for planned in plan_writes(groups, current, links, self.rules):
-                    self._send(planned, report, run_id)
+                    rest = self._unless_landed(planned, current, links)
+                    if rest is not None:
+                        self._send(rest, report, run_id)
         except (AccessDenied, TemporaryFailure) as exc:
             report.error = report.error or exc
             self.log.error("servicenow_write_failed", error=str(exc), exit_code=exc.exit_code)
@@ -61,6 +67,45 @@ class ServiceNowWrites:
         if oldest:
             age = self.wall() - datetime.fromisoformat(oldest).timestamp()
             report.lag_seconds = max(0.0, age)
+
+    def _unless_landed(
+        self,
+        planned: PlannedWrite,
+        current: Mapping[str, ServiceNowNow],
+        links: Mapping[str, Link],
+    ) -> PlannedWrite | None:
+        """A write tried before whose answer never came (a timeout, a dropped connection,
+        a 5xx, a kill) may be in the journal already: its marker says so. What landed is
+        recorded as written; the rest is planned again. None: nothing left to send."""
+        if not planned.note or not any(w.attempts for w in planned.writes):
+            return planned
+        landed = self.writer.notes_landed(planned.sys_id)
+        if landed is None:
+            self.log.warning(
+                "writeback_unverified",
+                number=planned.number,
+                fix="grant the integration user read access to sys_journal_field, so that a "
+                "work note whose answer never came is checked before it is sent again",
+            )
+            return planned
+        ids = {w.id for w in planned.writes}
+        if not landed & ids:
+            return planned
+        last = max(landed & ids)
+        done = [w for w in planned.writes if w.id <= last]
+        now = self.writer.current([planned.sys_id]).get(planned.sys_id)
+        answer = (
+            {"sys_mod_count": now.mod_count, "state": now.state, "sys_updated_on": now.updated_on}
+            if now is not None
+            else {}
+        )
+        self.ledger.record_write(done, answer=answer)
+        self.log.info("writeback_found_landed", number=planned.number, write_id=last)
+        rest = [w for w in planned.writes if w.id > last]
+        if not rest:
+            return None
+        (again,) = plan_writes({planned.sys_id: rest}, current, links, self.rules)
+        return again
 
     def _send(self, planned: PlannedWrite, report: WritebackReport, run_id: str) -> None:
         writes = planned.writes
