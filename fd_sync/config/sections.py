@@ -36,7 +36,7 @@ from fd_sync.config.schema import (
     resolve_path,
 )
 from fd_sync.config.secrets import section_secret
-from fd_sync.core.incident import IncidentState
+from fd_sync.core.incident import OPEN_STATES, STATE_NAMES, IncidentState, is_closed_state
 from fd_sync.core.location import (
     PSYCOPG_MISSING,
     LedgerLocation,
@@ -215,6 +215,23 @@ def _writeback(v: dict[str, Any], fd: FlashdutyConfig, ctx: Context) -> Writebac
             "enabled",
             "needs [flashduty] app_key (or app_key_file, FD_SYNC_FLASHDUTY_APP_KEY) to read "
             "incidents from Flashduty's OpenAPI; set it, or enabled = false",
+        )
+    ack, resolve = v["acknowledge_state"], v["resolve_state"]
+    if ack == IncidentState.NEW.value or is_closed_state(ack):
+        raise problem(
+            ctx.path,
+            "writeback",
+            "acknowledge_state",
+            f'"{ack}" ({STATE_NAMES[ack]}) is not where an acknowledged incident goes: an ack '
+            'moves New to an open state after it, such as "2" (In Progress); or "" for none',
+        )
+    if resolve in OPEN_STATES:
+        raise problem(
+            ctx.path,
+            "writeback",
+            "resolve_state",
+            f'"{resolve}" ({STATE_NAMES[resolve]}) is open: a close in Flashduty would move '
+            'the incident backwards; use "6" (Resolved), "7" (Closed) or "" for none',
         )
     if v["resolve_state"] in CLOSING_STATES and not v["close_code"].strip():
         raise problem(

@@ -422,6 +422,26 @@ def test_check_finds_a_user_who_may_not_write_and_a_close_that_needs_more(
     assert "does not let 'svc.fdsync' write incidents" in refused.stdout
 
 
+def test_check_names_a_state_the_instance_does_not_have(
+    servicenow, flashduty, write_config, run_fd_sync
+):
+    """A custom state code passes the file's checks; ``check`` holds it to the instance's
+    sys_choice states (issue 23, item 5)."""
+    keys = {"app_key": flashduty.app_key, "api_domain": flashduty.url}
+    custom = write_config(
+        flashduty=keys, writeback={"enabled": True, "acknowledge_state": "2", "resolve_state": "9"}
+    )
+    open_incident(servicenow)
+    unknown = run_fd_sync("--config", str(custom), "check")
+    assert unknown.code == 78, unknown.output
+    assert "resolve_state '9': not a state of this instance's incidents" in unknown.stdout
+    servicenow.set_choice("state", "9", "Closed - Duplicate")
+    known = run_fd_sync("--config", str(custom), "check")
+    assert "acknowledge_state 2 (In Progress), resolve_state 9 (Closed - Duplicate)" in (
+        known.stdout
+    ), known.output
+
+
 def test_adopt_takes_over_alerts_opened_before_fd_sync(
     servicenow, flashduty, write_config, run_fd_sync
 ):

@@ -380,3 +380,29 @@ def test_a_byte_order_mark_is_not_a_toml_error(tmp_path):
     path = tmp_path / "bom.toml"
     path.write_bytes(b"\xef\xbb\xbf" + plain.encode())
     assert load(path, env={}).servicenow.table == "incident"
+
+
+@pytest.mark.parametrize(
+    ("keys", "named"),
+    [
+        ({"acknowledge_state": "6"}, "acknowledge_state"),  # an ack would resolve it
+        ({"acknowledge_state": "1"}, "acknowledge_state"),  # New is where it already is
+        ({"resolve_state": "1"}, "resolve_state"),  # a close would move it backwards
+        ({"resolve_state": "2"}, "resolve_state"),
+    ],
+)
+def test_state_changes_only_move_forward(tmp_path, keys, named):
+    """acknowledge_state = "6" made an ack resolve the incident while the alert stayed
+    open, and resolve_state = "1" moved incidents backwards (issue 23, item 5)."""
+    doc = minimal()
+    doc["flashduty"]["app_key"] = "k"
+    doc["writeback"] = {"enabled": True, **keys}
+    with pytest.raises(ConfigError, match=rf"\[writeback\] {named}:"):
+        load(write(tmp_path, to_toml(doc)), env={})
+
+
+def test_a_custom_state_code_passes_the_file_and_is_left_to_check(tmp_path):
+    doc = minimal()
+    doc["flashduty"]["app_key"] = "k"
+    doc["writeback"] = {"enabled": True, "acknowledge_state": "2", "resolve_state": "9"}
+    assert load(write(tmp_path, to_toml(doc)), env={}).writeback.resolve_state == "9"

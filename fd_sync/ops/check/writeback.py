@@ -7,11 +7,13 @@ import time
 from typing import TYPE_CHECKING
 
 from fd_sync import wiring
-from fd_sync.errors import EX_NOPERM, AccessDenied, FdSyncError
+from fd_sync.errors import EX_CONFIG, EX_NOPERM, AccessDenied, FdSyncError
 from fd_sync.ops.check.steps import Step, fail, ok
+from fd_sync.servicenow.choices import read_choice_labels
 
 if TYPE_CHECKING:
     from fd_sync.ops.check import Checker
+    from fd_sync.servicenow.writer import IncidentWriter
 
 # What fd-sync fills in when it resolves; a data policy asking for more refuses the close.
 FILLED_ON_CLOSE = {"state", "close_code", "close_notes"}
@@ -35,6 +37,7 @@ def check(c: Checker) -> None:
         else ("no incident to try an empty PATCH on yet")
     )
     c.add(ok("writeback", "write", f"may write incidents: {what}"))
+    states_known(c, writer)
     if not wb.resolve_state:
         return
     needed = writer.close_requirements((wb.resolve_state,))
@@ -90,3 +93,47 @@ def reads_incidents(c: Checker) -> None:
         c.add(fail("writeback", "read", str(exc), "check [flashduty] api_domain", exc.exit_code))
         return
     c.add(ok("writeback", "read", "app_key may read Flashduty incidents"))
+
+
+def states_known(c: Checker, writer: IncidentWriter) -> None:
+    """acknowledge_state and resolve_state are states this instance has (its sys_choice
+    rows): a custom code passes the file's checks but may mean nothing here."""
+    wanted = {
+        key: value
+        for key, value in (
+            ("acknowledge_state", c.config.writeback.acknowledge_state),
+            ("resolve_state", c.config.writeback.resolve_state),
+        )
+        if value
+    }
+    if not wanted:
+        return
+    try:
+        labels = read_choice_labels(writer.client)
+    except FdSyncError:
+        c.add(
+            Step(
+                "writeback",
+                "states",
+                "warn",
+                "cannot read sys_choice, so whether the instance has these states is unknown",
+            )
+        )
+        return
+    states = labels.labels.get("state", {})
+    unknown = [f"{key} {value!r}" for key, value in wanted.items() if value not in states]
+    if unknown:
+        known = ", ".join(f"{k} {v}" for k, v in sorted(states.items()))
+        c.add(
+            fail(
+                "writeback",
+                "states",
+                f"[writeback] {' and '.join(unknown)}: not a state of this instance's incidents "
+                f"(it has: {known})",
+                "set a state the instance has",
+                EX_CONFIG,
+            )
+        )
+        return
+    shown = ", ".join(f"{key} {value} ({states[value]})" for key, value in wanted.items())
+    c.add(ok("writeback", "states", shown))
