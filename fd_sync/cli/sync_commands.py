@@ -19,7 +19,14 @@ from fd_sync.cli.base import (
     print_error,
     stop_on_signals,
 )
-from fd_sync.errors import EX_TEMPFAIL, FdSyncError, StorageUnusable, worst
+from fd_sync.errors import (
+    EX_PROTOCOL,
+    EX_TEMPFAIL,
+    FdSyncError,
+    RemoteRejected,
+    StorageUnusable,
+    worst,
+)
 
 
 @cli.command()
@@ -201,7 +208,8 @@ def outbox_drop(options: Options, event_id: str) -> int:
     "--check",
     "health_check",
     is_flag=True,
-    help="Exit 75 when the last successful cycle is older than 3 poll intervals (for monitoring).",
+    help="Exit 76 while anything is dead (refused for good: someone was not paged), else 75 "
+    "when the last successful cycle is older than 3 poll intervals (for monitoring).",
 )
 @click.pass_obj
 def status(options: Options, as_json: bool, health_check: bool) -> int:
@@ -217,6 +225,9 @@ def status(options: Options, as_json: bool, health_check: bool) -> int:
         click.echo(json.dumps(found.as_json(), indent=2))
     else:
         echo(render(found))
+    if health_check and found.summary.dead:
+        print_error(RemoteRejected(f"unhealthy: {found.health}"))
+        return EX_PROTOCOL
     if health_check and not found.healthy:
         print_error(FdSyncError(f"unhealthy: {found.health}"))
         return EX_TEMPFAIL

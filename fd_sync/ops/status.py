@@ -63,10 +63,20 @@ def read_status(
                 "run fd-sync once --since <the last time you know was synced>"
             ),
         )
+    if summary.dead:
+        # Somebody was not paged, or a responder's action never reached ServiceNow.
+        healthy, why = False, dead_line(summary)
     daemon = _daemon(
         DaemonRecord.from_json(ledger.state.get_json(DAEMON)), summary.high_availability
     )
     return Status(summary, daemon, healthy, why, writeback_enabled)
+
+
+def dead_line(summary: Summary) -> str:
+    return (
+        f"{summary.dead} item(s) refused for good and kept; the oldest: {summary.oldest_dead}; "
+        "see fd-sync outbox list --dead, fix what it names, then fd-sync outbox retry --all"
+    )
 
 
 def live_daemon(ledger: Ledger) -> DaemonRecord | None:

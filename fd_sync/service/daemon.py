@@ -172,6 +172,8 @@ class Daemon:
             # Nothing is half-written: every ledger write is a transaction, and an event
             # marked attempted but not delivered is simply sent again next time.
             self.log.warning("daemon_abandoning_cycle", grace_seconds=STOP_GRACE_SECONDS)
+            if not self.leadership.shared:  # a shared session is the stuck cycle's own
+                self._write_state(started=False)  # a clean stop, not a crash
             logging.shutdown()
             os._exit(0)
         if watchdog is not None:
@@ -282,7 +284,9 @@ class Daemon:
             ran = self._run_cycle()
             if ran is None:
                 return  # standing by: the leader runs the cycles
-            report, fetched = ran
+            # Before the cycle counts as finished: a stop waits for that, then records
+            # itself, and a "running" record written after it would read as a crash.
+            self._after_cycle(*ran)
         except LockBusy as exc:
             self.log.info("cycle_skipped", reason=str(exc))
             return
@@ -297,7 +301,6 @@ class Daemon:
             return
         finally:
             self.watchdog.cycle_finished()
-        self._after_cycle(report, fetched)
 
     def _run_cycle(self) -> tuple[CycleReport, bool] | None:
         config = self.config

@@ -59,6 +59,11 @@ class Metrics:
             ["kind", "outcome"],
             registry=r,
         )
+        self.writeback_dead = Gauge(
+            "fdsync_writeback_dead",
+            "Write-backs ServiceNow refused for good, kept until fd-sync outbox retry or drop.",
+            registry=r,
+        )
         self.writeback_lag = Gauge(
             "fdsync_writeback_lag_seconds",
             "Age of the oldest write-back ServiceNow has not accepted yet (0: none).",
@@ -79,6 +84,7 @@ class Metrics:
             registry=r,
         )
         self._failovers_seen = 0
+        self._dead = 0
         self.standby = False
         self._last_success: float | None = None
         self._server: WSGIServer | None = None
@@ -101,6 +107,8 @@ class Metrics:
         self.writeback_lag.set(report.writeback.lag_seconds)
         self.pending.set(report.pending)
         self.dead.set(report.dead)
+        self.writeback_dead.set(report.writeback_dead)
+        self._dead = report.dead + report.writeback_dead
         if report.watermark:
             self.lag.set(max(0.0, self.clock() - parse_sn_time(report.watermark).timestamp()))
         if report.exit_code == 0:
@@ -117,6 +125,11 @@ class Metrics:
     def health(self) -> tuple[bool, str]:
         if self.standby:
             return True, "standing by: another fd-sync process leads"
+        if self._dead:
+            return False, (
+                f"{self._dead} item(s) refused for good and kept (somebody was not paged, or "
+                "an action never reached ServiceNow): see fd-sync outbox list --dead"
+            )
         if self._last_success is None:
             return False, "no successful cycle yet"
         age = self.clock() - self._last_success

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from fd_sync.store.outbox import OutboxEvent
 from fd_sync.store.queue import DeadReason, QueueCounts
 from fd_sync.store.records import FailoverRecord, LeaderRecord, StandbyRecord
 from fd_sync.store.runs import LastRun
@@ -61,6 +62,13 @@ class Summary:
     writeback: WritebackSummary | None = None
     backend: str = "sqlite"
     high_availability: HighAvailability | None = None  # PostgreSQL only
+    oldest_dead: str | None = None  # the oldest item a remote refused for good, described
+
+    @property
+    def dead(self) -> int:
+        """Items refused for good in every queue: someone was not paged, or a responder's
+        action never reached ServiceNow."""
+        return self.outbox.dead + (self.writeback.dead if self.writeback else 0)
 
 
 def summarize(ledger: Ledger) -> Summary:
@@ -78,7 +86,24 @@ def summarize(ledger: Ledger) -> Summary:
         writeback=writeback_summary(ledger),
         backend=ledger.db.backend,
         high_availability=high_availability(ledger),
+        oldest_dead=oldest_dead(ledger),
     )
+
+
+def oldest_dead(ledger: Ledger) -> str | None:
+    """The oldest dead item of any queue, as `status` names it."""
+    found = [item for queue in ledger.queues if (item := queue.oldest_dead()) is not None]
+    if not found:
+        return None
+    item = min(found, key=lambda i: i.created_at)
+    if isinstance(item, OutboxEvent):
+        code = f" {item.error_code}" if item.error_code else ""
+        return (
+            f"event {item.label} ({item.number} {item.kind.value} to {item.destination}, "
+            f"queued {item.created_at}): HTTP {item.http_status}{code}"
+        )
+    why = item.error_message or f"HTTP {item.http_status}"
+    return f"write-back {item.label} ({item.number}, queued {item.created_at}): {why}"
 
 
 def high_availability(ledger: Ledger) -> HighAvailability | None:

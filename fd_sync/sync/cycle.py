@@ -123,6 +123,7 @@ class Cycle:
                 self._deliver(report, fetched=fetch)
                 if self.writeback is not None and not self.should_stop():
                     self.writeback.write(report.writeback, run_id=report.run_id)
+                report.writeback_dead = self.ledger.writeback.counts().dead
             if self.should_stop() and report.error is None:
                 # An interrupted run is never a success, even when the signal came late.
                 report.error = Interrupted("stopped by a signal; the next run goes on")

@@ -58,6 +58,7 @@ class CycleReport:
     pending: int = 0
     dead: int = 0
     held: int = 0
+    writeback_dead: int = 0  # write-backs ServiceNow refused, kept for an operator (all cycles)
     watermark: str | None = None
     error: FdSyncError | None = None
     seconds: float = 0.0
@@ -79,8 +80,8 @@ class CycleReport:
             codes.append(EX_TEMPFAIL)
         if self.writeback.error is not None:
             codes.append(self.writeback.error.exit_code)
-        if self.writeback.refused:
-            codes.append(EX_PROTOCOL)
+        if self.writeback.refused or self.writeback_dead:
+            codes.append(EX_PROTOCOL)  # someone's action never reached ServiceNow
         return worst(codes)
 
     @property
@@ -106,6 +107,12 @@ class CycleReport:
         parts += [str(refused) for refused in self.writeback.refused[:3]]
         if len(self.writeback.refused) > 3:
             parts.append(f"and {len(self.writeback.refused) - 3} more refused write-back(s)")
+        earlier = self.writeback_dead - len(self.writeback.refused)
+        if earlier > 0:
+            parts.append(
+                f"{earlier} write-back(s) ServiceNow refused earlier wait for an operator; "
+                "see fd-sync outbox list --dead"
+            )
         return parts
 
     def failure(self) -> FdSyncError | None:
@@ -128,6 +135,7 @@ class CycleReport:
             **self.events,
             "delivered": self.delivery.delivered,
             "dead": self.dead,
+            "writeback_dead": self.writeback_dead,
             "pending": self.pending,
             "writeback_read": self.writeback.read,
             "writeback_written": self.writeback.written,

@@ -275,7 +275,10 @@ def test_a_data_policy_refusal_keeps_the_notes_and_the_other_direction(two_way):
     dead = t.h.ledger.writeback.items(status="dead")
     assert [(w.number, w.kinds) for w in dead] == [(inc["number"], ("state",))]
     assert "Data Policy Exception" in (dead[0].error_message or "")
-    assert t.cycle().exit_code == 0  # held until `outbox retry`: not tried every cycle
+    # Kept until `outbox retry`: not tried every cycle, but never green either (issue 23,
+    # item 11): a responder's close never reached ServiceNow.
+    later = t.cycle()
+    assert later.exit_code == 76 and "refused earlier wait for an operator" in later.message()
     assert len(t.notes(inc["sys_id"])) == 1
 
 
@@ -514,6 +517,12 @@ def test_metrics_count_write_backs_by_kind_and_outcome(two_way):
     assert 'fdsync_writeback_total{kind="resolve",outcome="written"} 1.0' in text
     assert 'fdsync_writeback_total{kind="state",outcome="refused"} 1.0' in text
     assert "fdsync_writeback_lag_seconds 0.0" in text
+    # The refused state change is kept: /healthz says so, as status --check does.
+    assert "fdsync_writeback_dead 1.0" in text
+    healthy, why = metrics.health()
+    assert not healthy and "refused for good" in why
+    metrics.observe(t.cycle())  # a later cycle still has it
+    assert not metrics.health()[0]
 
 
 def test_a_new_alert_after_a_reopen_is_linked_to_its_own_incident(two_way):

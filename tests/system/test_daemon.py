@@ -45,6 +45,10 @@ def test_sigterm_mid_delivery_exits_0_and_loses_nothing(
         assert proc.wait(timeout=30) == 0
     finally:
         release.set()
+    # A clean stop is recorded as one, even mid-cycle (issue 23, item 9).
+    stopped = json.loads(run_fd_sync("--config", str(config), "status", "--json").stdout)
+    assert stopped["daemon"]["running"] is False
+    assert "gone without stopping" not in stopped["daemon"]["status"]
     assert run_fd_sync("--config", str(config), "once").code == 0
     assert flashduty.open_keys() == {r["sys_id"] for r in rows}
     assert flashduty.duplicates() <= 1  # at most the push that was parked at the signal

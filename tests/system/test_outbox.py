@@ -95,6 +95,30 @@ def test_status_check_for_monitoring(servicenow, flashduty, write_config, run_fd
     assert "unhealthy: last successful cycle" in stale.stderr
 
 
+def test_status_check_fails_while_anything_is_dead(
+    servicenow, flashduty, write_config, run_fd_sync
+):
+    """A refused create means somebody was not paged: status --check is not green after
+    the cycle that refused it, and names the oldest dead event (issue 23, item 11)."""
+    config = str(write_config())
+    assert run_fd_sync("--config", config, "once").code == 0
+    inc = open_incident(servicenow)
+    flashduty.inject(status=400, path="/event/push/", times=10)
+    assert run_fd_sync("--config", config, "once").code == 76
+    flashduty.clear_faults()
+    again = run_fd_sync("--config", config, "once")  # nothing new: still not green
+    assert again.code == 76
+    check = run_fd_sync("--config", config, "status", "--check")
+    assert check.code == 76, check.output
+    assert f"({inc['number']} create to default" in check.stderr and "HTTP 400" in check.stderr
+    assert "outbox list --dead" in check.stderr
+    as_json = json.loads(run_fd_sync("--config", config, "status", "--json").stdout)
+    assert as_json["healthy"] is False and inc["number"] in as_json["oldest_dead"]
+    assert run_fd_sync("--config", config, "outbox", "retry", "--all").code == 0
+    assert run_fd_sync("--config", config, "once").code == 0
+    assert run_fd_sync("--config", config, "status", "--check").code == 0
+
+
 def test_retry_never_pages_for_an_incident_that_closed_while_its_create_was_refused(
     servicenow, flashduty, write_config, run_fd_sync
 ):
