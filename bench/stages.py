@@ -30,8 +30,8 @@ STAGES = (
     ("parse rows into incidents", "fd_sync.sync.plan", "Planner._parse"),
     ("ledger look-ups", "fd_sync.store.ledger", "Ledger.entries"),
     ("reconcile", "fd_sync.sync.plan", "reconcile"),
-    ("ledger write (rows, events)", "fd_sync.store.ledger", "Ledger.record"),
-    ("page transaction (incl. write)", "fd_sync.sync.cycle", "Cycle._commit"),
+    ("ledger write (rows, events)", "fd_sync.store.ledger", "Ledger._record"),
+    ("page transaction (incl. write)", "fd_sync.store.ledger", "Ledger.record_page"),
     ("delivery (build, push, mark)", "fd_sync.sync.delivery", "Deliverer.drain"),
 )
 

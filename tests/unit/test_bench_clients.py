@@ -29,3 +29,16 @@ def _literal(path: Path, name: str) -> object:
 def test_baseline_fetches_the_same_fields_as_fd_sync(client, as_list):
     fields = as_list(_literal(CLIENTS / client, "FIELDS"))
     assert sorted(fields) == sorted(FIELDS)
+
+
+def test_every_stage_the_bench_meters_exists():
+    """bench.stages wraps functions by name: a rename must fail here, not in make bench."""
+    import importlib
+
+    from bench.stages import STAGES
+
+    for _stage, module_name, attribute in STAGES:
+        owner = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            owner = getattr(owner, part)
+        assert callable(owner), attribute
