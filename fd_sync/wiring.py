@@ -231,7 +231,8 @@ def writeback(
         settings.close_notes,
     )
     reads = FlashdutyRead(ledger, reader, rules, work_notes=settings.work_notes, wall=wall)
-    return Writeback(reads, ServiceNowWrites(ledger, IncidentWriter(client), rules, wall=wall))
+    writes = ServiceNowWrites(ledger, IncidentWriter(client), rules, wall=wall)
+    return Writeback(reads, writes, hold_seconds=settings.hold_seconds)
 
 
 def dispatcher(config: Config, ledger: Ledger, *, sleep: Sleep = time.sleep) -> Dispatcher:

@@ -141,8 +141,9 @@ def outbox_list(options: Options, dead: bool, show_all: bool, limit: int, as_jso
 
     with ledger_access(load_config(options, secrets_required=False), "read") as ledger:
         events = ops.waiting(ledger, dead_only=dead, show_all=show_all, limit=limit)
+        hold = ledger.writeback_hold()
     for event in events:
-        click.echo(json.dumps(ops.as_json(event)) if as_json else ops.line(event))
+        click.echo(json.dumps(ops.as_json(event)) if as_json else ops.line(event, hold))
     if not events and not as_json:
         click.echo("no events" + (" that are dead" if dead else " waiting"))
     return 0

@@ -73,6 +73,9 @@ class WritebackConfig:
     resolve_state: str  # set when Flashduty closes the incident; "": never
     close_code: str
     close_notes: str  # a template: {closer}, {resolution}, {url}, {number}
+    # While Flashduty's OpenAPI cannot be read, updates of tracked alerts wait at most this
+    # long (a responder may have closed the alert unseen), then go: an escalation must.
+    hold_seconds: int
 
 
 @dataclass(frozen=True)

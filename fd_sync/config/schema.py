@@ -252,6 +252,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "resolve_state": Key(str, "", _state_code),
         "close_code": Key(str, ""),
         "close_notes": Key(str, "Resolved in Flashduty by {closer}. {resolution}", _close_notes),
+        # Unset: two [sync] poll intervals.
+        "hold_seconds": Key(int, None, _int_range(0, 86400)),
     },
 }
 

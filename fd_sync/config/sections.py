@@ -77,7 +77,7 @@ def parse(
     http = _http(values["http"], path)
     metrics = _metrics(values["metrics"], ctx)
     routes = parse_routing(values["routing"], raw.get("route", []), sn, fd, ctx)
-    writeback = _writeback(values["writeback"], fd, ctx)
+    writeback = _writeback(values["writeback"], fd, sync.poll_interval_seconds, ctx)
     return Config(
         path=path,
         servicenow=sn,
@@ -207,7 +207,9 @@ def _api_url(api_domain: str, warnings: list[str]) -> str:
 CLOSING_STATES = (IncidentState.RESOLVED.value, IncidentState.CLOSED.value)
 
 
-def _writeback(v: dict[str, Any], fd: FlashdutyConfig, ctx: Context) -> WritebackConfig:
+def _writeback(
+    v: dict[str, Any], fd: FlashdutyConfig, poll_interval: int, ctx: Context
+) -> WritebackConfig:
     if v["enabled"] and not fd.app_key and ctx.secrets_required:
         raise problem(
             ctx.path,
@@ -241,7 +243,13 @@ def _writeback(v: dict[str, Any], fd: FlashdutyConfig, ctx: Context) -> Writebac
             f'is required when resolve_state is "{v["resolve_state"]}": ServiceNow refuses '
             'to resolve without a resolution code; set e.g. close_code = "Solution provided"',
         )
-    return build(WritebackConfig, v, work_notes=frozenset(v["work_notes"]))
+    hold = v["hold_seconds"]
+    return build(
+        WritebackConfig,
+        v,
+        work_notes=frozenset(v["work_notes"]),
+        hold_seconds=2 * poll_interval if hold is None else hold,
+    )
 
 
 def _http(v: dict[str, Any], path: Path) -> HttpConfig:

@@ -77,8 +77,15 @@ def as_json(e: Entry) -> dict[str, Any]:
     }
 
 
-def line(e: Entry) -> str:
+def line(e: Entry, hold: dict[str, str] | None = None) -> str:
+    """One item; ``hold`` (the Ledger's write-back hold) says why a pending update waits."""
     error = f"  {' '.join(e.error_message.split())}" if e.error_message else ""
+    if hold and isinstance(e, OutboxEvent) and e.status is QueueStatus.PENDING and e.attempts == 0:
+        error += (
+            f"  (may wait: Flashduty cannot be read since {hold.get('since')}, so whether a "
+            f"responder closed the alert is unknown; it goes by {hold.get('until')} at the "
+            "latest)"
+        )
     if isinstance(e, Write):
         kind = "write"  # to ServiceNow: a work note and/or a state change
         return (

@@ -49,6 +49,7 @@ from fd_sync.store.state import (
     SERVICENOW_CLOCK,
     STANDBY_PREFIX,
     WATERMARK,
+    WRITEBACK_HOLD,
     State,
 )
 from fd_sync.store.summary import Summary, summarize
@@ -216,6 +217,18 @@ class Ledger(WritebackSteps):
     def record_choice_labels(self, labels: Mapping[str, Any]) -> None:
         with self.transaction("record the choice labels"):
             self.state.set_json(CHOICE_LABELS, dict(labels))
+
+    def record_writeback_hold(self, hold: Mapping[str, str] | None) -> None:
+        """Updates held while Flashduty cannot be read (since, until, why), for `outbox
+        list`; None: nothing held."""
+        if self.state.get(WRITEBACK_HOLD) is None and hold is None:
+            return  # the common case costs one read, no write
+        with self.transaction("record the write-back's hold"):
+            self.state.set_json(WRITEBACK_HOLD, dict(hold) if hold else None)
+
+    def writeback_hold(self) -> dict[str, str] | None:
+        found = self.state.get_json(WRITEBACK_HOLD)
+        return found if isinstance(found, dict) else None
 
     def record_dispatch(
         self, decision: Decision, *, extras: Extras, pin: Extras, run_id: str

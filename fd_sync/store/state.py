@@ -20,6 +20,8 @@ SERVICENOW_CLOCK = "servicenow_clock"  # ServiceNow's Date at its last answer (s
 CHOICE_LABELS = "choice_labels"  # JSON: the instance's sys_choice labels and when they were read
 DAEMON = "daemon"  # JSON: the daemon's pid, interval and status line, for `fd-sync status`
 FLASHDUTY_READ = "flashduty_read_at"  # when the write-back last read Flashduty's incidents (ISO)
+# JSON: updates held while Flashduty could not be read: since (the last read), until, why
+WRITEBACK_HOLD = "writeback_hold"
 # High availability (PostgreSQL): who leads, who stands by, and the last takeover.
 LEADER = "leader"  # JSON: host, pid, since; stopped_at once it stepped down cleanly
 STANDBY_PREFIX = "standby:"  # + "host:pid" -> JSON: host, pid, since, seen_at (its check-in)

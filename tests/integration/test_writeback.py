@@ -309,6 +309,26 @@ def test_the_openapi_refusing_the_key_is_77_and_the_cycle_goes_on(two_way, flash
     assert other["sys_id"] in t.fd.open_keys()
 
 
+def test_an_openapi_outage_holds_updates_for_hold_seconds_then_lets_them_go(two_way):
+    """Holding updates for as long as the OpenAPI is down kept an escalation from on-call
+    (issue 23, item 4): they wait at most [writeback] hold_seconds after the last read."""
+    t = two_way(hold_seconds=10)
+    inc, _ = alert_for(t)
+    t.cycle()  # its Flashduty incident found and read: the last good read
+    t.fd.inject(Fault(status=500, path="/incident/", times=1000))
+    change(t.sn, inc["sys_id"], urgency="2")  # an update, queued
+    for _ in range(2):  # 5 s, then 10 s after the last read: held
+        assert t.cycle().exit_code == 75
+        assert [e.kind for e in t.fd.events()] == ["create"]
+        hold = t.h.ledger.writeback_hold()
+        assert hold is not None and "until" in hold
+    t.cycle()  # 15 s: past the hold, the update goes while Flashduty still cannot be read
+    assert [e.kind for e in t.fd.events()] == ["create", "update"]
+    t.fd.clear_faults()
+    assert t.cycle().exit_code == 0
+    assert t.h.ledger.writeback_hold() is None  # Flashduty answers again: nothing held
+
+
 def test_a_change_in_the_same_second_as_the_last_read_is_not_missed(two_way):
     t = two_way()
     inc, incident_id = alert_for(t)

@@ -8,8 +8,11 @@ is what the cycle holds.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from fd_sync import logs
 from fd_sync.errors import AccessDenied, TemporaryFailure
+from fd_sync.store.state import FLASHDUTY_READ
 from fd_sync.sync.writeback.read import FlashdutyRead
 from fd_sync.sync.writeback.report import WritebackReport
 from fd_sync.sync.writeback.write import ServiceNowWrites
@@ -20,18 +23,39 @@ __all__ = ["FlashdutyRead", "ServiceNowWrites", "Writeback", "WritebackReport"]
 class Writeback:
     """The two phases a cycle runs, built by :mod:`fd_sync.wiring`."""
 
-    def __init__(self, reads: FlashdutyRead, writes: ServiceNowWrites) -> None:
+    def __init__(
+        self, reads: FlashdutyRead, writes: ServiceNowWrites, *, hold_seconds: int
+    ) -> None:
         self.ledger = reads.ledger
         self.reader = reads.reader
         self.reads = reads
         self.writes = writes
+        self.hold_seconds = hold_seconds  # [writeback] hold_seconds
         self.log = logs.get("writeback")
 
     def unsure(self, report: WritebackReport) -> frozenset[str]:
-        """Incidents whose Flashduty side is unknown because reading it failed for now
-        (a refused key is not temporary: then nothing waits, or ServiceNow's closes would
-        never resolve alerts)."""
+        """Incidents whose updates wait this cycle: their Flashduty side is unknown because
+        reading it failed for now, for no longer than ``hold_seconds`` from the last good
+        read (or, with none, from the first failed one); then they go: an escalation must
+        not wait out an outage. A refused key is not temporary: then nothing waits, or
+        ServiceNow's closes would never resolve alerts."""
         if not isinstance(report.error, TemporaryFailure):
+            self.ledger.record_writeback_hold(None)  # Flashduty answered: nothing held
+            return frozenset()
+        now = datetime.fromtimestamp(self.reads.wall(), UTC)
+        hold = self.ledger.writeback_hold()
+        if hold is None:
+            since = self.ledger.state.get(FLASHDUTY_READ) or now.isoformat(timespec="seconds")
+            until = datetime.fromisoformat(since) + timedelta(seconds=self.hold_seconds)
+            hold = {"since": since, "until": until.isoformat(timespec="seconds")}
+            self.ledger.record_writeback_hold({**hold, "why": str(report.error)})
+        if now > datetime.fromisoformat(hold["until"]):
+            self.log.warning(
+                "writeback_hold_expired",
+                since=hold["since"],
+                hold_seconds=self.hold_seconds,
+                note="Flashduty still cannot be read: updates go, as without [writeback]",
+            )
             return frozenset()
         return frozenset(link.sys_id for link in self.ledger.links.watched())
 
