@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 
 import requests
 
@@ -161,7 +162,10 @@ def cycle(
         ledger,
         client,
         deliverer(config, ledger, sleep=sleep, to=to, should_stop=should_stop, progress=progress),
-        settings=CycleSettings(lookback_seconds=config.sync.lookback_seconds),
+        settings=CycleSettings(
+            lookback_seconds=config.sync.lookback_seconds,
+            history=timedelta(days=config.sync.history_days),
+        ),
         planners=planners(config, ledger, client),
         deletions=deletion_check(config, ledger, client, progress=progress),
         writeback=writeback(config, ledger, client, sleep=sleep, wall=wall, people=people),

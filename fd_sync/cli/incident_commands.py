@@ -180,10 +180,18 @@ def rules(options: Options, channel_id: int | None, as_json: bool) -> int:
 
 @cli.command()
 @click.argument("number", callback=_number)
+@click.option(
+    "--online",
+    is_flag=True,
+    help="Also read the live Flashduty incident (needs [flashduty] app_key).",
+)
+@json_option("Print the story and what comes next as one JSON object.")
 @click.pass_obj
-def explain(options: Options, number: str) -> int:
-    """Show which route an incident matches and why, the exact payload its next change
-    would send, and the escalation path Flashduty would follow. Changes nothing."""
+def explain(options: Options, number: str, online: bool, as_json: bool) -> int:
+    """Tell an incident's whole story, oldest first, from the ledger: every event sent or
+    refused (time, HTTP status, request id), what was read back from Flashduty, every work
+    note written or refused; where it stands now; then the route it matches and why, the
+    exact payload its next change would send, and the escalation path. Changes nothing."""
     from fd_sync import wiring
     from fd_sync.ops.explain import explain as explain_incident
 
@@ -192,16 +200,24 @@ def explain(options: Options, number: str) -> int:
     def openapi() -> Any:
         return wiring.openapi_client(cfg, purpose="fd-sync explain")
 
+    def live(incident_id: str) -> Any:
+        reader = wiring.incident_reader(cfg, purpose="fd-sync explain --online")
+        return reader.incidents([incident_id]).get(incident_id)
+
     with ledger_access(cfg, "preview") as ledger:
-        lines = explain_incident(
+        found = explain_incident(
             cfg,
             ledger,
             wiring.lookups(cfg),
             wiring.destinations(cfg),
             number,
             openapi=openapi if cfg.flashduty.app_key else None,
+            online=live if online else None,
         )
-    echo(lines)
+    if as_json:
+        click.echo(json.dumps(found.data, indent=2))
+    else:
+        echo(found.lines)
     return 0
 
 

@@ -61,6 +61,7 @@ class SyncConfig:
     stall_seconds: int
     deletion_check_seconds: int
     failover_seconds: int  # PostgreSQL: how soon a standby takes over from a dead leader
+    history_days: int  # finished events and write-backs kept for `explain`
 
 
 @dataclass(frozen=True)

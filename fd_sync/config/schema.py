@@ -239,6 +239,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "poll_interval_seconds": Key(int, 60, _int_range(1, 86400)),
         "stall_seconds": Key(int, 300, _int_range(1, 86400)),
         "deletion_check_seconds": Key(int, 600, _int_range(0, 86400)),
+        "history_days": Key(int, 30, _int_range(1, 3650)),
     },
     "metrics": {
         "listen": Key(str, None),

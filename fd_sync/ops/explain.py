@@ -1,5 +1,8 @@
-"""``fd-sync explain``: which route an incident takes and why, what would be sent, and
-the escalation path Flashduty would follow. Reads only: ServiceNow, the ledger, the OpenAPI.
+"""``fd-sync explain``: the incident's whole story, oldest first, from the ledger (every
+event sent or refused, what was read back from Flashduty, every work note written or
+refused: :mod:`.timeline`), where it stands now, which route it takes and why, what its
+next change would send, and the escalation path Flashduty would follow. Reads only: the
+ledger, and ServiceNow and the OpenAPI for what comes next (the story needs neither).
 
 The events shown are those its next change would queue, built by the same
 code a cycle runs (:func:`fd_sync.core.decide.decide`, :class:`fd_sync.sync.enrich.Enricher`,
@@ -9,8 +12,9 @@ would receive.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from fd_sync.config import Config
 from fd_sync.core import payloads, routing
@@ -21,12 +25,17 @@ from fd_sync.core.routing import Match
 from fd_sync.errors import ConfigError, FdSyncError
 from fd_sync.flashduty import escalation
 from fd_sync.ops.dispatch import dumps
+from fd_sync.ops.timeline import as_json, history_lines, live_lines, now_lines, timeline
 from fd_sync.servicenow.lookups import Lookups
+from fd_sync.store.history import IncidentHistory, read_history
 from fd_sync.store.ledger import Ledger
 from fd_sync.sync.choices import cached_choice_labels
 from fd_sync.sync.delivery import Destination
 from fd_sync.sync.dispatch import OpenAPIFactory, read_incident
 from fd_sync.sync.enrich import Enricher
+
+if TYPE_CHECKING:
+    from fd_sync.core.feed import FlashdutyIncident
 
 
 def _summary(incident: Incident) -> list[str]:
@@ -98,6 +107,12 @@ def _escalation(
     return lines if rules else [*lines, "  (none enabled)"]
 
 
+@dataclass
+class Explanation:
+    lines: list[str]
+    data: dict[str, Any]  # --json
+
+
 def explain(
     config: Config,
     ledger: Ledger,
@@ -106,8 +121,54 @@ def explain(
     number: str,
     *,
     openapi: OpenAPIFactory | None = None,
-) -> list[str]:
-    incident = read_incident(config, lookups, number)
+    online: LiveReader | None = None,
+) -> Explanation:
+    history = read_history(ledger, number)
+    moments = timeline(history) if history is not None else []
+    story: list[str] = []
+    data: dict[str, Any] = {"number": number}
+    if history is not None:
+        story = history_lines(history, moments) + now_lines(history)
+        data.update(as_json(history, moments))
+        if online is not None:
+            story += _live(online, history)
+    try:
+        incident = read_incident(config, lookups, number)
+    except FdSyncError as exc:
+        if history is None:
+            raise
+        # The story needs no network; what comes next does.
+        data["next"] = None
+        lines = [f"{number} (not read from ServiceNow: {exc})", *story]
+        return Explanation([*lines, "", "next", "  not shown: ServiceNow could not be read"], data)
+    forward = _forward(config, ledger, lookups, destinations, incident, openapi, history)
+    data["next"] = forward.data
+    return Explanation(_summary(incident) + story + forward.lines, data)
+
+
+LiveReader = Callable[[str], "FlashdutyIncident | None"]  # incident id -> live incident
+
+
+def _live(online: LiveReader, history: IncidentHistory) -> list[str]:
+    link = history.link
+    if link is None or not link.incident_id:
+        return live_lines(None)
+    try:
+        return live_lines(online(link.incident_id), "Flashduty has no such incident any more")
+    except FdSyncError as exc:
+        return live_lines(None, str(exc))
+
+
+def _forward(
+    config: Config,
+    ledger: Ledger,
+    lookups: Lookups,
+    destinations: Mapping[str, Destination],
+    incident: Incident,
+    openapi: OpenAPIFactory | None,
+    history: IncidentHistory | None,
+) -> Explanation:
+    """Route, what the next change would send, and the escalation path."""
     match = routing.route(incident, config.routing)
     entry = ledger.entries([incident.sys_id]).get(incident.sys_id)
     entry = routing.canonical(entry, config.routing.aliases) if entry is not None else None
@@ -123,8 +184,14 @@ def explain(
     extras = enricher.extras([decision], {incident.sys_id: match}, pins).get(
         incident.sys_id, Extras()
     )
-    lines = _summary(incident) + _route_lines(match, entry, decision)
+    lines = _route_lines(match, entry, decision)
     lines += ["", "next change would send"]
+    dead = history.dead_create if history is not None else None
+    if dead is not None and decision.events:
+        lines.append(
+            f"  nothing leaves until event {dead.label} (the refused create) is retried or "
+            "dropped; then, in order:"
+        )
     if not decision.events:
         lines.append(f"  nothing ({decision.why})")
     for event in decision.events:
@@ -150,4 +217,9 @@ def explain(
     if any(e.kind is not Kind.RESOLVE for e in decision.events):
         channel_id = match.route.channel_id if not match.route.skip else None
         lines += _escalation(config, extras, channel_id or config.flashduty.channel_id, openapi)
-    return lines
+    data = {
+        "route": match.route.name,
+        "events": [{"kind": e.kind.value, "destination": e.destination} for e in decision.events],
+        "why": decision.why,
+    }
+    return Explanation(lines, data)

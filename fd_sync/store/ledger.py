@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from fd_sync.store.incidents import Incidents
 from fd_sync.store.links import Links
 from fd_sync.store.outbox import Acknowledged, Outbox, OutboxEvent
 from fd_sync.store.quarantine import Quarantine
-from fd_sync.store.queue import DurableQueue, Failure, QueuedItem
+from fd_sync.store.queue import HISTORY, PURGE_BATCH, DurableQueue, Failure, QueuedItem
 from fd_sync.store.records import FailoverRecord, LeaderRecord, ProcessId, StandbyRecord
 from fd_sync.store.runs import Runs
 from fd_sync.store.state import (
@@ -323,10 +323,19 @@ class Ledger(WritebackSteps):
         with self.transaction("cancel an event"):
             self.outbox.cancel(event_id)
 
-    def purge_finished(self) -> int:
-        """Forget finished items of every queue after their retention; dead ones stay."""
-        with self.transaction("purge finished items"):
-            return sum(queue.purge_finished() for queue in self.queues)
+    def purge_finished(self, older_than: timedelta = HISTORY, *, batches: int = 10) -> int:
+        """Forget what every queue finished before ``older_than`` ago (dead items stay), a
+        batch per transaction and at most ``batches`` per call: a long history is worked off
+        over cycles, never in one long lock. Returns how many went."""
+        gone = 0
+        for queue in self.queues:
+            for _ in range(batches):
+                with self.transaction("purge finished items"):
+                    went = queue.purge_finished(older_than)
+                gone += went
+                if went < PURGE_BATCH:
+                    break
+        return gone
 
     # --- operators ---------------------------------------------------------------------------
 

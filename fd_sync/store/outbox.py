@@ -47,6 +47,7 @@ class OutboxEvent:
     error_message: str | None = None
     request_id: str | None = None
     extras: Extras = field(default_factory=Extras)  # the route's or dispatch's, as queued
+    finished_at: str | None = None  # delivered, refused for good, cancelled or dropped
 
     @property
     def label(self) -> str:
@@ -78,12 +79,12 @@ class Outbox(DurableQueue[OutboxEvent]):
 
     columns = (
         "id, sys_id, number, kind, destination, event, attempts, status, created_at, http_status,"
-        " error_code, error_message, request_id"
+        " error_code, error_message, request_id, finished_at"
     )
 
     def decode(self, row: Row) -> OutboxEvent:
         (id_, sys_id, number, kind, destination, event, attempts, status, created_at, *errors) = row
-        http_status, error_code, error_message, request_id = errors
+        http_status, error_code, error_message, request_id, finished_at = errors
         data = json.loads(event)
         return OutboxEvent(
             id=id_,
@@ -100,6 +101,7 @@ class Outbox(DurableQueue[OutboxEvent]):
             error_message=error_message,
             request_id=request_id,
             extras=Extras.from_dict(data.get("extras")),
+            finished_at=finished_at,
         )
 
     # --- the producer side: a cycle queues and cancels ------------------------------------

@@ -9,7 +9,8 @@ Lifecycle: ``pending`` -> attempted (``attempts`` + 1) -> ``delivered``, ``dead`
 for good, kept until an operator acts) or ``pending`` again (a temporary failure);
 ``pending`` -> ``cancelled`` (no longer true); ``pending``/``dead`` -> ``dropped`` (an
 operator gave up); ``dead`` -> ``pending`` (an operator's retry). Finished items
-(delivered, cancelled, dropped) are forgotten after :data:`RETENTION`; dead ones stay.
+(delivered, cancelled, dropped) are forgotten after ``[sync] history_days`` (``explain``
+tells an incident's story from them), in bounded batches; dead ones stay.
 
 Transactions: a queue never commits. Every method runs inside a step of the
 :class:`~fd_sync.store.ledger.Ledger`, which names the step and states its crash argument
@@ -29,7 +30,8 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from fd_sync.store.db import Database, Row, where_equal
 from fd_sync.store.times import iso
 
-RETENTION = timedelta(days=30)  # delivered, cancelled and dropped items; dead ones are kept
+HISTORY = timedelta(days=30)  # finished items kept for `explain`: [sync] history_days
+PURGE_BATCH = 1000  # rows one purge statement deletes: a long history never locks for long
 
 
 class QueueStatus(StrEnum):
@@ -239,14 +241,15 @@ class DurableQueue(abc.ABC, Generic[Item]):
     def _drops_what_follows(self, item: Item) -> bool:
         return False
 
-    def purge_finished(self) -> int:
-        """Forget finished items after RETENTION; dead ones stay."""
+    def purge_finished(self, older_than: timedelta = HISTORY) -> int:
+        """Forget at most PURGE_BATCH items that finished before ``older_than`` ago; dead
+        ones stay. Returns how many went (PURGE_BATCH: there may be more)."""
         if not self.present:
             return 0
         return self.db.execute(
-            f"DELETE FROM {self.table} WHERE status IN ({statuses_sql(FINISHED)})"
-            " AND finished_at < ?",
-            [iso(self.clock() - RETENTION)],
+            f"DELETE FROM {self.table} WHERE id IN (SELECT id FROM {self.table} WHERE status"
+            f" IN ({statuses_sql(FINISHED)}) AND finished_at < ? ORDER BY id LIMIT ?)",
+            [iso(self.clock() - older_than), PURGE_BATCH],
         )
 
     def counts(self) -> QueueCounts:

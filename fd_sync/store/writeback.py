@@ -43,6 +43,7 @@ class Write(NewWrite):
     created_at: str = ""
     http_status: int | None = None
     error_message: str | None = None
+    finished_at: str | None = None
 
     @property
     def label(self) -> str:
@@ -56,14 +57,14 @@ class WritebackQueue(DurableQueue[Write]):
 
     columns = (
         "id, sys_id, number, incident_id, note, intents, kinds, status, attempts, created_at,"
-        " http_status, error_message"
+        " http_status, error_message, finished_at"
     )
 
     def decode(self, row: Row) -> Write:
         id_, sys_id, number, incident_id, note, intents, kinds, status, attempts, created, *err = (
             row
         )
-        http_status, error_message = err
+        http_status, error_message, finished_at = err
         return Write(
             sys_id,
             number,
@@ -77,6 +78,7 @@ class WritebackQueue(DurableQueue[Write]):
             created_at=created,
             http_status=http_status,
             error_message=error_message,
+            finished_at=finished_at,
         )
 
     def queue(self, write: NewWrite, *, run_id: str, status: QueueStatus = PENDING) -> int:

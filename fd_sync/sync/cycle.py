@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -54,6 +54,7 @@ class CycleSettings:
     """What a cycle needs of the configuration beyond its collaborators."""
 
     lookback_seconds: int  # each scan re-reads this far behind the watermark
+    history: timedelta = timedelta(days=30)  # what `explain` can tell: [sync] history_days
 
 
 class Cycle:
@@ -154,7 +155,7 @@ class Cycle:
         unsure = self.writeback.unsure(report.writeback) if self.writeback else frozenset()
         report.delivery = self.deliverer.drain(unsure=unsure)
         self._count_outbox(report)
-        self.ledger.purge_finished()
+        self.ledger.purge_finished(self.settings.history)
         seen = self.servicenow.last_server_now
         if seen is not None:
             self.ledger.record_servicenow_clock(format_sn_time(seen))

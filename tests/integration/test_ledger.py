@@ -160,6 +160,21 @@ def test_finished_events_are_purged_after_retention_but_dead_ones_stay(database)
         assert ledger.outbox.items()[0].request_id == "y"
 
 
+def test_history_is_purged_in_bounded_batches_after_history_days(database):
+    """explain tells the story from finished items: they stay [sync] history_days, then go
+    a thousand at a time, one transaction each, so a long history never holds a long lock."""
+    now = [datetime(2026, 11, 1, tzinfo=UTC)]
+    with Ledger(database, clock=lambda: now[0]) as ledger:
+        record(ledger, reconcile([incident(i) for i in range(1, 2501)], {}))
+        with ledger.transaction():  # all delivered long ago
+            ledger.db.execute("UPDATE outbox SET status = 'delivered', finished_at = ?", ["x"])
+            ledger.db.execute("UPDATE outbox SET finished_at = '2026-09-01T00:00:00+00:00'")
+        assert ledger.purge_finished(timedelta(days=90), batches=10) == 0  # still history
+        assert ledger.purge_finished(timedelta(days=30), batches=1) == 1000  # one batch
+        assert ledger.purge_finished(timedelta(days=30)) == 1500
+        assert ledger.outbox.items() == []
+
+
 def test_quarantine_keeps_one_copy_of_a_row_seen_again(database):
     with Ledger(database) as ledger:
         for _ in range(3):

@@ -130,3 +130,64 @@ def test_explain_an_unknown_incident(servicenow, flashduty, write_config, run_fd
     result = run_fd_sync("--config", str(write_config()), "explain", "INC0404040")
     assert result.code == 64
     assert "no incident INC0404040 in ServiceNow" in result.stderr
+
+
+def test_explain_tells_the_whole_story_from_the_ledger(
+    servicenow, flashduty, write_config, run_fd_sync
+):
+    """Oldest first: the event sent with its request id, what was read back from Flashduty
+    and the work note written; where it stands; and all of it without ServiceNow
+    (issue 23, one timeline per incident)."""
+    config = str(
+        write_config(
+            flashduty={"app_key": flashduty.app_key, "api_domain": flashduty.url},
+            writeback={"enabled": True},
+        )
+    )
+    assert run_fd_sync("--config", config, "once").code == 0
+    inc = open_incident(servicenow)
+    assert run_fd_sync("--config", config, "once").code == 0  # the create
+    assert run_fd_sync("--config", config, "once").code == 0  # its Flashduty incident found
+    incident_id = flashduty.incident_of(inc["sys_id"])
+    flashduty.comment(incident_id, flashduty.add_person("Bob Ray"), "on it")
+    assert run_fd_sync("--config", config, "once").code == 0  # the note
+    (sent,) = flashduty.events()
+    story = run_fd_sync("--config", config, "explain", inc["number"])
+    assert story.code == 0, story.output
+    text = story.stdout
+    assert "history (from the ledger, oldest first)" in text
+    delivered = f"create for Flashduty (default) delivered (HTTP 200, request {sent.request_id})"
+    assert delivered in text
+    assert "read from Flashduty: Comment by Bob Ray: on it" in text
+    assert "-> ServiceNow work note written to ServiceNow" in text
+    assert text.index("queued create") < text.index(delivered) < text.index("Comment by Bob")
+    assert "alert open in Flashduty at default" in text and f"incident {incident_id}" in text
+
+    data = json.loads(run_fd_sync("--config", config, "explain", inc["number"], "--json").stdout)
+    assert data["alert_open"] is True and data["flashduty_incident_id"] == incident_id
+    assert [m["side"] for m in data["timeline"]][:2] == ["flashduty", "flashduty"]
+    assert data["next"]["route"] == "default"
+
+    servicenow.inject(status=503, path="/api/now/table/", times=100)  # ServiceNow down
+    offline = run_fd_sync("--config", config, "explain", inc["number"])
+    assert offline.code == 0, offline.output
+    assert "not read from ServiceNow" in offline.stdout and delivered in offline.stdout
+
+    live = run_fd_sync("--config", config, "explain", inc["number"], "--online")
+    assert f"{incident_id}: Triggered" in live.stdout
+
+
+def test_explain_says_a_refused_create_never_reached_flashduty(
+    servicenow, flashduty, write_config, run_fd_sync
+):
+    """It said "alert open ... next change would send update" (issue 23, item 10)."""
+    config = str(write_config())
+    assert run_fd_sync("--config", config, "once").code == 0
+    inc = open_incident(servicenow)
+    flashduty.inject(status=400, path="/event/push/", times=10)
+    assert run_fd_sync("--config", config, "once").code == 76
+    text = run_fd_sync("--config", config, "explain", inc["number"]).stdout
+    assert "the alert never reached Flashduty: its create (event 1) was refused (HTTP 400" in text
+    assert "fd-sync outbox retry 1" in text
+    assert "nothing leaves until event 1 (the refused create) is retried" in text
+    assert "alert open in Flashduty" not in text
