@@ -36,18 +36,15 @@ from fd_sync.store.links import Links
 from fd_sync.store.outbox import Acknowledged, Outbox, OutboxEvent
 from fd_sync.store.quarantine import Quarantine
 from fd_sync.store.queue import HISTORY, PURGE_BATCH, DurableQueue, Failure, QueuedItem
-from fd_sync.store.records import FailoverRecord, LeaderRecord, ProcessId, StandbyRecord
+from fd_sync.store.records import LeadershipSteps
 from fd_sync.store.runs import Runs
 from fd_sync.store.state import (
     BASELINE_UNTIL,
     CHOICE_LABELS,
     DELETIONS_CHECKED,
-    LAST_FAILOVER,
-    LEADER,
     MISSING_INCIDENTS,
     SCAN_FROM,
     SERVICENOW_CLOCK,
-    STANDBY_PREFIX,
     WATERMARK,
     WRITEBACK_HOLD,
     State,
@@ -69,7 +66,7 @@ class AdoptedAlert:
     incident_id: str | None
 
 
-class Ledger(WritebackSteps):
+class Ledger(WritebackSteps, LeadershipSteps):
     def __init__(
         self,
         location: LedgerLocation | Database,
@@ -368,39 +365,3 @@ class Ledger(WritebackSteps):
             self.runs.finish(
                 row_id, outcome=outcome, exit_code=exit_code, message=message, stats=stats
             )
-
-    # --- high availability (PostgreSQL) ------------------------------------------------------
-
-    def leader(self) -> LeaderRecord | None:
-        return LeaderRecord.from_json(self.state.get_json(LEADER))
-
-    def record_leader(self, me: LeaderRecord) -> tuple[LeaderRecord | None, FailoverRecord | None]:
-        """Take the lead: this process's record, with the failover when the previous leader
-        died leading (it left no ``stopped_at``); together, so `status` never shows a
-        failover without its new leader. Returns (the previous leader, the failover)."""
-        with self.transaction("record the new leader"):
-            previous = self.leader()
-            failover = None
-            if previous is not None and previous.stopped_at is None:
-                failover = FailoverRecord(
-                    me.since, str(previous.process), str(me.process), previous.since or None
-                )
-                self.state.set_json(LAST_FAILOVER, failover.to_json())
-            self.state.set_json(LEADER, me.to_json())
-            self.state.set(STANDBY_PREFIX + str(me.process), None)
-        return previous, failover
-
-    def record_leader_stopped(self, me: ProcessId, at: str) -> None:
-        """A clean stop of the leader: the next one counts no failover."""
-        with self.transaction("record the leader's stop"):
-            record = self.leader()
-            if record is not None and record.process == me:
-                self.state.set_json(LEADER, replace(record, stopped_at=at).to_json())
-
-    def check_in(self, standby: StandbyRecord) -> None:
-        with self.transaction("record a standby's check-in"):
-            self.state.set_json(STANDBY_PREFIX + str(standby.process), standby.to_json())
-
-    def check_out(self, me: ProcessId) -> None:
-        with self.transaction("record a standby's stop"):
-            self.state.set(STANDBY_PREFIX + str(me), None)

@@ -1,4 +1,5 @@
-"""The processes a ledger knows of: named records instead of dictionaries.
+"""The processes a ledger knows of: named records instead of dictionaries, and the Ledger's
+steps that record who leads a shared ledger.
 
 A process is named ``host:pid`` everywhere (the daemon's record, the leader's, a
 standby's check-in, the session name PostgreSQL shows): :class:`ProcessId` is the one
@@ -8,11 +9,14 @@ an older fd-sync (a missing field) reads with that field empty rather than faili
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from fd_sync.store.state import LAST_FAILOVER, LEADER, STANDBY_PREFIX, State
 
 Record = TypeVar("Record")
 
@@ -129,3 +133,48 @@ class DaemonRecord:
     @classmethod
     def from_json(cls, data: Any) -> DaemonRecord | None:
         return _from_json(cls, data)
+
+
+class LeadershipSteps:
+    """The Ledger's steps for high availability (PostgreSQL), mixed into it: each is one
+    transaction, as every Ledger step."""
+
+    state: State
+
+    if TYPE_CHECKING:  # the Ledger's
+
+        def transaction(self, doing: str = "") -> contextlib.AbstractContextManager[None]: ...
+
+    def leader(self) -> LeaderRecord | None:
+        return LeaderRecord.from_json(self.state.get_json(LEADER))
+
+    def record_leader(self, me: LeaderRecord) -> tuple[LeaderRecord | None, FailoverRecord | None]:
+        """Take the lead: this process's record, with the failover when the previous leader
+        died leading (it left no ``stopped_at``); together, so `status` never shows a
+        failover without its new leader. Returns (the previous leader, the failover)."""
+        with self.transaction("record the new leader"):
+            previous = self.leader()
+            failover = None
+            if previous is not None and previous.stopped_at is None:
+                failover = FailoverRecord(
+                    me.since, str(previous.process), str(me.process), previous.since or None
+                )
+                self.state.set_json(LAST_FAILOVER, failover.to_json())
+            self.state.set_json(LEADER, me.to_json())
+            self.state.set(STANDBY_PREFIX + str(me.process), None)
+        return previous, failover
+
+    def record_leader_stopped(self, me: ProcessId, at: str) -> None:
+        """A clean stop of the leader: the next one counts no failover."""
+        with self.transaction("record the leader's stop"):
+            record = self.leader()
+            if record is not None and record.process == me:
+                self.state.set_json(LEADER, replace(record, stopped_at=at).to_json())
+
+    def check_in(self, standby: StandbyRecord) -> None:
+        with self.transaction("record a standby's check-in"):
+            self.state.set_json(STANDBY_PREFIX + str(standby.process), standby.to_json())
+
+    def check_out(self, me: ProcessId) -> None:
+        with self.transaction("record a standby's stop"):
+            self.state.set(STANDBY_PREFIX + str(me), None)
