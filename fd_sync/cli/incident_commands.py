@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -242,6 +243,12 @@ def explain(options: Options, number: str, online: bool, as_json: bool) -> int:
     is_flag=True,
     help="Queue the resolve of alerts whose incident is already closed in ServiceNow.",
 )
+@click.option(
+    "--notes-since",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    help="Also write back the Flashduty timeline from this UTC date on (default: only what "
+    "happens after the adoption, so that nothing the old integration wrote is written again).",
+)
 @click.pass_obj
 def adopt(
     options: Options,
@@ -249,6 +256,7 @@ def adopt(
     days: int,
     integration_ids: tuple[int, ...],
     resolve_closed: bool,
+    notes_since: datetime | None,
 ) -> int:
     """Take over alerts opened before fd-sync (e.g. by fd-servicenow).
 
@@ -270,6 +278,7 @@ def adopt(
             days=days,
             integration_ids=integration_ids,
             resolve_closed=resolve_closed,
+            notes_since=int(notes_since.replace(tzinfo=UTC).timestamp()) if notes_since else None,
             dry_run=dry_run,
         )
     from fd_sync.core.decide import DEFAULT_DESTINATION
@@ -294,4 +303,10 @@ def adopt(
         f"{len(report.closed) + len(report.resolving)} closed in ServiceNow, "
         f"{len(report.unmatched)} not matched" + (" (dry run: nothing recorded)" if dry_run else "")
     )
+    if report.adopted or report.resolving:
+        since = f"from {notes_since:%Y-%m-%d %H:%M:%S} UTC" if notes_since else "after the adoption"
+        click.echo(
+            f"their Flashduty timeline is written back to ServiceNow {since} only"
+            + ("" if notes_since else " (--notes-since DATE writes back older entries too)")
+        )
     return 0

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from fd_sync.core.decide import Decision, Kind, LedgerEntry
+from fd_sync.core.feed import FeedCursor
 from fd_sync.core.location import LedgerLocation, PostgresLedger
 from fd_sync.core.payloads import Extras
 from fd_sync.store import backends
@@ -64,6 +65,9 @@ class AdoptedAlert:
     alert_key: str
     destination: str
     incident_id: str | None
+    # How far its Flashduty timeline counts as written back already: an adopted incident's
+    # older entries were the old integration's to write (or are, with --notes-since).
+    cursor: FeedCursor = field(default_factory=FeedCursor)
 
 
 class Ledger(WritebackSteps, LeadershipSteps):
@@ -251,6 +255,14 @@ class Ledger(WritebackSteps, LeadershipSteps):
                 )
                 if a.incident_id:
                     self.links.link(a.sys_id, a.incident_id)
+                self.links.record_read(
+                    a.sys_id,
+                    progress="",
+                    updated_at=0,
+                    read_at=0,
+                    cursor=a.cursor,
+                    watching=True,
+                )
 
     # --- deletions ---------------------------------------------------------------------------
 

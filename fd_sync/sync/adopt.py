@@ -14,11 +14,12 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from fd_sync.config import Config
 from fd_sync.core import decide, routing
 from fd_sync.core.decide import DEFAULT_DESTINATION, Decision
+from fd_sync.core.feed import FeedCursor
 from fd_sync.core.incident import Incident, parse_record
 from fd_sync.errors import BadRecord
 from fd_sync.flashduty.incidents import FoundAlert, IncidentReader
@@ -47,6 +48,7 @@ def adopt(
     days: int,
     integration_ids: tuple[int, ...] = (),
     resolve_closed: bool = False,
+    notes_since: int | None = None,
     dry_run: bool = False,
     wall: Callable[[], float] = time.time,
 ) -> AdoptReport:
@@ -87,8 +89,24 @@ def adopt(
         )
     if dry_run or not decisions:
         return report
+    adopted = [_from_adoption(reader, a, now, notes_since) for a in adopted]
     ledger.record_adoption(decisions, adopted)
     return report
+
+
+def _from_adoption(
+    reader: IncidentReader, alert: AdoptedAlert, now: int, since: int | None
+) -> AdoptedAlert:
+    """The write-back of an adopted incident starts at the adoption: its timeline so far was
+    the old integration's to write (or another ledger's), and writing it again would
+    duplicate every note; ``since`` (Unix seconds, --notes-since) opts older entries in."""
+    start_ms = (now if since is None else since) * 1000
+    if not alert.incident_id:  # found later: read from the adoption (or since) on
+        return replace(alert, cursor=FeedCursor(start_ms - 1))
+    entries = reader.feed(alert.incident_id, FeedCursor())  # everything there now
+    if since is not None:
+        entries = [e for e in entries if e.created_at < start_ms]
+    return replace(alert, cursor=FeedCursor().past(entries))
 
 
 def _match(

@@ -503,6 +503,37 @@ def test_adopt_takes_over_alerts_opened_before_fd_sync(
     assert flashduty.open_keys() == {"zzz"}
 
 
+@pytest.mark.parametrize("older_notes", [False, True], ids=["from-adoption", "notes-since"])
+def test_an_adopted_incident_is_written_back_from_the_adoption_on(
+    servicenow, flashduty, write_config, run_fd_sync, older_notes
+):
+    """adopt wrote the whole Flashduty timeline of each adopted incident as new work notes,
+    duplicating what the old integration wrote (issue 23, item 3); --notes-since opts in."""
+    import requests
+
+    inc = open_incident(servicenow, short_description="opened under fd-servicenow")
+    body = {"action_type": "insert", "number": inc["number"], "sys_id": inc["sys_id"]}
+    assert requests.post(flashduty.push_url_servicenow, json=body, timeout=5).ok
+    bob = flashduty.add_person("Bob Ray")
+    incident_id = flashduty.incident_of(inc["sys_id"])
+    flashduty.comment(incident_id, bob, "written by the old integration")
+    config = write_config(
+        "servicenow",
+        flashduty={"app_key": flashduty.app_key, "api_domain": flashduty.url},
+        writeback={"enabled": True},
+    )
+    args = ["--notes-since", "2020-01-01"] if older_notes else []
+    adopted = run_fd_sync("--config", str(config), "adopt", *args)
+    assert adopted.code == 0 and f"adopted {inc['number']}" in adopted.stdout, adopted.output
+    assert ("from 2020-01-01" if older_notes else "after the adoption only") in adopted.stdout
+    flashduty.comment(incident_id, bob, "after the adoption")
+    for _ in range(2):
+        assert run_fd_sync("--config", str(config), "once").code == 0
+    notes = "\n".join(j["value"] for j in servicenow.journal(inc["sys_id"]))
+    assert notes.count("after the adoption") == 1
+    assert notes.count("written by the old integration") == (1 if older_notes else 0)
+
+
 def test_a_reopen_in_flashduty_of_an_incident_closed_in_servicenow_is_closed_again(two_way):
     t = two_way()
     inc, incident_id = alert_for(t)
