@@ -96,6 +96,13 @@ def _daemon(
     on a shared ledger, the one whose session holds the leader lock (it may be elsewhere)."""
     if recorded is None or not recorded.running:
         return recorded
+    if shared is not None and shared.replica:
+        # A replica sees none of the primary's locks: whether it runs cannot be told here.
+        return replace(
+            recorded,
+            status=f"as last recorded (read from a replica: whether it still runs cannot be "
+            f"seen here): {recorded.status}",
+        )
     alive = (
         still_running(recorded.to_json())
         if shared is None
@@ -115,6 +122,14 @@ def high_availability_lines(ha: HighAvailability | None, now: datetime) -> list[
     """Leader, standbys and the last failover of a shared ledger; nothing for SQLite."""
     if ha is None:
         return []
+    if ha.replica:
+        return [
+            (
+                "leader",
+                "not shown: this ledger is a read-only replica, and who leads (a lock) is seen "
+                "only on the primary; point [sync] database at the primary",
+            )
+        ]
     shown = "none: no fd-sync process holds the ledger (no daemon running?)"
     if ha.holder:
         shown = ha.holder.removeprefix("fd-sync leader ")

@@ -32,6 +32,7 @@ class HighAvailability:
     holder: str | None  # the session holding the leader lock now ("fd-sync leader host:pid")
     standbys: list[StandbyRecord]  # those checked in lately
     last_failover: FailoverRecord | None
+    replica: bool = False  # read from a replica: locks (so who leads) are the primary's only
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ def high_availability(ledger: Ledger) -> HighAvailability | None:
         <= 3 * STANDBY_CHECK_IN_SECONDS
     ]
     return HighAvailability(
+        replica=bool(ledger.db.scalar("SELECT pg_is_in_recovery()")),
         leader=LeaderRecord.from_json(ledger.state.get_json(LEADER)),
         holder=ledger.db.lock_holder("leader"),
         standbys=sorted(standbys, key=lambda r: (r.host, r.pid)),

@@ -118,5 +118,9 @@ def test_check_and_once_refuse_a_replica_by_name(
         assert checked.code == 78 and "is a read-only replica" in checked.stdout
         once = run_fd_sync("--config", str(config), "once")
         assert once.code == 78 and "read-only replica" in one_line(once)
+        # status reads what it can, and says it is a replica (issue 23, item 8)
+        status = run_fd_sync("--config", str(config), "status")
+        assert status.code == 0, status.output
+        assert "read-only replica" in status.stdout and "no fd-sync process" not in status.stdout
     finally:
         replica.destroy()
