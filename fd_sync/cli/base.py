@@ -123,7 +123,8 @@ def echo(lines: Sequence[str]) -> None:
 
 
 def stop_on_signals() -> threading.Event:
-    """SIGTERM and SIGINT ask the run to stop at the next safe point instead of dying."""
+    """SIGTERM, SIGINT and SIGHUP (a closed terminal) ask the run to stop at the next safe
+    point instead of dying: SIGHUP's default would kill it with 129 and no record."""
     stop = threading.Event()
 
     def handler(signum: int, _frame: object) -> None:
@@ -134,6 +135,7 @@ def stop_on_signals() -> threading.Event:
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGHUP, handler)
     return stop
 
 

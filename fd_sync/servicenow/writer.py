@@ -61,7 +61,7 @@ class IncidentWriter:
         try:
             return self.client.table_patch(sys_id, body, repeatable="work_notes" not in body)
         except FatalAPIError as exc:
-            raise WriteRefused(number, exc.status, exc.detail or exc.reason) from None
+            raise WriteRefused(number, exc.status, _said(exc)) from None
 
     def notes_landed(self, sys_id: str) -> set[int] | None:
         """The write-back ids whose marker is in the incident's work notes: what an earlier
@@ -134,6 +134,15 @@ class IncidentWriter:
             if not conditions or any(s in conditions for s in wanted) or "state" not in conditions:
                 fields.append(str(row.get("field") or ""))
         return sorted({f for f in fields if f})
+
+
+def _said(exc: FatalAPIError) -> str:
+    """ServiceNow's own words for a refusal; that it gave none, rather than the status twice."""
+    if exc.detail:
+        return exc.detail
+    if exc.reason and exc.reason != f"HTTP {exc.status}":
+        return exc.reason
+    return "ServiceNow gave no message"
 
 
 def _now(row: dict[str, Any]) -> ServiceNowNow:

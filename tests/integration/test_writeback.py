@@ -282,6 +282,18 @@ def test_a_data_policy_refusal_keeps_the_notes_and_the_other_direction(two_way):
     assert len(t.notes(inc["sys_id"])) == 1
 
 
+def test_a_refusal_without_a_message_says_so_once(two_way):
+    """A 403 with an empty body read "HTTP 403: HTTP 403" (issue 23, item 13)."""
+    t = two_way()
+    _, incident_id = alert_for(t)
+    t.fd.comment(incident_id, t.fd.add_person("Bob Ray"), "on it")
+    t.sn.inject(Fault(status=403, body="", path="/api/now/table/incident/", method="PATCH"))
+    report = t.cycle()
+    assert report.exit_code == 76
+    assert "(HTTP 403: ServiceNow gave no message)" in report.message(), report.message()
+    assert "HTTP 403: HTTP 403" not in report.message()
+
+
 def test_a_user_who_may_not_write_gets_76_and_delivery_goes_on(two_way):
     t = two_way()
     inc, incident_id = alert_for(t)

@@ -11,6 +11,8 @@ import signal
 import subprocess
 import threading
 
+import pytest
+
 from tests.helpers.processes import child_env, fd_sync_command
 from tests.helpers.simulated import open_incident
 
@@ -102,16 +104,19 @@ def test_kill_during_resolve_keeps_order(servicenow, flashduty, write_config, ru
     assert flashduty.open_keys() == set()
 
 
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGHUP], ids=["SIGINT", "SIGHUP"])
 def test_ctrl_c_mid_fetch_is_interrupted_exit_75_and_loses_nothing(
-    servicenow, flashduty, write_config, run_fd_sync
+    servicenow, flashduty, write_config, run_fd_sync, stop
 ):
+    """SIGHUP (a closed terminal) killed `once` with 129 and no record (issue 23, item 13):
+    it stops as SIGINT does."""
     rows = [open_incident(servicenow) for _ in range(25)]
     config = write_config(servicenow={"page_size": 10})
     release = threading.Event()
     held = servicenow.inject(hold=release, path=TABLE, after=2)  # the clock, page 1: park page 2
     proc = start(config)
     assert held.arrived.wait(30), "the process never reached the second page"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     release.set()
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 75, stderr
