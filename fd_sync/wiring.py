@@ -268,6 +268,7 @@ def openapi_client(config: Config, *, purpose: str, sleep: Sleep = time.sleep) -
         session=session(config),
         max_attempts=fd.max_attempts,
         sleep=sleep,
+        key_source=dict(config.secret_sources).get("[flashduty] app_key", "[flashduty] app_key"),
     )
 
 

@@ -72,9 +72,11 @@ class OpenAPIClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         wait: BackoffWait | None = None,
+        key_source: str = "[flashduty] app_key",
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.app_key = app_key
+        self.key_source = key_source  # where the key came from, for the fix a refusal names
         self.session = session or make_session()
         self.max_attempts = max_attempts
         self.limiter = limiter or SlidingWindowLimiter(LIMITS)
@@ -181,8 +183,8 @@ class OpenAPIClient:
         where = f"Flashduty OpenAPI {self.api_url}{path}"
         if exc.status in (401, 403):
             return AccessDenied(
-                f"{where} refused [flashduty] app_key ({describe(exc)}); check the key "
-                "(Flashduty: Account settings > APP Key) and its permissions"
+                f"{where} refused the app key from {self.key_source} ({describe(exc)}); "
+                "check the key (Flashduty: Account settings > APP Key) and its permissions"
             )
         if exc.code == "ResourceNotFound":
             return NotFound(f"{where}: {describe(exc)}")

@@ -129,3 +129,16 @@ def test_check_lists_where_each_secret_comes_from(servicenow, write_config, run_
         "FD_SYNC_SERVICENOW_PASSWORD"
     ) in result.stdout
     assert f"[flashduty] push_url from {config}: [flashduty] push_url" in result.stdout
+
+
+def test_a_refused_app_key_names_where_it_came_from(
+    servicenow, flashduty, write_config, run_fd_sync
+):
+    """A key from FD_SYNC_FLASHDUTY_APP_KEY was reported as "set [flashduty] app_key",
+    sending the operator to a file that holds none (issue 23, item 13)."""
+    config = write_config(flashduty={"api_domain": flashduty.url, "channel_id": 1})
+    env = {"FD_SYNC_FLASHDUTY_APP_KEY": "not-the-key"}
+    refused = run_fd_sync("--config", str(config), "rules", env=env)
+    assert refused.code == 77, refused.output
+    assert "the app key from environment variable FD_SYNC_FLASHDUTY_APP_KEY" in refused.stderr
+    assert "not-the-key" not in refused.output
