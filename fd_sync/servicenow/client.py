@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -202,7 +203,7 @@ class ServiceNowClient:
                 "the next run continues"
             ) from None
         except FatalAPIError as exc:
-            if refusals and exc.status != 401:
+            if refusals and exc.status != 401 and not 300 <= (exc.status or 0) < 400:
                 raise  # a write refused: the writer names the incident and keeps the rest
             raise self._fatal(exc, table) from None
 
@@ -213,6 +214,13 @@ class ServiceNowClient:
             if self.config.username
             else f"OAuth client {self.config.client_id!r}"
         )
+        if exc.status is not None and 300 <= exc.status < 400:
+            return AccessDenied(
+                f"ServiceNow {self.base} redirected the API request of {who} (HTTP {exc.status}"
+                f"{detail}): single sign-on (SSO) or a login page is in the way of the REST API; "
+                "give the integration user a local password with basic auth (in ServiceNow: "
+                "'Web service access only', outside SSO) or use OAuth ([servicenow] auth)"
+            )
         if exc.status == 401:
             source = self.config.credential_source
             where = f" ({source})" if source else ""
@@ -264,6 +272,7 @@ class ServiceNowClient:
                 params=params,
                 headers=headers,
                 data=data,
+                allow_redirects=False,  # a redirect is SSO or a login page: said, not followed
             )
 
         response = send()
@@ -279,6 +288,11 @@ class ServiceNowClient:
         if 200 <= status < 300:
             return
         detail = _snow_error(response.body)
+        if 300 <= status < 400:
+            where = urllib.parse.urlsplit(response.headers.get("Location", "")).hostname
+            raise FatalAPIError(
+                f"HTTP {status}", status=status, detail=f"redirected to {where or 'elsewhere'}"
+            )
         if status in {408, 429}:
             raise RetriableAPIError(
                 "rate limited" if status == 429 else "request timeout",

@@ -79,3 +79,16 @@ def test_flashduty_key_rejected_is_dead_and_status_says_so(
     status = run_fd_sync("--config", config, "status")
     assert "Flashduty rejected the integration key" in status.stdout
     assert "revoked-key-123" not in status.output
+
+
+def test_an_sso_redirect_is_named_not_followed(servicenow, flashduty, write_config, run_fd_sync):
+    """An instance behind single sign-on answers the API with a 302 to its login page;
+    fd-sync said nothing about SSO (issue 23, item 13). It does not follow it, and says."""
+    config = str(write_config())
+    login = {"Location": "https://sso.example.com/adfs/ls/?SAMLRequest=x"}
+    servicenow.inject(status=302, headers=login, body="", path="/api/now/table/", times=10)
+    result = run_fd_sync("--config", config, "once")
+    assert result.code == 77, result.output
+    last = result.stderr.strip().splitlines()[-1]
+    assert "single sign-on (SSO)" in last and "redirected to sso.example.com" in last
+    assert "SAMLRequest" not in result.output
