@@ -49,7 +49,7 @@ from fd_sync.service.leadership import Leadership
 from fd_sync.service.sdnotify import Notifier
 from fd_sync.service.watchdog import Watchdog
 from fd_sync.store import backends
-from fd_sync.store.lock import process_identity
+from fd_sync.store.lock import process_identity, still_running
 from fd_sync.store.records import DaemonRecord, ProcessId, now_iso
 from fd_sync.store.state import DAEMON
 from fd_sync.sync.report import CycleReport
@@ -133,6 +133,7 @@ class Daemon:
     # --- lifecycle ----------------------------------------------------------------------
 
     def run(self) -> int:
+        self._refuse_a_second_daemon()
         self._start_metrics()
         self._install_signal_handlers()
         self._schedule(first_run=datetime.now(UTC))
@@ -165,6 +166,27 @@ class Daemon:
         if not self.stop_event.is_set():  # a signal may have come during start-up
             self.scheduler.start()  # blocks until a stop signal shuts it down
         return self._finish(watchdog)
+
+    def _refuse_a_second_daemon(self) -> None:
+        """Two daemons on one SQLite ledger take turns at its lock, each recording itself
+        over the other: `status` would show one of them. SQLite has no standby; say so."""
+        if self.leadership.shared:
+            return  # PostgreSQL: the second one stands by, and status lists it
+        with self.leadership.state() as records:
+            if records is None:
+                return
+            other = DaemonRecord.from_json(records.get_json(DAEMON))
+        if (
+            other is not None
+            and other.running
+            and other.pid != os.getpid()
+            and still_running(other.to_json())
+        ):
+            raise ConfigError(
+                f"{self.config.sync.database}: fd-sync run (pid {other.process}) already uses "
+                "this ledger, and a SQLite ledger has one daemon: stop it first, or share a "
+                "PostgreSQL ledger between two hosts (README, High availability)"
+            )
 
     def _finish(self, watchdog: threading.Thread | None) -> int:
         self.notifier.stopping("stopping: finishing the cycle in progress")

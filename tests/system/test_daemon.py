@@ -241,3 +241,18 @@ def test_the_daemon_writes_back_an_ack_once_and_echoes_nothing(
     assert [e.kind for e in flashduty.events()] == ["create"]
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
+
+
+def test_a_second_daemon_on_one_sqlite_ledger_is_refused(
+    servicenow, flashduty, daemon, notify, write_config, run_fd_sync
+):
+    """Two daemons on one SQLite file took turns and overwrote each other's record: status
+    showed one (issue 23, item 13). The second one is refused, 78, naming the first."""
+    config = write_config(sync={"poll_interval_seconds": 1})
+    first = daemon(config)
+    notify.wait_for(is_status("last cycle"))
+    second = run_fd_sync("--config", str(config), "run")
+    assert second.code == 78, second.output
+    assert f"fd-sync run (pid {first.pid}) already uses this ledger" in second.stderr
+    status = json.loads(run_fd_sync("--config", str(config), "status", "--json").stdout)
+    assert status["daemon"]["running"] is True and status["daemon"]["pid"] == first.pid
