@@ -8,6 +8,7 @@ real tmpfs mounts, which need root with CAP_SYS_ADMIN (CI runs as root).
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -219,3 +220,20 @@ def test_a_dry_run_says_when_the_real_run_could_not_write(
     assert dry.code == 78
     assert dry.stderr.strip().splitlines()[-1].startswith("fd-sync: a real run would fail:")
     assert run_fd_sync("--config", config, "once").code == 78
+
+
+def test_status_reads_a_ledger_on_a_read_only_mount(
+    servicenow, write_config, run_fd_sync, database
+):
+    """status refused a ledger it could only read (issue 23, item 13): a copied or
+    read-only mounted ledger is read as it stands."""
+    with tmpfs(database.parent, "1m"):
+        config = str(write_config())
+        assert run_fd_sync("--config", config, "once").code == 0
+        open_incident(servicenow)
+        assert run_fd_sync("--config", config, "once").code == 0
+        remount(database.parent, "ro")
+        status = run_fd_sync("--config", config, "status", "--json")
+        assert status.code == 0, status.output
+        found = json.loads(status.stdout)
+        assert found["incidents_tracked"] == 1 and found["outbox"]["delivered"] == 1

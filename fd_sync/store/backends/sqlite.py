@@ -51,7 +51,12 @@ class SqliteDatabase(Database):
         if self.readonly:
             if not self.path.exists():
                 raise StorageUnavailable(f"{self.path}: no ledger yet (fd-sync once creates it)")
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5)
+            # Reading a WAL ledger needs its -shm file beside it: on a read-only mount (or
+            # folder) there is none to create, and nobody can write there either, so the
+            # file is read as it stands (immutable): what `status` shows of a ledger copied
+            # or mounted read-only. Elsewhere, a plain read-only open sees every commit.
+            immutable = "&immutable=1" if not os.access(self.path.parent, os.W_OK) else ""
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro{immutable}", uri=True, timeout=5)
         else:
             _create_private(self.path)
             conn = sqlite3.connect(self.path, timeout=5)
