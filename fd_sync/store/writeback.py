@@ -3,8 +3,9 @@
 A row is queued in the Ledger step that advances the incident's timeline cursor (so
 nothing read is lost), attempted before its PATCH and delivered after ServiceNow answered
 (:meth:`Ledger.record_write`). A part ServiceNow refuses (a data policy, an ACL) stays
-``dead`` with ServiceNow's message until ``fd-sync outbox retry``; unlike the outbox, it
-does not hold back the notes that follow.
+``dead`` with ServiceNow's message until ``fd-sync outbox retry``. A refused work note
+holds the incident's later notes behind it (a retry then writes them all, in order); a
+refused state change alone holds nothing.
 """
 
 from __future__ import annotations
@@ -115,6 +116,14 @@ class WritebackQueue(DurableQueue[Write]):
         for write in self.pending(limit=1_000_000):
             groups.setdefault(write.sys_id, []).append(write)
         return groups
+
+    def holding_incidents(self) -> set[str]:
+        """Incidents with a refused work note: their later notes wait behind it, so that a
+        retry writes them in order (a refused state change alone holds nothing)."""
+        if not self.present:
+            return set()
+        sql = f"SELECT DISTINCT sys_id FROM writeback WHERE status = '{DEAD}' AND note != ''"
+        return {row[0] for row in self.db.rows(sql, (), "read the write-back queue")}
 
     def oldest_pending_at(self) -> str | None:
         if not self.present:

@@ -282,6 +282,26 @@ def test_a_data_policy_refusal_keeps_the_notes_and_the_other_direction(two_way):
     assert len(t.notes(inc["sys_id"])) == 1
 
 
+def test_notes_behind_a_refused_one_wait_and_a_retry_writes_them_in_order(two_way):
+    """outbox retry --all could write an incident's refused note after its later ones
+    (issue 23, item 13): later notes wait behind a refused one, then go together."""
+    t = two_way()
+    inc, incident_id = alert_for(t)
+    bob = t.fd.add_person("Bob Ray")
+    t.sn.deny_write = True
+    t.fd.comment(incident_id, bob, "first")
+    assert t.cycle().exit_code == 76  # refused, kept
+    t.sn.deny_write = False
+    t.fd.comment(incident_id, bob, "second")
+    report = t.cycle()
+    assert report.exit_code == 76 and report.writeback.held == 1
+    assert t.notes(inc["sys_id"]) == []  # "second" waits behind "first"
+    assert t.h.ledger.retry(t.h.ledger.writeback, None) == (1, 0)
+    assert t.cycle().exit_code == 0
+    (note,) = t.notes(inc["sys_id"])
+    assert note.index("Comment by Bob Ray: first") < note.index("Comment by Bob Ray: second")
+
+
 def test_a_refusal_without_a_message_says_so_once(two_way):
     """A 403 with an empty body read "HTTP 403: HTTP 403" (issue 23, item 13)."""
     t = two_way()

@@ -131,3 +131,16 @@ def test_a_url_that_is_not_postgresql_is_refused_not_taken_for_a_file(
     once = run_fd_sync("--config", str(broken), "once")
     assert once.code == 78 and "[sync] database" in once.stderr
     assert not any(p.name.startswith(typo.split(":")[0]) for p in tmp_path.rglob("*"))
+
+
+def test_a_copy_onto_the_configured_ledger_is_named_as_such(
+    servicenow, write_config, run_fd_sync, database
+):
+    """The same file by another spelling was reported as "another run holds the ledger"
+    (issue 23, item 13)."""
+    config = str(write_config())
+    assert run_fd_sync("--config", config, "once").code == 0
+    same = database.parent / ".." / database.parent.name / database.name
+    refused = run_fd_sync("--config", config, "ledger", "copy", "--to", str(same))
+    assert refused.code == 64, refused.output
+    assert "is the configured ledger" in refused.stderr

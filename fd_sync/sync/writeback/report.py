@@ -14,6 +14,7 @@ class WritebackReport:
     read: int = 0  # timelines read
     queued: int = 0
     written: int = 0  # PATCHes ServiceNow accepted
+    held: int = 0  # writes waiting behind a refused work note of the same incident
     refused: list[WriteRefused] = field(default_factory=list)
     planned: list[str] = field(default_factory=list)  # --dry-run's lines
     error: FdSyncError | None = None

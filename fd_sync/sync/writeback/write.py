@@ -51,6 +51,8 @@ class ServiceNowWrites:
         before = self.writer.requests_made
         try:
             groups = self.ledger.writeback.pending_by_incident()
+            for sys_id in self.ledger.writeback.holding_incidents() & groups.keys():
+                report.held += len(groups.pop(sys_id))  # behind a refused note, in order
             if groups:
                 current = self.writer.current(wants_current(groups, self.rules))
                 links = self.ledger.links.get(groups)
