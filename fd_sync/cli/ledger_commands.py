@@ -9,6 +9,13 @@ import click
 
 from fd_sync import redaction
 from fd_sync.cli.base import Options, cli, echo, ledger_access, load_config
+from fd_sync.core.location import (
+    LedgerLocation,
+    PostgresLedger,
+    is_postgres_url,
+    split_postgres_url,
+    unsupported_scheme,
+)
 from fd_sync.errors import ConfigError, LockBusy, UsageRefused
 
 TARGET_PASSWORD_ENV = "FD_SYNC_TARGET_DATABASE_PASSWORD"
@@ -34,52 +41,14 @@ def ledger_copy(options: Options, target: str) -> int:
     outbox with dead events and errors, state, runs, quarantine, write-backs; ids kept,
     counts verified on both sides. A running daemon would go on changing the ledger
     after the copy, and the copy would then send and write again: it is refused."""
-    from fd_sync.core.location import (
-        LedgerLocation,
-        PostgresLedger,
-        is_postgres_url,
-        split_postgres_url,
-        unsupported_scheme,
-    )
     from fd_sync.ops.status import live_daemon
     from fd_sync.store import backends
     from fd_sync.store.copy import copy_ledger
 
     cfg = load_config(options, secrets_required=False)
-    destination: LedgerLocation
-    if wrong := unsupported_scheme(target):
-        raise ConfigError(f"--to: {wrong}")
-    if is_postgres_url(target):
-        try:
-            url, inline = split_postgres_url(target)
-        except ValueError as exc:
-            raise click.BadParameter(f"not a usable PostgreSQL URL: {exc}") from None
-        password = os.environ.get(TARGET_PASSWORD_ENV) or inline
-        redaction.register([password])
-        destination = PostgresLedger(url, password=password)
-    else:
-        destination = Path(target).expanduser().resolve()
+    destination = _target(target)
     source_at = cfg.sync.database
-    if isinstance(source_at, Path):
-        if not source_at.exists():
-            raise UsageRefused(
-                f"{source_at}: no ledger to copy (the configured [sync] database does not "
-                "exist); point --config at the fd-sync whose ledger you mean to move"
-            )
-        if destination == source_at.resolve():
-            raise UsageRefused(f"{destination}: is the configured ledger; copy it somewhere else")
-    else:
-        if str(destination) == str(source_at):
-            raise UsageRefused(f"{destination}: is the configured ledger; copy it somewhere else")
-        probe = backends.connect(source_at, readonly=True, allow_empty=True)
-        try:
-            if not probe.has_schema:
-                raise UsageRefused(
-                    f"{source_at}: no ledger to copy (no fd-sync schema there); point "
-                    "--config at the fd-sync whose ledger you mean to move"
-                )
-        finally:
-            probe.close()
+    _refuse_a_source_that_is_not_one(source_at, destination)
     with ledger_access(cfg, "write") as source:
         running = live_daemon(source)
         if running is not None:
@@ -103,3 +72,43 @@ def ledger_copy(options: Options, target: str) -> int:
         ]
     )
     return 0
+
+
+def _target(target: str) -> LedgerLocation:
+    """--to as a ledger location; a URL that is not PostgreSQL's is refused, never a file."""
+    if wrong := unsupported_scheme(target):
+        raise ConfigError(f"--to: {wrong}")
+    if not is_postgres_url(target):
+        return Path(target).expanduser().resolve()
+    try:
+        url, inline = split_postgres_url(target)
+    except ValueError as exc:
+        raise click.BadParameter(f"not a usable PostgreSQL URL: {exc}") from None
+    password = os.environ.get(TARGET_PASSWORD_ENV) or inline
+    redaction.register([password])
+    return PostgresLedger(url, password=password)
+
+
+def _refuse_a_source_that_is_not_one(source: LedgerLocation, destination: LedgerLocation) -> None:
+    """Copying a ledger that does not exist copies nothing, and switching to the copy as
+    the output says would throw the real state away; copying onto itself is a mistake."""
+    from fd_sync.store import backends
+
+    missing = (
+        "no ledger to copy ({why}); point --config at the fd-sync whose ledger you mean to move"
+    )
+    same = f"{destination}: is the configured ledger; copy it somewhere else"
+    if isinstance(source, Path):
+        if not source.exists():
+            raise UsageRefused(f"{source}: " + missing.format(why="the file does not exist"))
+        if destination == source.resolve():
+            raise UsageRefused(same)
+        return
+    if str(destination) == str(source):
+        raise UsageRefused(same)
+    probe = backends.connect(source, readonly=True, allow_empty=True)
+    try:
+        if not probe.has_schema:
+            raise UsageRefused(f"{source}: " + missing.format(why="no fd-sync schema there"))
+    finally:
+        probe.close()

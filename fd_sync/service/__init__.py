@@ -1,1 +1,2 @@
-"""``fd-sync run``: the scheduler loop, systemd notify, Prometheus metrics."""
+"""``fd-sync run``: the scheduler loop (daemon), its record and back-off (lifecycle),
+leadership on a shared ledger, the watchdog, systemd notify, Prometheus metrics."""

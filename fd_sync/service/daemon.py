@@ -24,8 +24,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
@@ -46,46 +45,19 @@ from fd_sync.errors import (
 )
 from fd_sync.http.transport import interruptible_sleep
 from fd_sync.service.leadership import Leadership
+from fd_sync.service.lifecycle import (
+    AuthBackoff,
+    daemon_record,
+    refuse_a_second_daemon,
+    restart_needed,
+)
 from fd_sync.service.sdnotify import Notifier
 from fd_sync.service.watchdog import Watchdog
 from fd_sync.store import backends
-from fd_sync.store.lock import process_identity, still_running
-from fd_sync.store.records import DaemonRecord, ProcessId, now_iso
 from fd_sync.store.state import DAEMON
 from fd_sync.sync.report import CycleReport
 
 STOP_GRACE_SECONDS = 25.0  # systemd's default stop timeout is 90 s; the issue promises 30
-AUTH_BACKOFF_CAP = 1800.0
-
-
-@dataclass
-class AuthBackoff:
-    """ServiceNow refused our credentials: fetch again only after a doubling pause."""
-
-    failures: int = 0
-    until: float = 0.0  # monotonic
-    reason: str = ""
-
-    def record(self, now: float, interval: float, reason: str) -> float:
-        self.failures += 1
-        pause = min(AUTH_BACKOFF_CAP, interval * 2**self.failures)
-        self.until = now + pause
-        self.reason = reason
-        return pause
-
-    def clear(self) -> None:
-        self.failures, self.until, self.reason = 0, 0.0, ""
-
-
-def restart_needed(old: Config, new: Config) -> str | None:
-    """The setting a reload may not change (the ledger and what it mirrors), or None."""
-    if new.sync.database != old.sync.database:
-        return "[sync] database"
-    if new.servicenow.table != old.servicenow.table:
-        return "[servicenow] table"
-    if new.servicenow.instance_url != old.servicenow.instance_url:
-        return "[servicenow] instance_url"
-    return None
 
 
 class Daemon:
@@ -168,25 +140,10 @@ class Daemon:
         return self._finish(watchdog)
 
     def _refuse_a_second_daemon(self) -> None:
-        """Two daemons on one SQLite ledger take turns at its lock, each recording itself
-        over the other: `status` would show one of them. SQLite has no standby; say so."""
-        if self.leadership.shared:
-            return  # PostgreSQL: the second one stands by, and status lists it
-        with self.leadership.state() as records:
-            if records is None:
-                return
-            other = DaemonRecord.from_json(records.get_json(DAEMON))
-        if (
-            other is not None
-            and other.running
-            and other.pid != os.getpid()
-            and still_running(other.to_json())
-        ):
-            raise ConfigError(
-                f"{self.config.sync.database}: fd-sync run (pid {other.process}) already uses "
-                "this ledger, and a SQLite ledger has one daemon: stop it first, or share a "
-                "PostgreSQL ledger between two hosts (README, High availability)"
-            )
+        if not self.leadership.shared:  # PostgreSQL: a second daemon stands by instead
+            with self.leadership.state() as records:
+                if records is not None:
+                    refuse_a_second_daemon(records, self.config.sync.database)
 
     def _finish(self, watchdog: threading.Thread | None) -> int:
         self.notifier.stopping("stopping: finishing the cycle in progress")
@@ -386,24 +343,13 @@ class Daemon:
         """What `fd-sync status` shows about the daemon, beyond the runs table."""
         if not self.leadership.leader:
             return  # the leader's record is the one status shows; standbys check in
-        paused_until = paused_because = None
-        if self.backoff.failures:
-            resume = datetime.now(UTC) + timedelta(seconds=self.backoff.until - self.clock())
-            paused_until = resume.isoformat(timespec="seconds")
-            paused_because = self.backoff.reason
-        identity = process_identity() if started else {"pid": None}
-        record = DaemonRecord(
-            pid=identity.get("pid"),
-            running=started,
-            poll_interval_seconds=self.config.sync.poll_interval_seconds,
+        paused = self.backoff.paused_until(self.clock()) if self.backoff.failures else None
+        record = daemon_record(
+            started=started,
+            interval=self.config.sync.poll_interval_seconds,
             status=self.last_status,
-            updated_at=now_iso(),
-            host=ProcessId.current().host if self.leadership.shared else None,
-            role="leader" if self.leadership.shared else "single",
-            boot_id=identity.get("boot_id"),
-            start_ticks=identity.get("start_ticks"),
-            fetch_paused_until=paused_until,
-            fetch_paused_because=paused_because,
+            shared=self.leadership.shared,
+            paused=(paused, self.backoff.reason) if paused else None,
         )
         try:
             # Outside the run lock: a small state write, serialised by the engine itself.
