@@ -30,6 +30,7 @@ from fd_sync.servicenow.client import ServiceNowClient
 from fd_sync.servicenow.lookups import Lookups
 from fd_sync.servicenow.writer import IncidentWriter
 from fd_sync.store.ledger import Ledger
+from fd_sync.sync.commands import Commands
 from fd_sync.sync.cycle import Cycle, CycleSettings, PlannerFactory
 from fd_sync.sync.deletions import DeletionCheck
 from fd_sync.sync.delivery import Deliverer, Destination
@@ -158,19 +159,57 @@ def cycle(
     """A cycle over this ledger with its own clients; ``sleep`` is every retry's wait,
     ``wall`` the Unix clock the write-back compares with Flashduty's times."""
     client = servicenow_client(config, sleep=sleep)
+    delivery = deliverer(
+        config, ledger, sleep=sleep, to=to, should_stop=should_stop, progress=progress
+    )
+    back = writeback(config, ledger, client, sleep=sleep, wall=wall, people=people)
     return Cycle(
         ledger,
         client,
-        deliverer(config, ledger, sleep=sleep, to=to, should_stop=should_stop, progress=progress),
+        delivery,
         settings=CycleSettings(
             lookback_seconds=config.sync.lookback_seconds,
             history=timedelta(days=config.sync.history_days),
         ),
         planners=planners(config, ledger, client),
         deletions=deletion_check(config, ledger, client, progress=progress),
-        writeback=writeback(config, ledger, client, sleep=sleep, wall=wall, people=people),
+        writeback=back,
+        commands=commands(config, ledger, client, delivery, sleep=sleep),
+        answers=(
+            ServiceNowWrites(ledger, IncidentWriter(client), StateRules(), wall=wall)
+            if back is None and config.commands.enabled
+            else None
+        ),
         should_stop=should_stop,
         progress=progress,
+    )
+
+
+def commands(
+    config: Config,
+    ledger: Ledger,
+    client: ServiceNowClient,
+    delivery: Deliverer,
+    *,
+    sleep: Sleep = time.sleep,
+) -> Commands | None:
+    """Paging from the incident form, with [commands] enabled; pages go through the
+    cycle's own deliverer (one rate limit per push URL)."""
+    if not config.commands.enabled:
+        return None
+
+    def openapi() -> OpenAPIClient:
+        return openapi_client(config, purpose="/flashduty commands", sleep=sleep)
+
+    has_key = bool(config.flashduty.app_key)
+    return Commands(
+        ledger,
+        client,
+        Dispatcher(config, ledger, Lookups(client), delivery, openapi=openapi if has_key else None),
+        default_channel=config.flashduty.channel_id,
+        allowed_groups=config.commands.allowed_groups,
+        lookback_seconds=config.sync.lookback_seconds,
+        openapi=openapi if has_key else None,
     )
 
 

@@ -65,6 +65,8 @@ def once(options: Options, since: str | None, dry_run: bool) -> int:
         )
     for planned in report.planned:
         click.echo(planned.line())
+    for line in report.commands.planned:
+        click.echo(line)
     for line in report.writeback.planned:
         click.echo(line)
     click.echo(report.summary())
@@ -220,7 +222,10 @@ def status(options: Options, as_json: bool, health_check: bool) -> int:
     cfg = load_config(options, secrets_required=False)
     with ledger_access(cfg, "read") as ledger:
         found = read_status(
-            ledger, cfg.sync.poll_interval_seconds, writeback_enabled=cfg.writeback.enabled
+            ledger,
+            cfg.sync.poll_interval_seconds,
+            writeback_enabled=cfg.writeback.enabled,
+            commands_enabled=cfg.commands.enabled,
         )
     if as_json:
         click.echo(json.dumps(found.as_json(), indent=2))

@@ -80,6 +80,14 @@ class WritebackConfig:
 
 
 @dataclass(frozen=True)
+class CommandsConfig:
+    """[commands]: work notes starting with /flashduty page, list rules, show status."""
+
+    enabled: bool
+    allowed_groups: tuple[str, ...]  # empty: whoever may write a work note may command
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     listen: tuple[str, int] | None  # (host, port) of the Prometheus endpoint; None: off
 
@@ -104,6 +112,7 @@ class Config:
     routing: Routing
     secret_sources: tuple[tuple[str, str], ...]  # ("[section] key", where it came from)
     writeback: WritebackConfig
+    commands: CommandsConfig
 
     def secrets(self) -> list[str]:
         """Every secret value this configuration holds, for redaction."""

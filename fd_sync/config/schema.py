@@ -161,6 +161,13 @@ def _close_notes(value: str) -> str | None:
     return None
 
 
+def _group_names(value: list[Any]) -> str | None:
+    for name in value:
+        if not isinstance(name, str) or not name.strip():
+            return f'must be ServiceNow group names such as "Service Desk" ({name!r})'
+    return None
+
+
 SCHEMA: dict[str, dict[str, Key]] = {
     "servicenow": {
         "instance_url": Key(str),
@@ -255,6 +262,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "close_notes": Key(str, "Resolved in Flashduty by {closer}. {resolution}", _close_notes),
         # Unset: two [sync] poll intervals.
         "hold_seconds": Key(int, None, _int_range(0, 86400)),
+    },
+    # Paging from the incident form: work notes that start with /flashduty.
+    "commands": {
+        "enabled": Key(bool, None),  # unset: on when [flashduty] app_key is set
+        "allowed_groups": Key(list, (), _group_names),
     },
 }
 

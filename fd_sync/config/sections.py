@@ -15,6 +15,7 @@ from typing import Any
 
 from fd_sync.config.model import (
     DEFAULT_DATABASE,
+    CommandsConfig,
     Config,
     FlashdutyConfig,
     HttpConfig,
@@ -78,6 +79,7 @@ def parse(
     metrics = _metrics(values["metrics"], ctx)
     routes = parse_routing(values["routing"], raw.get("route", []), sn, fd, ctx)
     writeback = _writeback(values["writeback"], fd, sync.poll_interval_seconds, ctx)
+    commands = _commands(values["commands"], fd)
     return Config(
         path=path,
         servicenow=sn,
@@ -89,6 +91,7 @@ def parse(
         routing=routes,
         secret_sources=tuple(ctx.sources.items()),
         writeback=writeback,
+        commands=commands,
     )
 
 
@@ -250,6 +253,14 @@ def _writeback(
         work_notes=frozenset(v["work_notes"]),
         hold_seconds=2 * poll_interval if hold is None else hold,
     )
+
+
+def _commands(v: dict[str, Any], fd: FlashdutyConfig) -> CommandsConfig:
+    # On by default only with an app key: without the OpenAPI, `rules` and the escalation
+    # path a page answers with cannot be read, and a half-working command is a trap.
+    enabled = bool(fd.app_key) if v["enabled"] is None else v["enabled"]
+    groups = tuple(dict.fromkeys(g.strip() for g in v["allowed_groups"]))
+    return build(CommandsConfig, v, enabled=enabled, allowed_groups=groups)
 
 
 def _http(v: dict[str, Any], path: Path) -> HttpConfig:

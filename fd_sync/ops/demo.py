@@ -192,12 +192,21 @@ def _run(demo: _Demo, cycles: int) -> int:
             fd.comment(vpn, ann, "rolling back the gateway firmware")
             bob = fd.add_person("Bob Diaz", "bob@example.com")
             fd.resolve(fd.incident_of(ids[4]), bob, "upstream pool restarted")
+            paged = ids[2]  # an agent pages from this incident's form
+            checkout = sn.incident(paged)["number"]
+            sn.work_note(paged, "/flashduty page channels=sms,voice", by="ann lee")
             demo.cycle(
                 cycle,
                 4,
                 f"in Flashduty, Ann Lee acknowledges {sn.incident(ids[1])['number']} and "
-                f"comments; Bob Diaz resolves {sn.incident(ids[4])['number']}",
+                f"comments; Bob Diaz resolves {sn.incident(ids[4])['number']}; in "
+                f"ServiceNow an agent pages from {checkout}'s form: a work note "
+                "'/flashduty page channels=sms,voice'",
             )
+            for note in sn.journal(paged, "work_notes"):
+                for line in note["value"].splitlines():
+                    if line.startswith("[Flashduty] Paged"):
+                        echo(f"  {checkout}'s answer, as the agent reads it: {line}")
 
         for number in range(5, cycles + 1):
             demo.cycle(

@@ -7,12 +7,13 @@ from typing import Any
 
 from fd_sync.core.decide import Kind
 from fd_sync.errors import UsageRefused
+from fd_sync.store.commands import Command
 from fd_sync.store.ledger import Ledger
 from fd_sync.store.outbox import OutboxEvent
 from fd_sync.store.queue import DurableQueue, QueueStatus
 from fd_sync.store.writeback import ID_PREFIX, Write, WritebackQueue
 
-Entry = OutboxEvent | Write
+Entry = OutboxEvent | Write | Command
 
 
 def parse_id(text: str) -> tuple[bool, int]:
@@ -45,6 +46,19 @@ def waiting(ledger: Ledger, *, dead_only: bool, show_all: bool, limit: int) -> l
 
 
 def as_json(e: Entry) -> dict[str, Any]:
+    if isinstance(e, Command):
+        return {
+            "id": e.label,
+            "to": "servicenow",
+            "number": e.number,
+            "sys_id": e.sys_id,
+            "kind": "command",
+            "verb": e.verb,
+            "author": e.author,
+            "status": e.status.value,
+            "attempts": e.attempts,
+            "created_at": e.created_at,
+        }
     if isinstance(e, Write):
         return {
             "id": e.label,
@@ -85,6 +99,11 @@ def line(e: Entry, hold: dict[str, str] | None = None) -> str:
             f"  (may wait: Flashduty cannot be read since {hold.get('since')}, so whether a "
             f"responder closed the alert is unknown; it goes by {hold.get('until')} at the "
             "latest)"
+        )
+    if isinstance(e, Command):
+        return (
+            f"{e.label:>7}  {e.number:<12} {'command':<8} {e.status.value:<9} "
+            f"tries {e.attempts:<3} {e.created_at} ({e.verb or 'unreadable'} by {e.author})"
         )
     if isinstance(e, Write):
         kind = "write"  # to ServiceNow: a work note and/or a state change

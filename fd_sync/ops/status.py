@@ -32,6 +32,7 @@ class Status:
     healthy: bool
     health: str
     writeback_enabled: bool = False  # [writeback] enabled: show that direction
+    commands_enabled: bool = False  # [commands] enabled
 
     def as_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self.summary)
@@ -49,6 +50,7 @@ def read_status(
     *,
     now: Callable[[], datetime] = _now,
     writeback_enabled: bool = False,
+    commands_enabled: bool = False,
 ) -> Status:
     summary = ledger.summary()
     healthy, why = health(summary.last_success_at, poll_interval, now())
@@ -69,7 +71,7 @@ def read_status(
     daemon = _daemon(
         DaemonRecord.from_json(ledger.state.get_json(DAEMON)), summary.high_availability
     )
-    return Status(summary, daemon, healthy, why, writeback_enabled)
+    return Status(summary, daemon, healthy, why, writeback_enabled, commands_enabled)
 
 
 def dead_line(summary: Summary) -> str:
@@ -208,6 +210,8 @@ def render(status: Status, *, now: Callable[[], datetime] = _now) -> list[str]:
         )
     lines.extend(("dead", dead_reason(reason)) for reason in summary.dead_reasons)
     lines.extend(writeback_lines(summary, shown=status.writeback_enabled))
+    if status.commands_enabled:
+        lines.append(("commands", commands_line(summary)))
     if last and last.message and last.exit_code:
         lines.append(("last error", last.message))
     lines.append(("last success", summary.last_success_at or "never"))
@@ -226,6 +230,20 @@ def render(status: Status, *, now: Callable[[], datetime] = _now) -> list[str]:
     lines.append(("health", ("ok: " if status.healthy else "UNHEALTHY: ") + status.health))
     width = max(len(k) for k, _ in lines)
     return [f"{key:<{width}}  {value}" for key, value in lines]
+
+
+def commands_line(summary: Summary) -> str:
+    answered = summary.commands.delivered
+    if summary.commands_seen_at is None:
+        return (
+            f"on; {answered} answered; the journal has never returned a /flashduty note (if "
+            "agents wrote some, the integration user may not read sys_journal_field, which "
+            "ServiceNow answers with no rows: run fd-sync check)"
+        )
+    return (
+        f"on; {answered} answered, {summary.commands.pending} waiting; last command read "
+        f"{summary.commands_seen_at}"
+    )
 
 
 def writeback_lines(summary: Summary, *, shown: bool) -> list[tuple[str, str]]:

@@ -59,6 +59,12 @@ class Metrics:
             ["kind", "outcome"],
             registry=r,
         )
+        self.commands = Counter(
+            "fdsync_commands",
+            "Commands read from /flashduty work notes, by verb and outcome.",
+            ["verb", "outcome"],
+            registry=r,
+        )
         self.writeback_dead = Gauge(
             "fdsync_writeback_dead",
             "Write-backs ServiceNow refused for good, kept until fd-sync outbox retry or drop.",
@@ -102,6 +108,8 @@ class Metrics:
             self.events.labels("any", "delivered").inc(report.delivery.delivered)
         if report.delivery.dead:
             self.events.labels("any", "dead").inc(report.delivery.dead)
+        for (verb, outcome), count in report.commands.outcomes.items():
+            self.commands.labels(verb, outcome).inc(count)
         for (kind, outcome), count in report.writeback.outcomes.items():
             self.writebacks.labels(kind, outcome).inc(count)
         self.writeback_lag.set(report.writeback.lag_seconds)

@@ -138,6 +138,43 @@ class Lookups:
         row = rows[0] if rows and isinstance(rows[0], dict) else None
         return (_text(row, "sys_id"), _text(row, "name")) if row else None
 
+    def author(self, user_name: str) -> tuple[str, tuple[str, ...]]:
+        """Who wrote a note (``sys_created_by`` is a user_name): their name and groups."""
+        rows, _ = self.client.table_get(
+            {
+                "sysparm_query": f"user_name={query_value(user_name, 'user')}",
+                "sysparm_fields": "sys_id,name",
+                "sysparm_limit": "1",
+            },
+            table="sys_user",
+        )
+        row = rows[0] if rows and isinstance(rows[0], dict) else None
+        if row is None:
+            return user_name, ()
+        members, _ = self.client.table_get(
+            {
+                "sysparm_query": f"user={query_value(_text(row, 'sys_id'), 'user')}",
+                "sysparm_fields": "group.name",
+                "sysparm_limit": "1000",
+            },
+            table="sys_user_grmember",
+        )
+        groups = tuple(_text(m, "group.name") for m in members if isinstance(m, dict))
+        return _text(row, "name") or user_name, groups
+
+    def numbers(self, sys_ids: Sequence[str]) -> dict[str, str]:
+        """sys_id -> number of these incidents (one request)."""
+        if not sys_ids:
+            return {}
+        rows, _ = self.client.table_get(
+            {
+                "sysparm_query": "sys_idIN" + ",".join(query_value(s, "sys_id") for s in sys_ids),
+                "sysparm_fields": "sys_id,number",
+                "sysparm_limit": str(len(sys_ids)),
+            }
+        )
+        return {_text(r, "sys_id"): _text(r, "number") for r in rows if isinstance(r, dict)}
+
     def incident_by_number(self, number: str) -> Any | None:
         """The raw row of one incident, read with the fields a cycle reads."""
         rows, _ = self.client.table_get(

@@ -101,6 +101,9 @@ class ServiceNowSim(TableWrites, TableReads, SimServer):
         self.duplicate_rows = 0  # the next N answers repeat one of their rows
         self.deny_read = False  # 403 on the table: missing role or ACL
         self.deny_tables: set[str] = set()  # 403 on these tables only
+        # 200 and no rows on these tables: a read ACL the platform applies silently
+        # (sys_journal_field, REFERENCE section 10)
+        self.silent_tables: set[str] = set()
         self.invalid_returns_no_rows = False
         self.tokens: dict[str, float] = {}  # access token -> expiry (monotonic)
         self.refresh_tokens: set[str] = set()
@@ -189,6 +192,19 @@ class ServiceNowSim(TableWrites, TableReads, SimServer):
             sys_created_by=by,
         )
         return self.update(sys_id)
+
+    def work_note(self, sys_id: str, text: str, *, by: str = "admin") -> dict[str, str]:
+        """A work note an agent saves on the form: a journal row by them and an update."""
+        self._add(
+            "sys_journal_field",
+            name="incident",
+            element="work_notes",
+            element_id=sys_id,
+            value=text,
+            sys_created_on=self.clock.text(),
+            sys_created_by=by,
+        )
+        return self.update(sys_id, sys_updated_by=by)
 
     def _add(self, table: str, **fields: str) -> str:
         sys_id = new_sys_id()

@@ -31,6 +31,7 @@ class TableReads:
     custom_columns: set[str]
     hidden: set[str]
     acl_hidden: set[str]
+    silent_tables: set[str]
     duplicate_rows: int
     invalid_returns_no_rows: bool
     _index: list[tuple[str, str]]
@@ -90,6 +91,8 @@ class TableReads:
                     rows, more = self._select(table, query, offset, limit)
             # sysparm_limit counted these; the ACL now removes them.
             rows = [r for r in rows if r["sys_id"] not in self.acl_hidden]
+            if table in self.silent_tables:
+                rows, more = [], False
             if rows and self.duplicate_rows > 0:
                 self.duplicate_rows -= 1
                 rows.insert(len(rows) // 2, rows[len(rows) // 2])

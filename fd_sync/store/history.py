@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from fd_sync.store.commands import Command
 from fd_sync.store.links import Link
 from fd_sync.store.outbox import OutboxEvent
 from fd_sync.store.queue import QueueStatus
@@ -46,6 +47,7 @@ class IncidentHistory:
     writes: list[Write]
     link: Link | None
     hold: dict[str, str] | None  # updates held while Flashduty cannot be read
+    commands: list[Command] = field(default_factory=list)  # /flashduty work notes
 
     @property
     def dead_create(self) -> OutboxEvent | None:
@@ -83,6 +85,7 @@ def read_history(ledger: Ledger, number: str) -> IncidentHistory | None:
         writes=list(reversed(writes)),
         link=ledger.links.get([sys_id]).get(sys_id) if ledger.db.has_writeback_tables else None,
         hold=ledger.writeback_hold(),
+        commands=list(reversed(ledger.commands.items(sys_id=sys_id, limit=HISTORY_LIMIT))),
     )
 
 
@@ -93,6 +96,12 @@ def timeline(history: IncidentHistory) -> list[Moment]:
         moments += _event_moments(e)
     for w in history.writes:
         moments += _write_moments(w)
+    for c in history.commands:
+        first = c.text.strip().splitlines()[0] if c.text.strip() else c.text
+        moments.append(Moment(c.created_at, "ledger", f"command from {c.author}: {first}", c.label))
+        if c.answer:
+            said = c.answer.splitlines()[0].removeprefix("[Flashduty] ")
+            moments.append(Moment(c.finished_at or c.created_at, "servicenow", f"answered: {said}"))
     link = history.link
     if link is not None:
         key = f" (alert_key {link.alert_key})" if link.alert_key else ""

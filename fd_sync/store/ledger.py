@@ -31,6 +31,7 @@ from fd_sync.core.location import LedgerLocation, PostgresLedger
 from fd_sync.core.payloads import Extras
 from fd_sync.store import backends
 from fd_sync.store.backends.sqlite import MEMORY
+from fd_sync.store.commands import Command, CommandQueue, CommandSteps
 from fd_sync.store.db import Database
 from fd_sync.store.incidents import Incidents
 from fd_sync.store.links import Links
@@ -70,7 +71,7 @@ class AdoptedAlert:
     cursor: FeedCursor = field(default_factory=FeedCursor)
 
 
-class Ledger(WritebackSteps, LeadershipSteps):
+class Ledger(WritebackSteps, LeadershipSteps, CommandSteps):
     def __init__(
         self,
         location: LedgerLocation | Database,
@@ -95,11 +96,12 @@ class Ledger(WritebackSteps, LeadershipSteps):
         self.runs = Runs(self.db, clock)
         self.quarantine = Quarantine(self.db, clock)
         self.links = Links(self.db)
+        self.commands = CommandQueue(self.db, clock)
 
     @property
     def queues(self) -> tuple[DurableQueue[Any], ...]:
         """Every durable queue, each direction once (`outbox list` shows them all)."""
-        return (self.outbox, self.writeback)
+        return (self.outbox, self.writeback, self.commands)
 
     @classmethod
     def scratch(cls, *, clock: Callable[[], datetime] = utc_now) -> Ledger:
@@ -363,8 +365,10 @@ class Ledger(WritebackSteps, LeadershipSteps):
                 if item.kind is Kind.CREATE:
                     self.incidents.forget_alert(item.sys_id)
                 return count
-            assert isinstance(item, Write)
-            return self.writeback.drop(item)
+            if isinstance(item, Write):
+                return self.writeback.drop(item)
+            assert isinstance(item, Command)
+            return self.commands.drop(item)
 
     def start_run(self, run_id: str, command: str) -> int:
         with self.transaction("record the run"):

@@ -137,6 +137,31 @@ STEPS = (
             "CREATE INDEX writeback_status ON writeback (status, id)",
         ),
     ),
+    # Commands in work notes: each note (its sys_journal_field sys_id) acted on once.
+    Migration(
+        "m004_commands",
+        (
+            """CREATE TABLE commands (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                journal_id TEXT NOT NULL UNIQUE,
+                sys_id TEXT NOT NULL,
+                number TEXT NOT NULL,
+                author TEXT NOT NULL,
+                text TEXT NOT NULL,
+                verb TEXT NOT NULL,
+                status TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                run_id TEXT,
+                created_at TEXT NOT NULL,
+                last_attempt_at TEXT,
+                finished_at TEXT,
+                http_status INTEGER,
+                error_message TEXT,
+                answer TEXT
+            )""",
+            "CREATE INDEX commands_status ON commands (status, id)",
+        ),
+    ),
 )
 
 # Every table the ledger holds, with its primary key: what `ledger copy` fills, counts and
@@ -149,6 +174,7 @@ TABLES = {
     "quarantine": "id",
     "links": "sys_id",
     "writeback": "id",
+    "commands": "id",
 }
 
 sqlite_migrations = Migrations(MIGRATION_SET)

@@ -22,6 +22,8 @@ DAEMON = "daemon"  # JSON: the daemon's pid, interval and status line, for `fd-s
 FLASHDUTY_READ = "flashduty_read_at"  # when the write-back last read Flashduty's incidents (ISO)
 # JSON: updates held while Flashduty could not be read: since (the last read), until, why
 WRITEBACK_HOLD = "writeback_hold"
+COMMANDS_WATERMARK = "commands_watermark"  # newest sys_created_on of a command note read
+COMMANDS_SEEN_AT = "commands_seen_at"  # when the journal last returned a command note
 # High availability (PostgreSQL): who leads, who stands by, and the last takeover.
 LEADER = "leader"  # JSON: host, pid, since; stopped_at once it stepped down cleanly
 STANDBY_PREFIX = "standby:"  # + "host:pid" -> JSON: host, pid, since, seen_at (its check-in)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +11,7 @@ from fd_sync.store.queue import DeadReason, QueueCounts
 from fd_sync.store.records import FailoverRecord, LeaderRecord, StandbyRecord
 from fd_sync.store.runs import LastRun
 from fd_sync.store.state import (
+    COMMANDS_SEEN_AT,
     FLASHDUTY_READ,
     LAST_FAILOVER,
     LEADER,
@@ -64,6 +65,8 @@ class Summary:
     backend: str = "sqlite"
     high_availability: HighAvailability | None = None  # PostgreSQL only
     oldest_dead: str | None = None  # the oldest item a remote refused for good, described
+    commands: QueueCounts = field(default_factory=QueueCounts)  # /flashduty notes answered
+    commands_seen_at: str | None = None  # when the journal last returned a command note
 
     @property
     def dead(self) -> int:
@@ -88,6 +91,8 @@ def summarize(ledger: Ledger) -> Summary:
         backend=ledger.db.backend,
         high_availability=high_availability(ledger),
         oldest_dead=oldest_dead(ledger),
+        commands=ledger.commands.counts(),
+        commands_seen_at=ledger.state.get(COMMANDS_SEEN_AT),
     )
 
 

@@ -35,11 +35,12 @@ from fd_sync.servicenow.client import ServiceNowClient
 from fd_sync.store.ledger import Ledger
 from fd_sync.store.state import BASELINE_UNTIL, SCAN_FROM, WATERMARK
 from fd_sync.sync.choices import refresh_choice_labels
+from fd_sync.sync.commands import Commands
 from fd_sync.sync.deletions import DeletionCheck
 from fd_sync.sync.delivery import Deliverer
 from fd_sync.sync.plan import PagePlan, Planner
 from fd_sync.sync.report import CycleReport, planned_events
-from fd_sync.sync.writeback import Writeback
+from fd_sync.sync.writeback import ServiceNowWrites, Writeback
 
 
 def _new_run_id() -> str:
@@ -71,6 +72,8 @@ class Cycle:
         planners: PlannerFactory,
         deletions: DeletionCheck | None = None,
         writeback: Writeback | None = None,
+        commands: Commands | None = None,
+        answers: ServiceNowWrites | None = None,
         should_stop: Callable[[], bool] = lambda: False,
         progress: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
@@ -79,6 +82,8 @@ class Cycle:
         self.planners = planners  # a fresh planner per cycle: people and groups change
         self.deletions = deletions  # every [sync] deletion_check_seconds; None: never
         self.writeback = writeback  # Flashduty -> ServiceNow, with [writeback] enabled
+        self.commands = commands  # /flashduty work notes, with [commands] enabled
+        self.answers = answers  # writes the answers when there is no write-back to do it
         self.ledger = ledger
         self.servicenow = servicenow
         self.deliverer = deliverer
@@ -122,8 +127,15 @@ class Cycle:
                 level("fetch_failed", error=str(exc), exit_code=exc.exit_code)
             if not dry_run:
                 self._deliver(report, fetched=fetch)
+            if self.commands is not None and fetch and not self.should_stop():
+                self.commands.run(report.commands, run_id=report.run_id, dry_run=dry_run)
+                if report.commands.answered:
+                    self._count_outbox(report)  # a page refused now counts in this exit code
+            if not dry_run:
                 if self.writeback is not None and not self.should_stop():
                     self.writeback.write(report.writeback, run_id=report.run_id)
+                elif self.answers is not None and not self.should_stop():
+                    self.answers.run(report.writeback, run_id=report.run_id)
                 report.writeback_dead = self.ledger.writeback.counts().dead
             if self.should_stop() and report.error is None:
                 # An interrupted run is never a success, even when the signal came late.

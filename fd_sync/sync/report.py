@@ -9,6 +9,7 @@ from typing import Any
 from fd_sync.core.decide import DEFAULT_DESTINATION, Decision, Kind
 from fd_sync.core.payloads import NO_EXTRAS, Extras
 from fd_sync.errors import EX_OK, EX_PROTOCOL, EX_TEMPFAIL, FdSyncError, Interrupted, outcome, worst
+from fd_sync.sync.commands import CommandsReport
 from fd_sync.sync.delivery import DeliveryReport
 from fd_sync.sync.writeback.report import WritebackReport
 
@@ -64,6 +65,7 @@ class CycleReport:
     seconds: float = 0.0
     first_run: bool = False  # no watermark yet: the present state is the baseline
     writeback: WritebackReport = field(default_factory=WritebackReport)
+    commands: CommandsReport = field(default_factory=CommandsReport)
 
     def count(self, counts: dict[str, int]) -> None:
         for kind, n in counts.items():
@@ -80,6 +82,8 @@ class CycleReport:
             codes.append(EX_TEMPFAIL)
         if self.writeback.error is not None:
             codes.append(self.writeback.error.exit_code)
+        if self.commands.error is not None:
+            codes.append(self.commands.error.exit_code)
         if self.writeback.refused or self.writeback_dead:
             codes.append(EX_PROTOCOL)  # someone's action never reached ServiceNow
         return worst(codes)
@@ -136,6 +140,7 @@ class CycleReport:
             "delivered": self.delivery.delivered,
             "dead": self.dead,
             "writeback_dead": self.writeback_dead,
+            "commands_answered": self.commands.answered,
             "pending": self.pending,
             "writeback_read": self.writeback.read,
             "writeback_written": self.writeback.written,

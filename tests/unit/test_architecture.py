@@ -96,6 +96,7 @@ COMMITTERS = {
     "store/ledger.py",
     "store/writeback_steps.py",
     "store/records.py",
+    "store/commands.py",
     "store/db.py",
     "store/copy.py",
 }
@@ -118,13 +119,14 @@ def test_only_the_ledger_commits():
 def test_every_queue_shares_one_lifecycle():
     """Each queue implements its two primitives (columns, decode); pending, attempted,
     delivered, dead, retry, drop and purge are written once, in DurableQueue."""
+    from fd_sync.store.commands import CommandQueue
     from fd_sync.store.outbox import Outbox
     from fd_sync.store.queue import DurableQueue
     from fd_sync.store.writeback import WritebackQueue
 
     shared = {"pending", "items", "get", "mark_attempt", "mark_delivered", "mark_failed"}
     shared |= {"retry_dead", "drop", "purge_finished", "counts", "cancel"}
-    for queue in (Outbox, WritebackQueue):
+    for queue in (Outbox, WritebackQueue, CommandQueue):
         assert issubclass(queue, DurableQueue)
         assert not shared & set(vars(queue)), f"{queue.__name__} rewrites the lifecycle"
         assert {"columns", "decode"} <= set(vars(queue))

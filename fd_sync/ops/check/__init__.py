@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from fd_sync.config import Config
 from fd_sync.errors import worst
-from fd_sync.ops.check import flashduty, ledger, network, servicenow, writeback
+from fd_sync.ops.check import commands, flashduty, ledger, network, servicenow, writeback
 from fd_sync.ops.check.steps import Step, ok
 
 
@@ -50,6 +50,8 @@ class Checker:
         ledger.check(self)
         if network.reach(self, "servicenow", self.config.servicenow.instance_url):
             servicenow.check(self)
+            if self.config.commands.enabled:
+                commands.check(self)
         reachable: dict[str, bool] = {}  # host -> network steps passed; probed once each
         for label, push_url, push_format in flashduty.push_endpoints(self):
             host = urllib.parse.urlsplit(push_url).netloc
