@@ -136,7 +136,8 @@ class Commands:
             except TemporaryFailure:
                 raise  # nothing was done: the command is acted on next cycle
             except FdSyncError as exc:
-                answer, outcome = f"[Flashduty] Could not {verb}: {_for_notes(str(exc))}", "failed"
+                doing = {"rules": "show the rules", "status": "show the status"}.get(verb, verb)
+                answer, outcome = f"[Flashduty] Could not {doing}: {_for_notes(str(exc))}", "failed"
         self.ledger.answer_command(command, answer, run_id=run_id)
         report.answered += 1
         report.tally(verb, outcome)

@@ -80,13 +80,16 @@ def test_a_page_command_pages_once_and_answers_with_the_escalation_path(desk):
     inc = open_incident(d.sn)
     d.cycle()  # its alert
     before = len(d.pushes())
-    d.note(inc, '/flashduty page channels=sms,voice rule="NOC primary"')
+    d.note(
+        inc, '/flashduty page channels=sms,voice members=ann.agent@example.com rule="NOC primary"'
+    )
     report = d.cycle()
     assert report.exit_code == 0, report.message()
     sent = d.pushes()[before:]
     assert len(sent) == 1
     assert sent[0].body["personal_channels"] == "sms,voice"
     assert sent[0].body["rule_id"] == "65aa00bb"
+    assert [m["email"] for m in sent[0].body["notify_members"]] == ["ann.agent@example.com"]
     (answer,) = d.answers(inc)
     assert (
         '[Flashduty] Paged by Ann Agent via sms, voice: rule "NOC primary" — layer 1 Ann Lee, '
