@@ -195,7 +195,11 @@ class Commands:
                 "queued"
             )
         via = ", ".join(dispatch.extras.personal_channels) or "the rule's channels"
-        return f"[Flashduty] Paged by {name} via {via}: {self._path(dispatch)}", "paged"
+        try:
+            path = self._path(dispatch)
+        except FdSyncError as exc:  # paged already: the answer says so whatever the OpenAPI
+            path = f"escalation path not shown ({exc})."
+        return f"[Flashduty] Paged by {name} via {via}: {path}", "paged"
 
     def _path(self, dispatch: Dispatch) -> str:
         """The escalation path, as `fd-sync rules` shows it, on one line."""

@@ -257,3 +257,22 @@ def test_metrics_count_commands_by_verb_and_outcome(desk):
     text = generate_latest(metrics.registry).decode()
     assert 'fdsync_commands_total{outcome="paged",verb="page"} 1.0' in text
     assert 'fdsync_commands_total{outcome="invalid",verb="invalid"} 1.0' in text
+
+
+def test_a_page_is_answered_as_sent_even_when_the_openapi_fails_after_it(desk):
+    """The page went: an OpenAPI failure while reading the path must not turn the answer
+    into "interrupted" (nor page again)."""
+    from fd_sync.simulators.http import Fault
+
+    d = desk()
+    inc = open_incident(d.sn)
+    d.cycle()
+    before = len(d.pushes())
+    d.fd.inject(Fault(status=503, path="/channel/escalate/rule/list", times=100))
+    d.note(inc, "/flashduty page channels=sms")
+    d.cycle()
+    assert len(d.pushes()) == before + 1
+    said = d.said(inc)
+    assert "Paged by Ann Agent via sms: escalation path not shown" in said
+    d.cycle()
+    assert len(d.pushes()) == before + 1 and said == d.said(inc)
