@@ -42,6 +42,7 @@ class IncidentSide:
 
     _lock: threading.RLock
     url: str
+    persons: dict[int, dict[str, Any]]  # the OpenAPI side's members
 
     def _init_incidents(self, wall: Callable[[], float] = time.time) -> None:
         self.wall = wall  # Unix time; tests may move it
@@ -178,6 +179,7 @@ class IncidentSide:
             now = int(self.wall())
             incident.update(progress="Processing", ack_time=incident["ack_time"] or now)
             self._progress(incident, "Processing")
+            self._responder(incident, person, now).update(acknowledged_at=now)
             self._entry(incident_id, "i_ack", person, {})
 
     def unack(self, incident_id: str, person: int) -> None:
@@ -185,7 +187,25 @@ class IncidentSide:
             incident = self.fd_incidents[incident_id]
             incident.update(progress="Triggered")
             self._progress(incident, "Triggered")
+            self._responder(incident, person, int(self.wall())).update(acknowledged_at=0)
             self._entry(incident_id, "i_unack", person, {})
+
+    def _responder(self, incident: dict[str, Any], person: int, now: int) -> dict[str, Any]:
+        """The incident's responder entry for a person (documented: person_id, assigned_at,
+        acknowledged_at, person_name, email), added on first contact."""
+        for entry in incident["responders"]:
+            if entry["person_id"] == person:
+                return entry
+        info = self.persons.get(person, {})
+        entry = {
+            "person_id": person,
+            "assigned_at": now,
+            "acknowledged_at": 0,
+            "person_name": info.get("person_name", ""),
+            "email": info.get("email", ""),
+        }
+        incident["responders"].append(entry)
+        return entry
 
     def comment(self, incident_id: str, person: int, text: str) -> None:
         self._act(incident_id, "i_comm", person, {"comment": text})

@@ -255,9 +255,31 @@ class Commands:
         link = history.link
         parts = [f"[Flashduty] {command.number}: {state}"]
         if link is not None and link.incident_id:
-            parts.append(f"Flashduty incident {link.incident_id} ({link.progress or 'unknown'})")
+            parts.append(self._live(link.incident_id, link.progress))
         parts.append(f"{pending} event(s) pending, {refused} refused")
         return "; ".join(parts)
+
+    def _live(self, incident_id: str, progress: str | None) -> str:
+        """The Flashduty incident now (/incident/info): progress, who acknowledged, the
+        responders, the link; what the ledger last read when the OpenAPI cannot say."""
+        known = f"Flashduty incident {incident_id} ({progress or 'unknown'})"
+        if self.openapi is None:
+            return known
+        try:
+            data = self.openapi().call("/incident/info", {"incident_id": incident_id})
+        except FdSyncError as exc:
+            return f"{known}; not read now: {exc}"
+        info = data if isinstance(data, dict) else {}
+        responders = [r for r in info.get("responders") or () if isinstance(r, dict)]
+        names = [
+            str(r.get("person_name") or r.get("email") or r.get("person_id")) for r in responders
+        ]
+        acked = [n for n, r in zip(names, responders, strict=True) if r.get("acknowledged_at")]
+        text = f"Flashduty incident {info.get('progress') or progress or 'unknown'}"
+        text += f", acknowledged by {', '.join(acked)}" if acked else ", not acknowledged"
+        if names:
+            text += f", responders {', '.join(names)}"
+        return text + f": {info.get('detail_url') or incident_id}"
 
 
 def _note(row: dict[str, object], numbers: dict[str, str]) -> CommandNote:

@@ -49,7 +49,7 @@ class Desk:
 
 @pytest.fixture
 def desk(harness, servicenow, flashduty):
-    def build(**commands: Any) -> Desk:
+    def build(two_way: bool = False, **commands: Any) -> Desk:
         servicenow.add_user("Ann Agent", user_name=AGENT, email="ann.agent@example.com")
         noc = servicenow.add_group("NOC")
         servicenow.add_member(noc, servicenow.add_user("Nick Noc", user_name="nick"))
@@ -67,6 +67,7 @@ def desk(harness, servicenow, flashduty):
             "servicenow",
             flashduty={"app_key": flashduty.app_key, "api_domain": flashduty.url, "channel_id": 77},
             commands=commands,
+            **({"writeback": {"enabled": True}} if two_way else {}),
         )
         d = Desk(h, servicenow, flashduty)
         d.cycle()  # the first run: the baseline, and the commands start at ServiceNow's present
@@ -276,3 +277,18 @@ def test_a_page_is_answered_as_sent_even_when_the_openapi_fails_after_it(desk):
     assert "Paged by Ann Agent via sms: escalation path not shown" in said
     d.cycle()
     assert len(d.pushes()) == before + 1 and said == d.said(inc)
+
+
+def test_status_says_who_acknowledged_and_links_the_incident(desk):
+    """With the write-back on, fd-sync knows the alert's Flashduty incident, and reads it."""
+    d = desk(two_way=True)
+    inc = open_incident(d.sn)
+    d.cycle()  # its alert
+    d.cycle()  # its Flashduty incident found
+    incident_id = d.fd.incident_of(inc["sys_id"])
+    d.fd.ack(incident_id, d.fd.add_person("Bob Ray", "bob.ray@example.com"))
+    d.note(inc, "/flashduty status")
+    d.cycle()
+    said = d.said(inc)
+    assert "Flashduty incident Processing, acknowledged by Bob Ray, responders Bob Ray" in said
+    assert f"/incident/{incident_id}" in said and "0 event(s) pending, 0 refused" in said
