@@ -31,7 +31,7 @@ from fd_sync.sync.dispatch import Dispatch, Dispatcher, DispatchOptions, OpenAPI
 
 JOURNAL = "sys_journal_field"
 JOURNAL_FIELDS = ("sys_id", "element_id", "value", "sys_created_on", "sys_created_by")
-COMMAND_NOTES = "name=incident^element=work_notes^valueLIKE/flashduty"
+COMMAND_NOTES = "name={table}^element=work_notes^valueLIKE/flashduty"  # one query a cycle
 
 
 @dataclass
@@ -99,7 +99,7 @@ class Commands:
             table=JOURNAL,
             time_field="sys_created_on",
             fields=JOURNAL_FIELDS,
-            extra=COMMAND_NOTES,
+            extra=COMMAND_NOTES.format(table=self.servicenow.config.table),
         )
         for page in pages:
             rows = [
