@@ -182,29 +182,24 @@ class ServiceNowSim(TableWrites, TableReads, SimServer):
 
     def comment(self, sys_id: str, text: str, *, by: str = "admin") -> dict[str, str]:
         """An additional comment, as the form saves it: a journal row and an incident update."""
-        self._add(
-            "sys_journal_field",
-            name="incident",
-            element="comments",
-            element_id=sys_id,
-            value=text,
-            sys_created_on=self.clock.text(),
-            sys_created_by=by,
-        )
+        self._journal(sys_id, "comments", text, by)
         return self.update(sys_id)
 
     def work_note(self, sys_id: str, text: str, *, by: str = "admin") -> dict[str, str]:
         """A work note an agent saves on the form: a journal row by them and an update."""
+        self._journal(sys_id, "work_notes", text, by)
+        return self.update(sys_id, sys_updated_by=by)
+
+    def _journal(self, sys_id: str, element: str, text: str, by: str) -> None:
         self._add(
             "sys_journal_field",
             name="incident",
-            element="work_notes",
+            element=element,
             element_id=sys_id,
             value=text,
             sys_created_on=self.clock.text(),
             sys_created_by=by,
         )
-        return self.update(sys_id, sys_updated_by=by)
 
     def _add(self, table: str, **fields: str) -> str:
         sys_id = new_sys_id()
