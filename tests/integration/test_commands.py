@@ -28,6 +28,12 @@ class Desk:
     def cycle(self, **kwargs: Any) -> Any:
         return self.h.cycle(**kwargs)
 
+    def alerted(self) -> dict[str, str]:
+        """An open incident whose alert fd-sync has sent."""
+        inc = open_incident(self.sn)
+        self.cycle()
+        return inc
+
     def note(self, inc: dict[str, str], text: str, by: str = AGENT) -> None:
         self.sn.clock.advance(1)
         self.sn.work_note(inc["sys_id"], text, by=by)
@@ -78,8 +84,7 @@ def desk(harness, servicenow, flashduty):
 
 def test_a_page_command_pages_once_and_answers_with_the_escalation_path(desk):
     d = desk()
-    inc = open_incident(d.sn)
-    d.cycle()  # its alert
+    inc = d.alerted()
     before = len(d.pushes())
     d.note(
         inc, '/flashduty page channels=sms,voice members=ann.agent@example.com rule="NOC primary"'
@@ -104,8 +109,7 @@ def test_a_page_command_pages_once_and_answers_with_the_escalation_path(desk):
 
 def test_a_command_written_twice_pages_twice(desk):
     d = desk()
-    inc = open_incident(d.sn)
-    d.cycle()
+    inc = d.alerted()
     before = len(d.pushes())
     d.note(inc, "/flashduty page channels=sms")
     d.note(inc, "/FlashDuty page channels=voice")  # a new note is a new command
@@ -118,8 +122,7 @@ def test_a_command_written_twice_pages_twice(desk):
 
 def test_an_author_outside_allowed_groups_is_refused_and_nothing_is_sent(desk):
     d = desk(allowed_groups=["NOC"])
-    inc = open_incident(d.sn)
-    d.cycle()
+    inc = d.alerted()
     before = len(d.pushes())
     d.note(inc, "/flashduty page")
     d.cycle()
@@ -132,8 +135,7 @@ def test_an_author_outside_allowed_groups_is_refused_and_nothing_is_sent(desk):
 
 def test_a_malformed_command_answers_with_the_help_and_does_nothing(desk):
     d = desk()
-    inc = open_incident(d.sn)
-    d.cycle()
+    inc = d.alerted()
     before = len(d.pushes())
     d.note(inc, "/flashduty pgae channels=sms")
     d.note(inc, "/flashduty page channels=fax")
@@ -147,8 +149,7 @@ def test_a_malformed_command_answers_with_the_help_and_does_nothing(desk):
 
 def test_a_refused_page_answers_with_status_code_and_request_id(desk):
     d = desk()
-    inc = open_incident(d.sn)
-    d.cycle()
+    inc = d.alerted()
     refusal = '{"request_id": "7f3e9a", "error": {"code": "InvalidParameter", "message": "bad"}}'
     d.fd.inject(status=400, body=refusal, path="/event/push/", times=10)
     d.note(inc, "/flashduty page channels=sms")
@@ -162,8 +163,7 @@ def test_a_refused_page_answers_with_status_code_and_request_id(desk):
 
 def test_a_closed_incident_needs_force_true(desk):
     d = desk()
-    inc = open_incident(d.sn)
-    d.cycle()
+    inc = d.alerted()
     change(d.sn, inc["sys_id"], state="6")
     d.cycle()
     before = len(d.pushes())
@@ -178,8 +178,7 @@ def test_a_closed_incident_needs_force_true(desk):
 
 def test_rules_status_and_help_answer_without_paging(desk):
     d = desk()
-    inc = open_incident(d.sn)
-    d.cycle()
+    inc = d.alerted()
     before = len(d.pushes())
     d.note(inc, "/flashduty rules")
     d.note(inc, "/flashduty status")
@@ -195,8 +194,7 @@ def test_rules_status_and_help_answer_without_paging(desk):
 def test_fd_syncs_own_notes_are_never_commands(desk):
     """Even a note of the integration user that starts with /flashduty is not a command."""
     d = desk()
-    inc = open_incident(d.sn)
-    d.cycle()
+    inc = d.alerted()
     before = len(d.pushes())
     d.note(inc, "/flashduty page", by=d.sn.username)
     d.cycle()
@@ -205,8 +203,7 @@ def test_fd_syncs_own_notes_are_never_commands(desk):
 
 def test_a_dry_run_lists_the_commands_and_writes_nothing(desk):
     d = desk()
-    inc = open_incident(d.sn)
-    d.cycle()
+    inc = d.alerted()
     before = len(d.pushes())
     d.note(inc, "/flashduty page channels=sms")
     cycle = wiring.cycle(d.h.config, d.h.ledger, sleep=d.h.sleeps)
@@ -235,8 +232,7 @@ def test_a_journal_the_user_may_not_read_is_reported(desk, write_config, run_fd_
 
 def test_commands_turned_off_get_no_answer_and_no_action(desk):
     d = desk(enabled=False)
-    inc = open_incident(d.sn)
-    d.cycle()
+    inc = d.alerted()
     before = len(d.pushes())
     d.note(inc, "/flashduty page channels=sms")
     d.cycle()
@@ -249,8 +245,7 @@ def test_metrics_count_commands_by_verb_and_outcome(desk):
     from fd_sync.service.metrics import Metrics
 
     d = desk()
-    inc = open_incident(d.sn)
-    d.cycle()
+    inc = d.alerted()
     d.note(inc, "/flashduty page channels=sms")
     d.note(inc, "/flashduty nonsense")
     metrics = Metrics(poll_interval=60)
@@ -266,8 +261,7 @@ def test_a_page_is_answered_as_sent_even_when_the_openapi_fails_after_it(desk):
     from fd_sync.simulators.http import Fault
 
     d = desk()
-    inc = open_incident(d.sn)
-    d.cycle()
+    inc = d.alerted()
     before = len(d.pushes())
     d.fd.inject(Fault(status=503, path="/channel/escalate/rule/list", times=100))
     d.note(inc, "/flashduty page channels=sms")
@@ -282,8 +276,7 @@ def test_a_page_is_answered_as_sent_even_when_the_openapi_fails_after_it(desk):
 def test_status_says_who_acknowledged_and_links_the_incident(desk):
     """With the write-back on, fd-sync knows the alert's Flashduty incident, and reads it."""
     d = desk(two_way=True)
-    inc = open_incident(d.sn)
-    d.cycle()  # its alert
+    inc = d.alerted()
     d.cycle()  # its Flashduty incident found
     incident_id = d.fd.incident_of(inc["sys_id"])
     d.fd.ack(incident_id, d.fd.add_person("Bob Ray", "bob.ray@example.com"))
