@@ -73,9 +73,10 @@ class Commands:
             notes = self._read(report, run_id=run_id, dry_run=dry_run)
             if dry_run:
                 for note in notes:
+                    first = note.text.strip().splitlines()[0]
+                    answer = self._preview(note).splitlines()[0]
                     report.planned.append(
-                        f"{note.number} command from {note.author}: "
-                        f"{note.text.strip().splitlines()[0]} (would act and answer)"
+                        f"{note.number} command from {note.author}: {first} -> {answer}"
                     )
                 return
             for command in self.ledger.commands.pending(limit=100):
@@ -150,6 +151,29 @@ class Commands:
             command_id=command.label,
         )
 
+    def _preview(self, note: CommandNote) -> str:
+        """What acting on a note would answer, sending and recording nothing (--dry-run)."""
+        command = Command(
+            0,
+            note.journal_id,
+            note.sys_id,
+            note.number,
+            note.author,
+            note.text,
+            note.verb,
+            QueueStatus.PENDING,
+            0,
+            "",
+        )
+        try:
+            if note.verb != "page":
+                return self._answer(command, run_id="dry-run")[0]
+            dispatch = self.dispatcher.plan(note.number, _options(parse(note.text)))
+        except FdSyncError as exc:
+            return f"[Flashduty] Could not {note.verb or 'act'}: {_for_notes(str(exc))}"
+        via = ", ".join(dispatch.extras.personal_channels) or "the rule's channels"
+        return f"would page via {via}: {self._path(dispatch)}"
+
     def _answer(self, command: Command, run_id: str) -> tuple[str, str]:
         try:
             parsed = parse(command.text)
@@ -174,15 +198,7 @@ class Commands:
     def _page(
         self, command: Command, parsed: ParsedCommand, name: str, run_id: str
     ) -> tuple[str, str]:
-        options = DispatchOptions(
-            group=parsed.options.get("group"),
-            members=parsed.members,
-            channels=tuple(c.lower() for c in parsed.channels) if parsed.channels else None,
-            rule_name=parsed.options.get("rule"),
-            severity=(parsed.options.get("severity") or "").capitalize() or None,
-            force=parsed.force,
-        )
-        dispatch = self.dispatcher.plan(command.number, options)
+        dispatch = self.dispatcher.plan(command.number, _options(parsed))
         self.ledger.attempt_command(command)  # from here on, never paged twice by this note
         sent = self.dispatcher.send(dispatch, run_id=run_id)
         dead = [e for e in sent.events if e.status is QueueStatus.DEAD]
@@ -280,6 +296,18 @@ class Commands:
         if names:
             text += f", responders {', '.join(names)}"
         return text + f": {info.get('detail_url') or incident_id}"
+
+
+def _options(parsed: ParsedCommand) -> DispatchOptions:
+    """A page's words as `fd-sync dispatch`'s flags."""
+    return DispatchOptions(
+        group=parsed.options.get("group"),
+        members=parsed.members,
+        channels=tuple(c.lower() for c in parsed.channels) if parsed.channels else None,
+        rule_name=parsed.options.get("rule"),
+        severity=(parsed.options.get("severity") or "").capitalize() or None,
+        force=parsed.force,
+    )
 
 
 def _note(row: dict[str, object], numbers: dict[str, str]) -> CommandNote:

@@ -208,9 +208,11 @@ def test_a_dry_run_lists_the_commands_and_writes_nothing(desk):
     d.note(inc, "/flashduty page channels=sms")
     cycle = wiring.cycle(d.h.config, d.h.ledger, sleep=d.h.sleeps)
     report = cycle.run(dry_run=True)
-    assert report.commands.planned == [
-        f"{inc['number']} command from {AGENT}: /flashduty page channels=sms (would act and answer)"
-    ]
+    (planned,) = report.commands.planned
+    assert planned == (
+        f"{inc['number']} command from {AGENT}: /flashduty page channels=sms -> would page via "
+        "sms: Flashduty chooses among channel 77's enabled rules."
+    )
     assert d.pushes()[before:] == [] and d.answers(inc) == []
     d.cycle()  # the real run still acts on it
     assert len(d.pushes()) == before + 1
