@@ -25,9 +25,9 @@ from fd_sync.core.routing import Match
 from fd_sync.errors import ConfigError, FdSyncError
 from fd_sync.flashduty import escalation
 from fd_sync.ops.dispatch import dumps
-from fd_sync.ops.timeline import as_json, history_lines, live_lines, now_lines, timeline
+from fd_sync.ops.timeline import as_json, history_lines, live_lines, now_lines
 from fd_sync.servicenow.lookups import Lookups
-from fd_sync.store.history import IncidentHistory, read_history
+from fd_sync.store.history import IncidentHistory, read_history, timeline
 from fd_sync.store.ledger import Ledger
 from fd_sync.sync.choices import cached_choice_labels
 from fd_sync.sync.delivery import Destination

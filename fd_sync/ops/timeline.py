@@ -10,7 +10,7 @@ from typing import Any
 
 from fd_sync.core.feed import FlashdutyIncident
 from fd_sync.core.incident import STATE_NAMES
-from fd_sync.store.history import IncidentHistory, Moment, timeline
+from fd_sync.store.history import IncidentHistory, Moment
 from fd_sync.store.queue import QueueStatus
 
 
@@ -105,6 +105,3 @@ def as_json(history: IncidentHistory, moments: list[Moment]) -> dict[str, Any]:
 def _labels(items: list[Any]) -> str:
     shown = ", ".join(item.label for item in items[:10])
     return shown + (" ..." if len(items) > 10 else "")
-
-
-__all__ = ["as_json", "history_lines", "live_lines", "now_lines", "timeline"]

@@ -302,6 +302,8 @@ class Ledger(WritebackSteps, LeadershipSteps, CommandSteps):
 
     def record_acknowledged(self, acknowledged: Acknowledged | None) -> None:
         """The last acknowledged event's delivered mark, when no attempt follows it."""
+        if acknowledged is None:
+            return  # nothing to commit: no empty transaction at the end of every drain
         with self.transaction("record a delivery"):
             self._mark_acknowledged(acknowledged)
 

@@ -11,7 +11,6 @@ refused state change alone holds nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fd_sync.core.writeback import Intents
@@ -130,7 +129,3 @@ class WritebackQueue(DurableQueue[Write]):
             return None
         value = self.db.scalar(f"SELECT MIN(created_at) FROM writeback WHERE status = '{PENDING}'")
         return str(value) if value else None
-
-
-def ids_of(writes: Sequence[Write]) -> list[int]:
-    return [w.id for w in writes]
