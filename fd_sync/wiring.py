@@ -24,6 +24,7 @@ from fd_sync.errors import ConfigError
 from fd_sync.flashduty.incidents import IncidentReader
 from fd_sync.flashduty.openapi import OpenAPIClient
 from fd_sync.flashduty.push import FlashdutyClient
+from fd_sync.flashduty.tickets import FlashdutyTickets
 from fd_sync.http.ratelimit import SlidingWindowLimiter, flashduty_limiter
 from fd_sync.http.transport import make_session
 from fd_sync.servicenow.client import ServiceNowClient
@@ -37,6 +38,8 @@ from fd_sync.sync.delivery import Deliverer, Destination
 from fd_sync.sync.dispatch import Dispatcher
 from fd_sync.sync.enrich import Enricher
 from fd_sync.sync.plan import Planner
+from fd_sync.sync.tickets import FlashdutyWrites, TicketCreator, TicketFinder, Tickets
+from fd_sync.sync.tickets.forward import TicketForwarder
 from fd_sync.sync.writeback import FlashdutyRead, ServiceNowWrites, Writeback
 
 Sleep = Callable[[float], None]
@@ -175,6 +178,7 @@ def cycle(
         deletions=deletion_check(config, ledger, client, progress=progress),
         writeback=back,
         commands=commands(config, ledger, client, delivery, sleep=sleep),
+        tickets=tickets(config, ledger, client, sleep=sleep, wall=wall),
         answers=(
             ServiceNowWrites(ledger, IncidentWriter(client), StateRules(), wall=wall)
             if back is None and config.commands.enabled
@@ -222,15 +226,47 @@ def planners(config: Config, ledger: Ledger, client: ServiceNowClient) -> Planne
             sync_comments=config.servicenow.sync_comments,
             severity_by=config.routing.severity_by,
         )
+        forwarder = None
+        if config.tickets.enabled:
+            forwarder = TicketForwarder(
+                ledger,
+                enricher.lookups,
+                config.tickets.severity,
+                extra_fields=config.servicenow.extra_fields,
+            )
         return Planner(
             ledger,
             config.routing,
             enricher,
             extra_fields=config.servicenow.extra_fields,
             baseline_until=baseline_until,
+            tickets=forwarder,
         )
 
     return planner
+
+
+def tickets(
+    config: Config,
+    ledger: Ledger,
+    client: ServiceNowClient,
+    *,
+    sleep: Sleep = time.sleep,
+    wall: Callable[[], float] = time.time,
+) -> Tickets | None:
+    """Monitoring incidents in Flashduty open ServiceNow tickets, with [tickets] enabled."""
+    if not config.tickets.enabled:
+        return None
+    flashduty = FlashdutyTickets(openapi_client(config, purpose="[tickets]", sleep=sleep))
+    finder = TicketFinder(
+        ledger,
+        flashduty,
+        config.tickets,
+        lookback_seconds=config.sync.lookback_seconds,
+        wall=wall,
+    )
+    writer = IncidentWriter(client)
+    return Tickets(finder, TicketCreator(ledger, writer), FlashdutyWrites(ledger, flashduty))
 
 
 def deletion_check(

@@ -88,6 +88,18 @@ class CommandsConfig:
 
 
 @dataclass(frozen=True)
+class TicketsConfig:
+    """[tickets]: incidents born in Flashduty (monitoring alerts) open ServiceNow tickets."""
+
+    enabled: bool
+    channel_ids: tuple[int, ...]  # the Flashduty channels whose incidents open tickets
+    severities: frozenset[str]
+    labels: dict[str, str]  # only incidents whose labels have all of these
+    fields: tuple[tuple[str, str], ...]  # [tickets.fields]: incident field -> template
+    severity: dict[str, tuple[str, str]]  # [tickets.severity]: severity -> (urgency, impact)
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     listen: tuple[str, int] | None  # (host, port) of the Prometheus endpoint; None: off
 
@@ -113,6 +125,7 @@ class Config:
     secret_sources: tuple[tuple[str, str], ...]  # ("[section] key", where it came from)
     writeback: WritebackConfig
     commands: CommandsConfig
+    tickets: TicketsConfig
 
     def secrets(self) -> list[str]:
         """Every secret value this configuration holds, for redaction."""

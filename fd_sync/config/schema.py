@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-from fd_sync.core import routing
+from fd_sync.core import routing, tickets
 from fd_sync.core.incident import FIELDS
 from fd_sync.errors import ConfigError
 
@@ -262,6 +262,15 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "close_notes": Key(str, "Resolved in Flashduty by {closer}. {resolution}", _close_notes),
         # Unset: two [sync] poll intervals.
         "hold_seconds": Key(int, None, _int_range(0, 86400)),
+    },
+    # Tickets from Flashduty: monitoring incidents open ServiceNow incidents.
+    "tickets": {
+        "enabled": Key(bool, False),
+        "channel_ids": Key(list, ()),
+        "severities": Key(list, ("Critical", "Warning", "Info")),
+        "labels": Key(dict, {}),
+        "fields": Key(dict, tickets.DEFAULT_FIELDS),  # [tickets.fields]
+        "severity": Key(dict, tickets.DEFAULT_SEVERITY),  # [tickets.severity]
     },
     # Paging from the incident form: work notes that start with /flashduty.
     "commands": {

@@ -7,6 +7,7 @@ only through ``Config.warnings``.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import urllib.parse
 from collections.abc import Mapping
@@ -37,7 +38,14 @@ from fd_sync.config.schema import (
     resolve_path,
 )
 from fd_sync.config.secrets import section_secret
-from fd_sync.core.incident import OPEN_STATES, STATE_NAMES, IncidentState, is_closed_state
+from fd_sync.config.tickets import parse_tickets
+from fd_sync.core.incident import (
+    OPEN_STATES,
+    STATE_NAMES,
+    TICKET_FIELDS,
+    IncidentState,
+    is_closed_state,
+)
 from fd_sync.core.location import (
     PSYCOPG_MISSING,
     LedgerLocation,
@@ -80,6 +88,11 @@ def parse(
     routes = parse_routing(values["routing"], raw.get("route", []), sn, fd, ctx)
     writeback = _writeback(values["writeback"], fd, sync.poll_interval_seconds, ctx)
     commands = _commands(values["commands"], fd)
+    tickets = parse_tickets(values["tickets"], fd, writeback, ctx)
+    if tickets.enabled:
+        # The poll reads what tells a ticket apart and what its resolve says.
+        extra = tuple(dict.fromkeys((*sn.extra_fields, *TICKET_FIELDS)))
+        sn = dataclasses.replace(sn, extra_fields=extra)
     return Config(
         path=path,
         servicenow=sn,
@@ -92,6 +105,7 @@ def parse(
         secret_sources=tuple(ctx.sources.items()),
         writeback=writeback,
         commands=commands,
+        tickets=tickets,
     )
 
 

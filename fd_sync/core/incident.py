@@ -88,6 +88,11 @@ FIELDS = (
     "sys_created_on",
 )
 
+# Read with each incident when [tickets] is on: what marks a ticket fd-sync opened (even one
+# whose create was never recorded), and the resolution its close sends to Flashduty. Never
+# displayed in Flashduty: not in the fingerprint, not a label.
+TICKET_FIELDS = ("correlation_display", "close_notes")
+
 _SYS_ID = re.compile(r"[0-9A-Za-z]{1,64}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SN_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
@@ -151,7 +156,7 @@ class Incident:
             "comment": self.comment,
         }
         shown.update({k: v for k, v in later.items() if v})
-        extra = {k: v for k, v in sorted(self.extra.items()) if v}
+        extra = {k: v for k, v in sorted(self.extra.items()) if v and k not in TICKET_FIELDS}
         if extra:
             shown["extra"] = extra
         return shown

@@ -23,7 +23,7 @@ from typing import Any
 from fd_sync.core import routing
 from fd_sync.core.choices import BASE_CHOICES, ChoiceLabels
 from fd_sync.core.decide import Kind
-from fd_sync.core.incident import Incident, IncidentState
+from fd_sync.core.incident import TICKET_FIELDS, Incident, IncidentState
 from fd_sync.core.routing import PushFormat
 
 TITLE_LIMIT = 512
@@ -130,7 +130,11 @@ def labels(
         # create that reopens an alert a responder closed must differ from the first.
         "updated_on": incident.updated_on,
         "link": link,
-        **{name.replace(".", "_"): value for name, value in incident.extra.items()},
+        **{
+            name.replace(".", "_"): value
+            for name, value in incident.extra.items()
+            if name not in TICKET_FIELDS
+        },
         **(extra or {}),
     }
     out: dict[str, str] = {}

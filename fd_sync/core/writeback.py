@@ -56,10 +56,12 @@ class Close:
     closer: str
     resolution: str
     url: str
+    # A ticket's (Flashduty-born) monitoring recovery: it closes the ticket as a person would.
+    recovered: bool = False
 
     @property
     def by_responder(self) -> bool:
-        return self.origin in PERSON_ORIGINS
+        return self.origin in PERSON_ORIGINS or self.recovered
 
 
 @dataclass(frozen=True)
@@ -183,14 +185,17 @@ def _line(
     return f"[Flashduty] {text} ({_when(entry.created_at)})"
 
 
-def is_own(entry: FeedEntry) -> bool:
-    """Entries fd-sync caused: its create's opening, and the resolve it pushed."""
+def is_own(entry: FeedEntry, *, flashduty_born: bool = False) -> bool:
+    """Entries fd-sync caused: its create's opening, and the resolve it pushed. For a
+    ticket (an incident born in Flashduty) an ``event`` resolve is the monitoring tool's
+    recovery, not fd-sync's; the opening is the monitoring tool's, already in the ticket."""
     if entry.type == "i_new":
         return True  # the incident fd-sync's create opened
     if entry.type == "i_assign" and entry.creator_id == 0:
         # The escalation rule's first assignment comes with the create; later layers are news.
         return not int(entry.detail.get("layer_idx") or 0)
-    return entry.type == "i_rslv" and entry.detail.get("from") == OWN_RESOLVE_ORIGIN
+    own_resolve = entry.type == "i_rslv" and entry.detail.get("from") == OWN_RESOLVE_ORIGIN
+    return own_resolve and not flashduty_born
 
 
 def people_of(entries: Iterable[FeedEntry]) -> set[int]:
@@ -213,8 +218,10 @@ def compose(
     people: Mapping[int, Person],
     *,
     work_notes: frozenset[str],
+    flashduty_born: bool = False,
 ) -> Turn:
-    """The work note and intents of an incident's new entries (oldest first)."""
+    """The work note and intents of an incident's new entries (oldest first); for a ticket
+    (``flashduty_born``), entries of fd-sync's own OpenAPI writes are left out already."""
     lines: list[str] = []
     kinds: list[str] = []
     actors: list[str] = []
@@ -228,7 +235,7 @@ def compose(
     )
     for index, entry in enumerate(entries):
         kind = KIND_OF_TYPE.get(entry.type)
-        if kind is None or is_own(entry):
+        if kind is None or is_own(entry, flashduty_born=flashduty_born):
             continue  # not a responder's action, or one fd-sync caused
         resolution = ""
         if entry.type == "i_ack" and ack_at is None:
@@ -245,6 +252,7 @@ def compose(
                 closer=who.short(entry.creator_id) if entry.creator_id else "Flashduty",
                 resolution=resolution,
                 url=incident.url,
+                recovered=flashduty_born,
             )
             closed, reopened = True, False
         elif entry.type == "i_reopen":

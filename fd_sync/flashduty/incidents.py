@@ -33,6 +33,7 @@ class FoundAlert:
     incident_id: str
     active: bool
     start_time: int = 0
+    integration_id: int = 0  # the integration the alert arrived by
 
     @property
     def rank(self) -> tuple[bool, int, str]:
@@ -104,6 +105,7 @@ class IncidentReader:
             str(incident_id),
             item.get("end_time") == 0,
             int(item.get("start_time") or 0),
+            int(item.get("integration_id") or 0),
         )
 
     def incidents(self, incident_ids: Iterable[str]) -> dict[str, FlashdutyIncident]:

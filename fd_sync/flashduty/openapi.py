@@ -139,8 +139,12 @@ class OpenAPIClient:
 
     # --- one request -----------------------------------------------------------------
 
-    def call(self, path: str, body: dict[str, Any]) -> Any:
-        """POST one OpenAPI request; its ``data``, or an FdSyncError naming what failed."""
+    def call(self, path: str, body: dict[str, Any], *, repeatable: bool = True) -> Any:
+        """POST one OpenAPI request; its ``data``, or an FdSyncError naming what failed.
+
+        A write that is not ``repeatable`` (a comment: sent twice, it shows twice) is
+        retried only after a 429, answered before anything is done; after a timeout, a
+        dropped connection or a 5xx it may have landed, and the caller finds out first."""
 
         policy = flashduty_retrying(
             self.log,
@@ -151,8 +155,17 @@ class OpenAPIClient:
             path=path,
         )
         data = json.dumps(body).encode()
+
+        def attempt() -> dict[str, Any]:
+            try:
+                return self._attempt(path, data)
+            except RetriableAPIError as exc:
+                if not repeatable and exc.status != 429:
+                    exc.retry = False  # it may have landed: never blindly again
+                raise
+
         try:
-            payload = policy(lambda: self._attempt(path, data))
+            payload = policy(attempt)
         except FatalAPIError as exc:
             raise self._refused(path, exc) from None
         except RetriableAPIError as exc:

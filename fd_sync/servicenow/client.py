@@ -167,6 +167,31 @@ class ServiceNowClient:
 
         return self._with_retries(attempt, self.config.table, refusals=True)
 
+    def table_post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST a new record to the incident table (201 and the record). Not repeatable:
+        retried only after a 429; after a timeout, a dropped connection or a 5xx the record
+        may exist, and the caller looks it up (by ``correlation_id``) before posting again."""
+        url = f"{self.base}/api/now/table/{self.config.table}"
+        query = {
+            "sysparm_display_value": "false",
+            "sysparm_exclude_reference_link": "true",
+            "sysparm_fields": ",".join(self.fields),
+        }
+        data = json.dumps(body).encode()
+
+        def attempt() -> dict[str, Any]:
+            try:
+                response = self._send("POST", url, query, data)
+            except RetriableAPIError as exc:
+                if exc.status != 429:
+                    exc.retry = False  # it may have landed: never blindly again
+                raise
+            payload = response.json() if response.body else {}
+            result = payload.get("result") if isinstance(payload, dict) else None
+            return result if isinstance(result, dict) else {}
+
+        return self._with_retries(attempt, self.config.table, refusals=True)
+
     def _with_retries(self, attempt: Callable[[], T], table: str, *, refusals: bool = False) -> T:
         def before_sleep(state: Any) -> None:
             exc = state.outcome.exception()

@@ -22,10 +22,12 @@ VERSION_FIELDS = "sys_id,number,state,sys_updated_on,sys_mod_count"
 class WriteRefused(RemoteRejected):
     """ServiceNow refused this write for good (a data policy, an ACL, a missing record)."""
 
-    def __init__(self, number: str, status: int | None, detail: str) -> None:
+    def __init__(
+        self, number: str, status: int | None, detail: str, *, doing: str = "the write-back to"
+    ) -> None:
         self.number, self.status, self.detail = number, status, detail
         super().__init__(
-            f"ServiceNow refused the write-back to {number} (HTTP {status}: {detail}); "
+            f"ServiceNow refused {doing} {number} (HTTP {status}: {detail}); "
             "fix the field, role or data policy it names, then fd-sync outbox retry"
         )
 
@@ -85,6 +87,39 @@ class IncidentWriter:
             if isinstance(row, dict):
                 found |= marker_ids(str(row.get("value") or ""))
         return found
+
+    # --- tickets from Flashduty -------------------------------------------------------------
+
+    def create(self, name: str, fields: dict[str, str]) -> dict[str, Any]:
+        """POST a new incident; the record created, or WriteRefused naming ``name`` (the
+        Flashduty incident it is for). Never sent twice by the client."""
+        self.requests_made += 1
+        try:
+            return self.client.table_post(fields)
+        except FatalAPIError as exc:
+            raise WriteRefused(name, exc.status, _said(exc), doing="the ticket for") from None
+
+    def find_tickets(self, incident_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Tickets already created for these Flashduty incidents, by ``correlation_id``:
+        what a create whose answer never came may have made."""
+        ids = list(dict.fromkeys(incident_ids))
+        out: dict[str, dict[str, Any]] = {}
+        for first in range(0, len(ids), IDS_PER_REQUEST):
+            chunk = ids[first : first + IDS_PER_REQUEST]
+            self.requests_made += 1
+            rows, _ = self.client.table_get(
+                {
+                    "sysparm_query": "correlation_idIN"
+                    + ",".join(chunk)
+                    + "^ORDERBYsys_created_on",
+                    "sysparm_fields": ",".join((*self.client.fields, "correlation_id")),
+                    "sysparm_limit": str(10 * len(chunk)),
+                }
+            )
+            for row in rows:
+                if isinstance(row, dict) and row.get("correlation_id") in chunk:
+                    out.setdefault(str(row["correlation_id"]), row)  # the first one created
+        return out
 
     # --- what `fd-sync check` asks, changing nothing ----------------------------------------
 

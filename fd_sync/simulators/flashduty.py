@@ -35,6 +35,7 @@ from fd_sync.simulators.flashduty_openapi import (
     envelope_error,
     layer,
 )
+from fd_sync.simulators.flashduty_writes import WRITE_PATHS, IncidentWrites
 from fd_sync.simulators.http import Request, Response, SimServer
 
 __all__ = ["FlashdutySim", "Received", "layer"]
@@ -68,7 +69,7 @@ class Received:
     at: float = field(default_factory=time.monotonic)
 
 
-class FlashdutySim(IncidentSide, OpenAPIDirectory, SimServer):
+class FlashdutySim(IncidentWrites, IncidentSide, OpenAPIDirectory, SimServer):
     name = "flashduty"
 
     def __init__(
@@ -88,6 +89,7 @@ class FlashdutySim(IncidentSide, OpenAPIDirectory, SimServer):
         self.integration_key = integration_key
         self._init_directory(app_key)
         self._init_incidents()
+        self._init_writes()
         self.rate_limit_per_minute = rate_limit_per_minute
         self.received: list[Received] = []
         self.open: dict[str, dict[str, Any]] = {}  # key -> last body of the open alert
@@ -152,7 +154,7 @@ class FlashdutySim(IncidentSide, OpenAPIDirectory, SimServer):
     def handle(self, request: Request) -> Response:
         if request.method != "POST":  # standard alert.mdx, error codes
             return envelope_error("MethodNotAllowed", "HTTP method not supported", 400)
-        if request.path in OPENAPI_PATHS or request.path in INCIDENT_PATHS:
+        if request.path in (*OPENAPI_PATHS, *INCIDENT_PATHS, *WRITE_PATHS):
             return self._openapi(request)
         if request.path.startswith("/event/push/servicenow/"):
             token = request.path[len("/event/push/servicenow/") :].strip("/")

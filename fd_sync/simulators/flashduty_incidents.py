@@ -35,6 +35,8 @@ __all__ = ["INCIDENT_PATHS", "IncidentSide"]
 MAX_SPAN = 31 * 86400  # on-call.openapi: "Max span 31 days"
 MAX_IDS = 100
 DEFAULT_RESPONDER = 4000000  # the member the escalation rule's first layer assigns
+PUSH_INTEGRATION_ID = 1  # the integration fd-sync pushes to (its alerts' integration_id)
+PUSH_CHANNEL_ID = 1  # the channel that integration routes to
 
 
 class IncidentSide:
@@ -85,10 +87,23 @@ class IncidentSide:
         )
         self.fd_incidents[incident_id]["updated_at"] = int(now)
 
-    def _opened(self, key: str, alert_key: str, title: str, labels: dict[str, Any]) -> None:
-        """An event opened a new alert: a new incident, its timeline begun. Call locked."""
+    def _opened(
+        self,
+        key: str,
+        alert_key: str,
+        title: str,
+        labels: dict[str, Any],
+        *,
+        integration_id: int = PUSH_INTEGRATION_ID,
+        channel_id: int = PUSH_CHANNEL_ID,
+        severity: str = "Warning",
+        description: str = "",
+    ) -> str:
+        """An event opened a new alert: a new incident, its timeline begun. Call locked.
+        Returns the incident's id."""
         now = int(self.wall())
         alert_id, incident_id = self._object_id(), self._object_id()
+        channel = getattr(self, "channels", {}).get(channel_id, {})
         self.alerts[alert_id] = {
             "_key": key,  # as the push side knows it (not served)
             "alert_id": alert_id,
@@ -101,8 +116,8 @@ class IncidentSide:
             "created_at": now,
             "updated_at": now,
             "labels": labels,
-            "integration_id": 1,
-            "channel_id": 1,
+            "integration_id": integration_id,
+            "channel_id": channel_id,
             "incident": {"incident_id": incident_id, "title": title, "progress": "Triggered"},
         }
         self.active_alert[key] = alert_id
@@ -110,6 +125,13 @@ class IncidentSide:
             "incident_id": incident_id,
             "num": f"{next(self._nums):06X}",
             "title": title,
+            "description": description,
+            "incident_severity": severity,
+            "channel_id": channel_id,
+            "channel_name": channel.get("channel_name", ""),
+            "integration_id": integration_id,
+            "integration_ids": [integration_id],
+            "creator_id": 0,
             "progress": "Triggered",
             "start_time": now,
             "end_time": 0,
@@ -125,13 +147,14 @@ class IncidentSide:
             "alert_ids": [alert_id],
         }
         self.feeds[incident_id] = []
-        self._entry(incident_id, "i_new", 0, {"title": title, "severity": "Warning"})
+        self._entry(incident_id, "i_new", 0, {"title": title, "severity": severity})
         self._entry(
             incident_id,
             "i_assign",
             0,
             {"type": "escalate", "layer_idx": 0, "person_ids": [DEFAULT_RESPONDER]},
         )
+        return incident_id
 
     def _event_closed(self, key: str) -> None:
         """fd-sync's resolve closed the alert: its incident closes with origin "event"."""
@@ -269,7 +292,11 @@ class IncidentSide:
                     return bad("incident_ids must be a list of strings")
                 if len(ids) > MAX_IDS:
                     return bad(f"at most {MAX_IDS} incident_ids")
-                items = [self._public(self.fd_incidents[i]) for i in ids if i in self.fd_incidents]
+                items = [
+                    self._public(self.fd_incidents[i])
+                    for i in ids
+                    if i in self.fd_incidents and not self.fd_incidents[i].get("_gone")
+                ]
                 return envelope_data({"items": items})
             if path == "/incident/info":
                 incident = self.fd_incidents.get(str(body.get("incident_id")))
@@ -300,7 +327,7 @@ class IncidentSide:
             )
 
     def _public(self, incident: dict[str, Any]) -> dict[str, Any]:
-        out = {k: v for k, v in incident.items() if k != "alert_ids"}
+        out = {k: v for k, v in incident.items() if k != "alert_ids" and not k.startswith("_")}
         closer = incident["closer_id"]
         persons = getattr(self, "persons", {})
         if closer and closer in persons:
@@ -351,13 +378,17 @@ class IncidentSide:
     def _incident_rows(self, body: dict[str, Any], window: tuple[int, int]) -> list[dict[str, Any]]:
         start, end = window
         wanted = {p for p in str(body.get("progress") or "").split(",") if p}
-        ids = body.get("incident_ids")
+        severities = {s for s in str(body.get("incident_severity") or "").split(",") if s}
+        ids, channels = body.get("incident_ids"), body.get("channel_ids")
         return [
             self._public(i)
             for i in self.fd_incidents.values()
             if start <= i["start_time"] <= end
+            and not i.get("_gone")
             and (not wanted or i["progress"] in wanted)
+            and (not severities or i["incident_severity"] in severities)
             and (not ids or i["incident_id"] in ids)
+            and (not channels or i["channel_id"] in channels)
         ]
 
     def _feed(self, body: dict[str, Any], bad: Callable[[str], Response]) -> Response:

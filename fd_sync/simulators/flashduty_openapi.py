@@ -83,6 +83,7 @@ class OpenAPIDirectory:
     app_key: str
     url: str  # SimServer's property
     _incidents_api: Any  # IncidentSide's: the incident endpoints
+    _incident_writes: Any  # IncidentWrites': comment, resolve, reopen, reset
 
     def _init_directory(self, app_key: str) -> None:
         self.app_key = app_key
@@ -154,6 +155,8 @@ class OpenAPIDirectory:
         path = request.path
         if path in INCIDENT_PATHS:
             return self._incidents_api(path, body)
+        if path.startswith("/incident/"):
+            return self._incident_writes(path, body)
         if path == "/channel/escalate/rule/list":
             channel = body.get("channel_id")
             if not isinstance(channel, int):

@@ -360,11 +360,15 @@ class ServiceNowSim(TableWrites, TableReads, SimServer):
             return self._oauth(request)
         if not request.path.startswith("/api/now/table/"):
             return _error(404, "Requested URI does not represent any resource")
-        if request.method not in ("GET", "PATCH", "PUT"):
+        if request.method not in ("GET", "POST", "PATCH", "PUT"):
             return _error(405, "Method not allowed")
         if not self._authenticated(request):
             return _error(401, "User Not Authenticated", "Required to provide Auth information")
         table, _, record = request.path[len("/api/now/table/") :].strip("/").partition("/")
+        if request.method == "POST":
+            if record:
+                return _error(405, "Method not allowed", "POST creates: table, no sys_id")
+            return self._post(table, request)
         if request.method != "GET":
             if not record:
                 return _error(405, "Method not allowed", "PATCH needs a record: table/sys_id")

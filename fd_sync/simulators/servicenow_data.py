@@ -38,6 +38,8 @@ INCIDENT_COLUMNS = (
     "close_code",
     "close_notes",
     "sys_updated_by",
+    "correlation_id",
+    "correlation_display",
 )
 JOURNAL_FIELDS = ("comments", "work_notes")  # written as sys_journal_field rows, read back empty
 FIELD_LABELS = {"close_code": "Resolution code", "close_notes": "Resolution notes"}

@@ -1,4 +1,5 @@
-"""The Table API's writes: ``PATCH`` (and ``PUT``) ``/api/now/table/incident/{sys_id}``.
+"""The Table API's writes: ``POST /api/now/table/incident`` (a new incident: 201, the
+record, a ``Location`` header) and ``PATCH`` (and ``PUT``) ``/api/now/table/incident/{sys_id}``.
 
 As the platform does it (REFERENCE section 7): unknown fields are ignored; journal fields
 (``work_notes``, ``comments``) become ``sys_journal_field`` rows written by the API user and
@@ -7,6 +8,11 @@ moves only when something changed; a data policy (:attr:`data_policy`) refuses w
 ``Data Policy Exception: The following fields are mandatory: ...``; a user without write
 access (:attr:`deny_write`) gets 403 ``ACL Exception Update Failed due to security
 constraints``. The answer is the record, rendered as a GET with the same parameters.
+
+A POST may also meet a data policy on create (:attr:`create_policy`: 403 naming the
+mandatory fields) and a reference field whose value names no record (400). What an
+instance does with such a value varies (REFERENCE section 10); this one refuses it, and
+takes a sys_id or the display value (a group's or user's name) of an existing record.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from fd_sync.simulators.servicenow_data import (
     FIELD_LABELS,
     INCIDENT_COLUMNS,
     JOURNAL_FIELDS,
+    REFERENCES,
     SimClock,
     new_sys_id,
 )
@@ -59,6 +66,9 @@ class TableWrites:
         self.data_policy: dict[str, tuple[str, ...]] = {}
         self.tables.setdefault("sys_data_policy_rule", {})
         self.writes: list[tuple[str, dict[str, Any]]] = []  # (sys_id, body) of each PATCH
+        self.created: list[str] = []  # sys_ids of the incidents POSTed, in order
+        self.create_policy: tuple[str, ...] = ()  # fields a data policy wants on create
+        self.posts = 0  # POSTs received, refused or not
         self.written = threading.Condition(self._lock)
 
     def require_on_close(self, *fields: str, states: tuple[str, ...] = ("6", "7")) -> None:
@@ -90,6 +100,67 @@ class TableWrites:
                 if r["element_id"] == sys_id and r["element"] == element
             ]
         return sorted(rows, key=lambda r: r["sys_created_on"])  # stable: in write order
+
+    def _post(self, table: str, request: Request) -> Response:
+        if table != "incident":
+            return _error(403, "Operation Failed", "fd-sync's simulator creates incidents only")
+        try:
+            body = json.loads(request.body or b"{}")
+        except ValueError:
+            return _error(400, "Exception while reading request", "Invalid JSON")
+        if not isinstance(body, dict):
+            return _error(400, "Exception while reading request", "The payload is not valid JSON.")
+        with self._lock:
+            self.posts += 1
+            if self.deny_write:
+                return _error(
+                    403,
+                    "Operation Failed",
+                    "ACL Exception Insert Failed due to security constraints",
+                )
+            known = set(INCIDENT_COLUMNS) | self.custom_columns
+            fields = {
+                k: str(v)
+                for k, v in body.items()
+                if k in known and k not in READ_ONLY and k not in JOURNAL_FIELDS
+            }
+            for name, value in list(fields.items()):
+                if name in REFERENCES and value:
+                    target = self.tables.get(REFERENCES[name], {})
+                    by_name = [i for i, r in target.items() if value in (r.get("name"), i)]
+                    if not by_name:
+                        return _error(
+                            400,
+                            "Invalid reference",
+                            f"{name}: no {REFERENCES[name]} record matches {value!r}",
+                        )
+                    fields[name] = by_name[0]
+            missing = [f for f in self.create_policy if not fields.get(f)]
+            if missing:
+                labels = ", ".join(FIELD_LABELS.get(f, f) for f in missing)
+                return _error(
+                    403,
+                    "Operation Failed",
+                    f"Data Policy Exception: \n The following fields are mandatory: {labels}",
+                )
+            row = self.create(**fields)  # type: ignore[attr-defined]
+            stored = self.tables["incident"][row["sys_id"]]
+            stored["sys_updated_by"] = self.username
+            notes = {k: str(v) for k, v in body.items() if k in JOURNAL_FIELDS and str(v).strip()}
+            if notes:
+                self._write_row(stored, {}, notes)
+            self.created.append(row["sys_id"])
+            self.written.notify_all()
+            render = self._renderer("incident", request.query)
+            location = f"{getattr(self, 'url', '')}/api/now/table/incident/{row['sys_id']}"
+            response = Response.json({"result": render(stored)}, 201)
+            response.headers["Location"] = location
+            return response
+
+    def wait_for_created(self, count: int, timeout: float = 10.0) -> bool:
+        """Block until at least ``count`` incidents were POSTed (an event, not a sleep)."""
+        with self.written:
+            return self.written.wait_for(lambda: len(self.created) >= count, timeout)
 
     def _patch(self, table: str, sys_id: str, request: Request) -> Response:
         if table != "incident":

@@ -52,6 +52,8 @@ from fd_sync.store.state import (
     State,
 )
 from fd_sync.store.summary import Summary, summarize
+from fd_sync.store.ticket_steps import TicketForward, TicketSteps
+from fd_sync.store.tickets import FlashdutyWriteQueue, TicketCreateQueue, Tickets
 from fd_sync.store.times import iso, utc_now
 from fd_sync.store.writeback import Write, WritebackQueue
 from fd_sync.store.writeback_steps import WritebackSteps
@@ -71,7 +73,7 @@ class AdoptedAlert:
     cursor: FeedCursor = field(default_factory=FeedCursor)
 
 
-class Ledger(WritebackSteps, LeadershipSteps, CommandSteps):
+class Ledger(WritebackSteps, LeadershipSteps, CommandSteps, TicketSteps):
     def __init__(
         self,
         location: LedgerLocation | Database,
@@ -97,11 +99,20 @@ class Ledger(WritebackSteps, LeadershipSteps, CommandSteps):
         self.quarantine = Quarantine(self.db, clock)
         self.links = Links(self.db)
         self.commands = CommandQueue(self.db, clock)
+        self.tickets = Tickets(self.db)
+        self.ticket_creates = TicketCreateQueue(self.db, clock)
+        self.flashduty_writes = FlashdutyWriteQueue(self.db, clock)
 
     @property
     def queues(self) -> tuple[DurableQueue[Any], ...]:
         """Every durable queue, each direction once (`outbox list` shows them all)."""
-        return (self.outbox, self.writeback, self.commands)
+        return (
+            self.outbox,
+            self.writeback,
+            self.commands,
+            self.ticket_creates,
+            self.flashduty_writes,
+        )
 
     @classmethod
     def scratch(cls, *, clock: Callable[[], datetime] = utc_now) -> Ledger:
@@ -188,12 +199,15 @@ class Ledger(WritebackSteps, LeadershipSteps, CommandSteps):
         quarantined: Iterable[tuple[str | None, str, str]],
         watermark: str,
         run_id: str,
+        forwards: Sequence[TicketForward] = (),
     ) -> dict[str, int]:
-        """A page's rows, events and quarantined rows, and the watermark past them: the
-        watermark never passes a change whose event is not queued (singer's rule); a crash
-        re-reads the page and decides the same events at most once."""
+        """A page's rows, events and quarantined rows, its tickets' writes owed to
+        Flashduty, and the watermark past them: the watermark never passes a change whose
+        event is not queued (singer's rule); a crash re-reads the page and decides the same
+        events at most once."""
         with self.transaction("record a page"):
             counts = self._record(decisions, run_id=run_id, extras=extras)
+            counts["forwarded"] = self._record_forwards(forwards, run_id=run_id)
             for sys_id, reason, sample in quarantined:
                 self.quarantine.keep(sys_id, reason, sample)
             self.state.set(WATERMARK, watermark)

@@ -19,8 +19,9 @@ from fd_sync.store.db import Database
 
 _COLUMNS = (
     "sys_id, number, alert_key, destination, sent_at, incident_id, progress, fd_updated_at,"
-    " read_at, cursor, own_mod_count"
+    " read_at, cursor, own_mod_count, {origin}"
 )
+SERVICENOW_BORN, FLASHDUTY_BORN = "servicenow", "flashduty"  # where the incident began
 
 
 @dataclass(frozen=True)
@@ -36,12 +37,18 @@ class Link:
     read_at: int  # when the timeline was last read (seconds, this host's clock)
     cursor: FeedCursor
     own_mod_count: int | None  # the ServiceNow version fd-sync's last write produced
+    origin: str = SERVICENOW_BORN  # FLASHDUTY_BORN: a ticket fd-sync opened for the incident
+
+    @property
+    def is_ticket(self) -> bool:
+        return self.origin == FLASHDUTY_BORN
 
 
 def _link(row: Sequence[Any]) -> Link:
-    sys_id, number, key, destination, sent_at, incident_id, progress, updated, read, cursor, own = (
-        row
-    )
+    sys_id, number, key, destination, sent_at, incident_id, progress, updated, read, cursor = row[
+        :10
+    ]
+    own, origin = row[10], row[11]
     return Link(
         sys_id,
         number,
@@ -54,12 +61,19 @@ def _link(row: Sequence[Any]) -> Link:
         int(read or 0),
         FeedCursor.from_json(cursor),
         own,
+        origin or SERVICENOW_BORN,
     )
 
 
 class Links:
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    @property
+    def columns(self) -> str:
+        # A read-only open of a ledger before m005 has no origin: all were ServiceNow-born.
+        has_origin = self.db.has_column("links", "origin")
+        return _COLUMNS.format(origin="origin" if has_origin else f"'{SERVICENOW_BORN}'")
 
     def sent(
         self, sys_id: str, number: str, *, alert_key: str | None, destination: str, sent_at: str
@@ -74,12 +88,40 @@ class Links:
             [sys_id, number, alert_key, destination, sent_at],
         )
 
+    def ticket(self, sys_id: str, number: str, *, incident_id: str, sent_at: str) -> None:
+        """A ticket fd-sync opened: linked from the start, its whole timeline still to read."""
+        self.db.execute(
+            "INSERT INTO links (sys_id, number, sent_at, incident_id, watching, origin)"
+            " VALUES (?,?,?,?,1,?) ON CONFLICT(sys_id) DO NOTHING",
+            [sys_id, number, sent_at, incident_id, FLASHDUTY_BORN],
+        )
+
+    def watch_again(self, sys_id: str) -> None:
+        """A ticket reopened in ServiceNow: its Flashduty timeline matters again."""
+        self.db.execute("UPDATE links SET watching = 1 WHERE sys_id = ?", [sys_id])
+
+    def linked_incidents(self, incident_ids: Iterable[str]) -> set[str]:
+        """Which of these Flashduty incidents are linked to a ServiceNow incident fd-sync pushed."""
+        if not self.db.has_writeback_tables:
+            return set()
+        sql = "SELECT incident_id FROM links WHERE incident_id IN ({marks})"
+        return {row[0] for row in self.db.rows_in(sql, incident_ids)}
+
+    def oldest_unlinked(self) -> str | None:
+        """When the oldest alert whose incident is not found yet was sent (ISO)."""
+        if not self.db.has_writeback_tables:
+            return None
+        value = self.db.scalar(
+            "SELECT MIN(sent_at) FROM links WHERE watching = 1 AND incident_id IS NULL"
+        )
+        return str(value) if value else None
+
     def unlinked(self, limit: int = 1000) -> list[Link]:
         """Alerts whose Flashduty incident is not known yet, oldest first."""
         if not self.db.has_writeback_tables:
             return []
         rows = self.db.rows(
-            f"SELECT {_COLUMNS} FROM links WHERE watching = 1 AND incident_id IS NULL"
+            f"SELECT {self.columns} FROM links WHERE watching = 1 AND incident_id IS NULL"
             " ORDER BY sent_at LIMIT ?",
             [limit],
         )
@@ -90,13 +132,13 @@ class Links:
         if not self.db.has_writeback_tables:
             return []
         rows = self.db.rows(
-            f"SELECT {_COLUMNS} FROM links WHERE watching = 1 AND incident_id IS NOT NULL"
+            f"SELECT {self.columns} FROM links WHERE watching = 1 AND incident_id IS NOT NULL"
             " ORDER BY sys_id"
         )
         return [_link(r) for r in rows]
 
     def get(self, sys_ids: Iterable[str]) -> dict[str, Link]:
-        sql = f"SELECT {_COLUMNS} FROM links WHERE sys_id IN ({{marks}})"
+        sql = f"SELECT {self.columns} FROM links WHERE sys_id IN ({{marks}})"
         return {row[0]: _link(row) for row in self.db.rows_in(sql, sys_ids)}
 
     def link(self, sys_id: str, incident_id: str) -> None:

@@ -162,6 +162,70 @@ STEPS = (
             "CREATE INDEX commands_status ON commands (status, id)",
         ),
     ),
+    # Tickets from Flashduty: each monitoring incident's ticket (tickets), the creates owed
+    # to ServiceNow (ticket_creates), the writes owed to Flashduty's OpenAPI
+    # (flashduty_writes), and which links are of tickets (origin).
+    Migration(
+        "m005_tickets",
+        (
+            """CREATE TABLE tickets (
+                incident_id TEXT PRIMARY KEY,
+                num TEXT NOT NULL,
+                title TEXT NOT NULL,
+                channel_id INTEGER NOT NULL,
+                severity TEXT NOT NULL,
+                start_time INTEGER NOT NULL,
+                sys_id TEXT UNIQUE,
+                number TEXT,
+                state TEXT NOT NULL DEFAULT '',
+                urgency TEXT NOT NULL DEFAULT '',
+                mod_count INTEGER NOT NULL DEFAULT 0,
+                last_comment TEXT NOT NULL DEFAULT '',
+                syncing INTEGER NOT NULL DEFAULT 1,
+                found_at TEXT NOT NULL,
+                opened_at TEXT
+            )""",
+            "CREATE INDEX tickets_start ON tickets (start_time)",
+            """CREATE TABLE ticket_creates (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                incident_id TEXT NOT NULL,
+                sys_id TEXT NOT NULL,
+                number TEXT NOT NULL,
+                fields TEXT NOT NULL,
+                status TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                run_id TEXT,
+                created_at TEXT NOT NULL,
+                last_attempt_at TEXT,
+                finished_at TEXT,
+                http_status INTEGER,
+                error_message TEXT
+            )""",
+            "CREATE INDEX ticket_creates_status ON ticket_creates (status, id)",
+            """CREATE TABLE flashduty_writes (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                incident_id TEXT NOT NULL,
+                sys_id TEXT NOT NULL,
+                number TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                body TEXT NOT NULL,
+                echo_seen INTEGER NOT NULL DEFAULT 0,
+                status TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                run_id TEXT,
+                created_at TEXT NOT NULL,
+                last_attempt_at TEXT,
+                finished_at TEXT,
+                http_status INTEGER,
+                error_code TEXT,
+                error_message TEXT,
+                request_id TEXT
+            )""",
+            "CREATE INDEX flashduty_writes_status ON flashduty_writes (status, id)",
+            "CREATE INDEX flashduty_writes_incident ON flashduty_writes (incident_id, echo_seen)",
+            "ALTER TABLE links ADD COLUMN origin TEXT NOT NULL DEFAULT 'servicenow'",
+        ),
+    ),
 )
 
 # Every table the ledger holds, with its primary key: what `ledger copy` fills, counts and
@@ -175,6 +239,9 @@ TABLES = {
     "links": "sys_id",
     "writeback": "id",
     "commands": "id",
+    "tickets": "incident_id",
+    "ticket_creates": "id",
+    "flashduty_writes": "id",
 }
 
 sqlite_migrations = Migrations(MIGRATION_SET)

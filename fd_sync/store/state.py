@@ -24,6 +24,9 @@ FLASHDUTY_READ = "flashduty_read_at"  # when the write-back last read Flashduty'
 WRITEBACK_HOLD = "writeback_hold"
 COMMANDS_WATERMARK = "commands_watermark"  # newest sys_created_on of a command note read
 COMMANDS_SEEN_AT = "commands_seen_at"  # when the journal last returned a command note
+TICKETS_SINCE = "tickets_since"  # Unix seconds: incidents starting earlier open no ticket
+TICKETS_SEARCHED = "tickets_searched"  # Unix seconds: /incident/list was read up to here
+OWN_INTEGRATIONS = "own_integration_ids"  # JSON: integration ids fd-sync's alerts arrived by
 # High availability (PostgreSQL): who leads, who stands by, and the last takeover.
 LEADER = "leader"  # JSON: host, pid, since; stopped_at once it stepped down cleanly
 STANDBY_PREFIX = "standby:"  # + "host:pid" -> JSON: host, pid, since, seen_at (its check-in)

@@ -17,7 +17,8 @@ from fd_sync.core.turns import TurnOutcome, answered_mod_count, own_version
 from fd_sync.store.incidents import Incidents
 from fd_sync.store.links import Link, Links
 from fd_sync.store.outbox import Outbox
-from fd_sync.store.state import FLASHDUTY_READ, State
+from fd_sync.store.state import FLASHDUTY_READ, OWN_INTEGRATIONS, State
+from fd_sync.store.tickets import FlashdutyWriteQueue
 from fd_sync.store.times import iso
 from fd_sync.store.writeback import NewWrite, Write, WritebackQueue
 
@@ -38,18 +39,31 @@ class WritebackSteps:
     links: Links
     state: State
     clock: Callable[[], datetime]
+    flashduty_writes: FlashdutyWriteQueue
 
     if TYPE_CHECKING:  # the Ledger's, which these steps are mixed into
 
+        def _ticket_own_version(self, sys_id: str, answer: Mapping[str, object]) -> None: ...
         def transaction(self, doing: str = "") -> contextlib.AbstractContextManager[None]: ...
         def entries(self, sys_ids: Iterable[str]) -> dict[str, LedgerEntry]: ...
         def _record(self, decisions: Sequence[Decision], *, run_id: str) -> dict[str, int]: ...
 
     def record_links(
-        self, found: Mapping[str, str], given_up: Sequence[Link], *, read_at: int
+        self,
+        found: Mapping[str, str],
+        given_up: Sequence[Link],
+        *,
+        read_at: int,
+        integration_ids: Iterable[int] = (),
     ) -> None:
-        """Alerts matched to their Flashduty incident, and those Flashduty made none of."""
+        """Alerts matched to their Flashduty incident, and those Flashduty made none of;
+        ``integration_ids``: the integrations fd-sync's alerts arrived by, learned so that
+        [tickets] never opens a ticket for one of them."""
         with self.transaction("record Flashduty incidents"):
+            learned = set(self.state.get_json(OWN_INTEGRATIONS) or [])
+            new = {i for i in integration_ids if i} - learned
+            if new:
+                self.state.set_json(OWN_INTEGRATIONS, sorted(learned | new))
             for sys_id, incident_id in found.items():
                 self.links.link(sys_id, incident_id)
             for link in given_up:
@@ -70,12 +84,17 @@ class WritebackSteps:
             watching=False,
         )
 
-    def record_flashduty_read(self, link: Link, outcome: TurnOutcome, *, run_id: str) -> int | None:
+    def record_flashduty_read(
+        self, link: Link, outcome: TurnOutcome, *, run_id: str, echoes: Sequence[int] = ()
+    ) -> int | None:
         """What one timeline read decided (:func:`fd_sync.core.turns.settle`), with the
-        cursor past it: a crash re-reads the entries, never skips them. Returns the id of
-        the write queued, if any."""
+        cursor past it: a crash re-reads the entries, never skips them. ``echoes``: fd-sync's
+        own OpenAPI writes the entries were found to be. Returns the id of the write queued,
+        if any."""
         sys_id = link.sys_id
         with self.transaction("queue a write-back"):
+            if echoes:
+                self.flashduty_writes.echo_seen(echoes)
             if outcome.closed_in_flashduty:
                 self.incidents.closed_in_flashduty(sys_id, held=outcome.held)
                 self.outbox.cancel_updates(sys_id)  # they would open (and page) a new alert
@@ -147,6 +166,7 @@ class WritebackSteps:
         mod_count = answered_mod_count(answer)
         if mod_count is None:
             return
+        self._ticket_own_version(sys_id, answer)
         self.links.own_write(sys_id, mod_count)
         snapshot = self.incidents.snapshots([sys_id]).get(sys_id)
         entry = self.incidents.entries_as_stored([sys_id]).get(sys_id)

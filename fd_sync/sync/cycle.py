@@ -40,6 +40,7 @@ from fd_sync.sync.deletions import DeletionCheck
 from fd_sync.sync.delivery import Deliverer
 from fd_sync.sync.plan import PagePlan, Planner
 from fd_sync.sync.report import CycleReport, planned_events
+from fd_sync.sync.tickets import Tickets
 from fd_sync.sync.writeback import ServiceNowWrites, Writeback
 
 
@@ -74,6 +75,7 @@ class Cycle:
         writeback: Writeback | None = None,
         commands: Commands | None = None,
         answers: ServiceNowWrites | None = None,
+        tickets: Tickets | None = None,
         should_stop: Callable[[], bool] = lambda: False,
         progress: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
@@ -84,6 +86,7 @@ class Cycle:
         self.writeback = writeback  # Flashduty -> ServiceNow, with [writeback] enabled
         self.commands = commands  # /flashduty work notes, with [commands] enabled
         self.answers = answers  # writes the answers when there is no write-back to do it
+        self.tickets = tickets  # monitoring incidents in Flashduty open tickets: [tickets]
         self.ledger = ledger
         self.servicenow = servicenow
         self.deliverer = deliverer
@@ -116,6 +119,9 @@ class Cycle:
             if self.writeback is not None and fetch:
                 # Before the fetch, so that it sees a responder's close (see sync.writeback).
                 self.writeback.observe(report.writeback, run_id=report.run_id, dry_run=dry_run)
+            if self.tickets is not None and fetch:
+                # Before the fetch too, so that the poll knows every ticket it reads.
+                self.tickets.open(report.tickets, run_id=report.run_id, dry_run=dry_run)
             try:
                 if fetch:
                     self._fetch(report, since=since, dry_run=dry_run)
@@ -127,6 +133,9 @@ class Cycle:
                 level("fetch_failed", error=str(exc), exit_code=exc.exit_code)
             if not dry_run:
                 self._deliver(report, fetched=fetch)
+                if self.tickets is not None and not self.should_stop():
+                    self.tickets.deliver(report.tickets)
+                    report.tickets_dead = self.ledger.tickets_dead()
             if self.commands is not None and fetch and not self.should_stop():
                 self.commands.run(report.commands, run_id=report.run_id, dry_run=dry_run)
                 if report.commands.answered:
@@ -251,7 +260,9 @@ class Cycle:
             quarantined=plan.bad,
             watermark=watermark,
             run_id=report.run_id,
+            forwards=plan.forwards,
         )
+        report.tickets.forwarded += counts.pop("forwarded", 0)
         report.count(counts)
         for d in plan.decisions:
             if d.cancel_pending:

@@ -24,7 +24,9 @@ from fd_sync.core.payloads import Extras
 from fd_sync.core.routing import Routing
 from fd_sync.errors import BadRecord
 from fd_sync.store.ledger import Ledger
+from fd_sync.store.ticket_steps import TicketForward
 from fd_sync.sync.enrich import Enricher
+from fd_sync.sync.tickets.forward import TicketForwarder
 
 BadRow = tuple[str | None, str, str]  # (sys_id, reason, sample) for the quarantine
 
@@ -38,6 +40,7 @@ class PagePlan:
     bad: list[BadRow]
     extras: dict[str, Extras] = field(default_factory=dict)  # by sys_id: what routes add
     read: int = 0  # well-formed rows on the page, parsed or not
+    forwards: list[TicketForward] = field(default_factory=list)  # tickets' changes, for Flashduty
 
 
 class Planner:
@@ -51,8 +54,10 @@ class Planner:
         *,
         extra_fields: tuple[str, ...] = (),
         baseline_until: str | None = None,
+        tickets: TicketForwarder | None = None,
     ) -> None:
         self.ledger = ledger
+        self.tickets = tickets  # with [tickets] on: tickets' rows go to Flashduty's OpenAPI
         self.routes = routes
         self.enricher = enricher
         self.extra_fields = extra_fields
@@ -64,6 +69,11 @@ class Planner:
     def plan(self, records: list[Any]) -> PagePlan:
         """Parse, route and decide a page, and render its events' extras; writes nothing."""
         versions = [row_version(raw) for raw in records]
+        read = sum(1 for v in versions if v is not None)
+        forwards: list[TicketForward] = []
+        if self.tickets is not None:
+            split = self.tickets.split(records, versions)
+            records, versions, forwards = split.others, split.other_versions, split.forwards
         ids = [v.sys_id for v in versions if v is not None]
         entries = self.ledger.entries(ids)
         entries.update({s: self.overlay[s] for s in ids if s in self.overlay})
@@ -91,7 +101,7 @@ class Planner:
         self._note_unknown_states(decisions)
         pins = self.ledger.incidents.pins(d.incident.sys_id for d in decisions if d.entry.pinned)
         extras = self.enricher.extras(decisions, matches, pins)
-        return PagePlan(incidents, decisions, bad, extras, read=len(ids))
+        return PagePlan(incidents, decisions, bad, extras, read=read, forwards=forwards)
 
     @staticmethod
     def _worth_parsing(

@@ -11,6 +11,7 @@ from fd_sync.core.payloads import NO_EXTRAS, Extras
 from fd_sync.errors import EX_OK, EX_PROTOCOL, EX_TEMPFAIL, FdSyncError, Interrupted, outcome, worst
 from fd_sync.sync.commands import CommandsReport
 from fd_sync.sync.delivery import DeliveryReport
+from fd_sync.sync.tickets.report import TicketsReport
 from fd_sync.sync.writeback.report import WritebackReport
 
 
@@ -66,6 +67,8 @@ class CycleReport:
     first_run: bool = False  # no watermark yet: the present state is the baseline
     writeback: WritebackReport = field(default_factory=WritebackReport)
     commands: CommandsReport = field(default_factory=CommandsReport)
+    tickets: TicketsReport = field(default_factory=TicketsReport)
+    tickets_dead: int = 0  # ticket creates and OpenAPI writes refused, kept (all cycles)
 
     def count(self, counts: dict[str, int]) -> None:
         for kind, n in counts.items():
@@ -86,6 +89,10 @@ class CycleReport:
             codes.append(self.commands.error.exit_code)
         if self.writeback.refused or self.writeback_dead:
             codes.append(EX_PROTOCOL)  # someone's action never reached ServiceNow
+        if self.tickets.error is not None:
+            codes.append(self.tickets.error.exit_code)
+        if self.tickets.refused or self.tickets.dead or self.tickets_dead:
+            codes.append(EX_PROTOCOL)  # a ticket or a ticket's change never arrived
         return worst(codes)
 
     @property
@@ -111,6 +118,16 @@ class CycleReport:
         parts += [str(refused) for refused in self.writeback.refused[:3]]
         if len(self.writeback.refused) > 3:
             parts.append(f"and {len(self.writeback.refused) - 3} more refused write-back(s)")
+        tickets = self.tickets
+        if tickets.error is not None and tickets.error not in (self.error, self.writeback.error):
+            parts.append(str(tickets.error))
+        parts += [str(refused) for refused in tickets.refused[:3]]
+        earlier_tickets = self.tickets_dead - len(tickets.refused) - tickets.dead
+        if earlier_tickets > 0:
+            parts.append(
+                f"{earlier_tickets} ticket create(s) or Flashduty write(s) refused earlier wait "
+                "for an operator; see fd-sync outbox list --dead"
+            )
         earlier = self.writeback_dead - len(self.writeback.refused)
         if earlier > 0:
             parts.append(
@@ -145,7 +162,10 @@ class CycleReport:
             "writeback_read": self.writeback.read,
             "writeback_written": self.writeback.written,
             "writeback_refused": len(self.writeback.refused),
-            "openapi_requests": self.writeback.openapi_requests,
+            "openapi_requests": self.writeback.openapi_requests + self.tickets.openapi_requests,
+            "tickets_opened": self.tickets.opened,
+            "tickets_refused": len(self.tickets.refused),
+            "flashduty_writes": self.tickets.written,
         }
 
     def summary(self) -> str:
@@ -171,4 +191,7 @@ class CycleReport:
         wb = self.writeback
         if wb.read or wb.written or wb.linked:
             text += f"; write-back: read {wb.read} Flashduty incident(s), wrote {wb.written}"
+        t = self.tickets
+        if t.opened or t.written or t.forwarded:
+            text += f"; tickets: opened {t.opened}, Flashduty writes {t.written}"
         return text

@@ -97,6 +97,7 @@ COMMITTERS = {
     "store/writeback_steps.py",
     "store/records.py",
     "store/commands.py",
+    "store/ticket_steps.py",
     "store/db.py",
     "store/copy.py",
 }

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from fd_sync import logs
 from fd_sync.core.feed import needs_read
+from fd_sync.core.tickets import own_echoes
 from fd_sync.core.turns import ServiceNowSide, settle
 from fd_sync.core.writeback import (
     ServiceNowNow,
@@ -79,16 +80,18 @@ class FlashdutyRead:
                     by_key.setdefault(key, link)
         found = self.reader.alerts(list(by_key), start=oldest - 3600, end=now + 60)
         linked: dict[str, str] = {}
+        integrations: set[int] = set()
         for key, alert in found.items():
             owner = by_key.get(key)
             if owner is not None and owner.sys_id not in linked:
                 linked[owner.sys_id] = alert.incident_id
+                integrations.add(alert.integration_id)
         report.linked += len(linked)
         if dry_run:
             return [replace(k, incident_id=linked[k.sys_id]) for k in links if k.sys_id in linked]
         give_up = iso(datetime.fromtimestamp(now, UTC) - LINK_GIVE_UP)
         given_up = [k for k in links if k.sys_id not in linked and k.sent_at < give_up]
-        self.ledger.record_links(linked, given_up, read_at=now)
+        self.ledger.record_links(linked, given_up, read_at=now, integration_ids=integrations)
         for link in given_up:
             self.log.warning("flashduty_incident_not_found", number=link.number)
         return []
@@ -102,19 +105,30 @@ class FlashdutyRead:
         infos = self.reader.incidents(link.incident_id or "" for link in watched)
         stamp = datetime.fromtimestamp(self.wall(), UTC)
         versions = self.ledger.incidents.versions(link.sys_id for link in watched)
+        tickets = [link.incident_id or "" for link in watched if link.is_ticket]
+        ticket_sides = self.ledger.tickets.by_incident(tickets)
+        own_writes = self.ledger.flashduty_writes.unmatched(tickets)
         for link in watched:
             info = infos.get(link.incident_id or "")
             if info is None:
                 # Deleted in Flashduty (or merged away): nothing more to read.
                 if not dry_run:
-                    self.ledger.stop_watching(link, read_at=int(self.wall()))
+                    self._gone(link, run_id)
                 continue
             if not needs_read(info, link.fd_updated_at, link.read_at):
                 continue  # unchanged since a read that came late enough to be sure
             read_at = int(self.wall())
             entries = self.reader.feed(info.incident_id, link.cursor)
-            people = self.reader.names(people_of(entries))
-            turn = compose(entries, info, people, work_notes=self.work_notes)
+            echoes: list[int] = []
+            news = entries
+            if link.is_ticket:  # fd-sync's own OpenAPI writes are not news to the ticket
+                shown = [(e.type, str(e.detail.get("comment") or "")) for e in entries]
+                ours, echoes = own_echoes(shown, own_writes.get(info.incident_id, ()))
+                news = [e for i, e in enumerate(entries) if i not in ours]
+            people = self.reader.names(people_of(news))
+            turn = compose(
+                news, info, people, work_notes=self.work_notes, flashduty_born=link.is_ticket
+            )
             report.read += 1
             if dry_run:
                 self._preview(link, turn, report)
@@ -125,8 +139,12 @@ class FlashdutyRead:
                 side = ServiceNowSide(
                     version.alert_open, version.open_in_servicenow, version.mod_count
                 )
+            ticket = ticket_sides.get(info.incident_id)
+            if link.is_ticket and ticket is not None:
+                # No alert of fd-sync's to keep: only the version seen counts.
+                side = ServiceNowSide(False, False, ticket.mod_count)
             outcome = settle(turn, info, entries, link.cursor, side, read_at=read_at)
-            self.ledger.record_flashduty_read(link, outcome, run_id=run_id)
+            self.ledger.record_flashduty_read(link, outcome, run_id=run_id, echoes=echoes)
             if outcome.closed_in_flashduty:
                 self.log.info("closed_in_flashduty", number=link.number, held=outcome.held)
             elif outcome.reopened_in_flashduty:
@@ -135,6 +153,14 @@ class FlashdutyRead:
                 report.queued += 1
         if not dry_run:
             self.ledger.record_flashduty_read_time(stamp)
+
+    def _gone(self, link: Link, run_id: str) -> None:
+        if not link.is_ticket:
+            self.ledger.stop_watching(link, read_at=int(self.wall()))
+            return
+        why = f"The Flashduty incident {link.incident_id} was merged into another or deleted"
+        self.ledger.stop_ticket(link, why, read_at=int(self.wall()), run_id=run_id)
+        self.log.warning("ticket_unlinked", number=link.number, incident_id=link.incident_id)
 
     def _preview(self, link: Link, turn: Turn, report: WritebackReport) -> None:
         if not turn.worth_writing:

@@ -1,0 +1,90 @@
+"""The OpenAPI calls of tickets from Flashduty (on-call.openapi.en.json).
+
+- ``/incident/list``: the open incidents of the watched channels, ``progress =
+  "Triggered,Processing"``, in windows on the start time of at most 31 days (documented
+  limit), paged by ``has_next_page`` (``total`` is capped: never trusted to end a list);
+- ``/incident/comment`` (``mute_reply``), ``/incident/resolve``, ``/incident/reopen``,
+  ``/incident/reset``: what a ticket's changes in ServiceNow do to its incident. A comment
+  is not repeatable (see :meth:`OpenAPIClient.call`); :meth:`comments` reads the feed to
+  find out whether one whose answer never came landed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from fd_sync.core.tickets import FlashdutySource, OpenAPIWrite
+from fd_sync.flashduty.openapi import OpenAPIClient
+
+WINDOW_SECONDS = 31 * 86400  # /incident/list: "within 31 days"
+OPEN = "Triggered,Processing"
+
+
+class FlashdutyTickets:
+    def __init__(self, openapi: OpenAPIClient) -> None:
+        self.openapi = openapi
+
+    @property
+    def requests_made(self) -> int:
+        return self.openapi.requests_made
+
+    def open_incidents(
+        self, channel_ids: Iterable[int], *, start: int, end: int, severities: Iterable[str] = ()
+    ) -> list[FlashdutySource]:
+        """Open incidents of these channels that started in [start, end], oldest first."""
+        found: dict[str, FlashdutySource] = {}
+        low = start
+        while low <= end:
+            high = min(end, low + WINDOW_SECONDS - 1)
+            body: dict[str, Any] = {
+                "channel_ids": list(channel_ids),
+                "progress": OPEN,
+                "start_time": low,
+                "end_time": max(high, low + 1),
+                "asc": True,
+            }
+            if severities:
+                body["incident_severity"] = ",".join(sorted(severities))
+            for item in self.openapi.paged("/incident/list", body):
+                source = FlashdutySource.from_api(item)
+                if source.incident_id:
+                    found[source.incident_id] = source
+            low = high + 1
+        return sorted(found.values(), key=lambda s: (s.start_time, s.incident_id))
+
+    def write(self, incident_id: str, write: OpenAPIWrite) -> None:
+        """One write to one incident; a comment is never sent twice blindly."""
+        if write.kind == "severity":
+            body = {"incident_id": incident_id, **write.body}
+        else:
+            body = {"incident_ids": [incident_id], **write.body}
+        self.openapi.call(write.path, body, repeatable=write.kind != "comment")
+
+    def comments(self, incident_id: str) -> list[str]:
+        """The newest comments of an incident (one page): did a comment land?"""
+        data = self.openapi.call(
+            "/incident/feed",
+            {"incident_id": incident_id, "p": 1, "limit": 100, "asc": False, "types": ["i_comm"]},
+        )
+        items = data.get("items") if isinstance(data, dict) else None
+        return [
+            str((item.get("detail") or {}).get("comment") or "")
+            for item in items or ()
+            if isinstance(item, dict) and isinstance(item.get("detail"), dict)
+        ]
+
+    def can_list(self, channel_id: int, *, start: int, end: int) -> int:
+        """How many open incidents one channel has lately (``check``): proves the key may
+        list its incidents. Raises what the OpenAPI said otherwise."""
+        data = self.openapi.call(
+            "/incident/list",
+            {
+                "channel_ids": [channel_id],
+                "start_time": start,
+                "end_time": end,
+                "p": 1,
+                "limit": 1,
+            },
+        )
+        return int(data.get("total") or 0) if isinstance(data, dict) else 0
