@@ -21,6 +21,7 @@ from fd_sync.cli import (  # noqa: F401 - they register commands
     incident_commands,
     ledger_commands,
     sync_commands,
+    ticket_commands,
 )
 from fd_sync.cli.base import cli, print_error
 from fd_sync.errors import EX_SOFTWARE, EX_USAGE, FdSyncError

@@ -69,6 +69,8 @@ def once(options: Options, since: str | None, dry_run: bool) -> int:
         click.echo(line)
     for line in report.writeback.planned:
         click.echo(line)
+    for line in report.tickets.planned:
+        click.echo(line)
     click.echo(report.summary())
     failure = report.failure()
     if failure is not None:
@@ -162,17 +164,24 @@ def outbox_retry(options: Options, event_id: str | None, retry_all: bool) -> int
 
     if (event_id is None) == (not retry_all):
         raise click.UsageError("give an event ID or --all")
-    is_write, number = ops.parse_id(event_id) if event_id is not None else (False, None)
+    prefix, number = ops.parse_id(event_id) if event_id is not None else ("", None)
     with ledger_access(load_config(options, secrets_required=False), "write") as ledger:
-        requeued, cancelled, writes = 0, 0, 0
-        if retry_all or not is_write:
-            requeued, cancelled = ops.retry(ledger, ledger.outbox, number)
-        if retry_all or is_write:
-            writes, _ = ops.retry(ledger, ledger.writeback, number)
-    if not is_write:
-        click.echo(f"requeued {requeued} event(s); the next cycle delivers them")
-    if writes or is_write:
-        click.echo(f"requeued {writes} write-back(s); the next cycle writes them to ServiceNow")
+        counts: dict[str, int] = {}
+        cancelled = 0
+        for queue in ledger.queues:
+            if retry_all or queue.label_prefix == prefix:
+                counts[queue.label_prefix], moot = ops.retry(ledger, queue, number)
+                cancelled += moot
+    if "" in counts:
+        click.echo(f"requeued {counts['']} event(s); the next cycle delivers them")
+    if counts.get("w") or prefix == "w":
+        click.echo(
+            f"requeued {counts['w']} write-back(s); the next cycle writes them to ServiceNow"
+        )
+    if counts.get("t") or prefix == "t":
+        click.echo(f"requeued {counts['t']} ticket create(s); the next cycle opens them")
+    if counts.get("f") or prefix == "f":
+        click.echo(f"requeued {counts['f']} Flashduty write(s); the next cycle sends them")
     if cancelled:
         click.echo(
             f"cancelled {cancelled} event(s) of alerts Flashduty never had, whose incidents "
@@ -193,11 +202,12 @@ def outbox_drop(options: Options, event_id: str) -> int:
     """
     from fd_sync.ops import outbox as ops
 
-    is_write, number = ops.parse_id(event_id)
+    prefix, number = ops.parse_id(event_id)
     with ledger_access(load_config(options, secrets_required=False), "write") as ledger:
-        event, count, notes = ops.drop(ledger, ops.queue_of(ledger, is_write), number)
-    if is_write:
-        click.echo(f"dropped write-back {event.label} of {event.number}: it is not written")
+        event, count, notes = ops.drop(ledger, ops.queue_of(ledger, prefix), number)
+    if prefix:
+        noun = ops.NOUNS[prefix]
+        click.echo(f"dropped {noun} {event.label} of {event.number}: it is not sent")
         return 0
     click.echo(f"dropped {count} event(s) of {event.number}")
     for note in notes:
@@ -226,6 +236,7 @@ def status(options: Options, as_json: bool, health_check: bool) -> int:
             cfg.sync.poll_interval_seconds,
             writeback_enabled=cfg.writeback.enabled,
             commands_enabled=cfg.commands.enabled,
+            tickets_enabled=cfg.tickets.enabled,
         )
     if as_json:
         click.echo(json.dumps(found.as_json(), indent=2))

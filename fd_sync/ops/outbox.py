@@ -1,5 +1,8 @@
-"""`fd-sync outbox`: see the events owed to Flashduty and the writes owed to ServiceNow
-(write-backs, shown as ``w12``), requeue dead ones, give up on one."""
+"""`fd-sync outbox`: see the items of every durable queue, requeue dead ones, give up on one.
+
+Items are named by their queue's prefix: ``12`` an event owed to Flashduty, ``w12`` a
+write-back owed to ServiceNow, ``c12`` a command, ``t12`` a ticket to create in ServiceNow,
+``f12`` a write owed to a ticket's Flashduty incident (OpenAPI)."""
 
 from __future__ import annotations
 
@@ -11,25 +14,36 @@ from fd_sync.store.commands import Command
 from fd_sync.store.ledger import Ledger
 from fd_sync.store.outbox import OutboxEvent
 from fd_sync.store.queue import DurableQueue, QueueStatus
-from fd_sync.store.writeback import ID_PREFIX, Write, WritebackQueue
+from fd_sync.store.tickets import FlashdutyWrite, TicketCreate
+from fd_sync.store.writeback import Write
 
-Entry = OutboxEvent | Write | Command
+Entry = OutboxEvent | Write | Command | TicketCreate | FlashdutyWrite
+NOUNS = {
+    "": "event",
+    "w": "write-back",
+    "c": "command",
+    "t": "ticket create",
+    "f": "Flashduty write",
+}
 
 
-def parse_id(text: str) -> tuple[bool, int]:
-    """``12`` (an event for Flashduty) or ``w12`` (a write-back): (is_writeback, id)."""
-    writeback = text.lower().startswith(ID_PREFIX)
-    digits = text[len(ID_PREFIX) :] if writeback else text
-    if not digits.isdigit():
+def parse_id(text: str) -> tuple[str, int]:
+    """``12`` (an event for Flashduty), ``w12`` (a write-back), ``t12``, ``f12``...:
+    (the queue's prefix, the id)."""
+    prefix = text[:1].lower() if text[:1].isalpha() else ""
+    digits = text[len(prefix) :]
+    if prefix not in NOUNS or not digits.isdigit():
         raise UsageRefused(
-            f"{text!r} is not an event id: give a number (an event for Flashduty) or "
-            f"{ID_PREFIX}NUMBER (a write-back to ServiceNow), as fd-sync outbox list shows"
+            f"{text!r} is not an item id: give a number (an event for Flashduty), "
+            "wNUMBER (a write-back), tNUMBER (a ticket create) or fNUMBER (a Flashduty "
+            "write), as fd-sync outbox list shows"
         )
-    return writeback, int(digits)
+    return prefix, int(digits)
 
 
-def queue_of(ledger: Ledger, is_writeback: bool) -> DurableQueue[Any]:
-    return ledger.writeback if is_writeback else ledger.outbox
+def queue_of(ledger: Ledger, prefix: str) -> DurableQueue[Any]:
+    (queue,) = [q for q in ledger.queues if q.label_prefix == prefix]
+    return queue
 
 
 def waiting(ledger: Ledger, *, dead_only: bool, show_all: bool, limit: int) -> list[Entry]:
@@ -46,6 +60,21 @@ def waiting(ledger: Ledger, *, dead_only: bool, show_all: bool, limit: int) -> l
 
 
 def as_json(e: Entry) -> dict[str, Any]:
+    if isinstance(e, TicketCreate | FlashdutyWrite):
+        create = isinstance(e, TicketCreate)
+        return {
+            "id": e.label,
+            "to": "servicenow" if create else "flashduty",
+            "number": e.number,
+            "sys_id": e.sys_id,
+            "kind": e.kind if isinstance(e, FlashdutyWrite) else "ticket",
+            "incident_id": e.incident_id,
+            "status": e.status.value,
+            "attempts": e.attempts,
+            "created_at": e.created_at,
+            "http_status": e.http_status,
+            "error": e.error_message,
+        }
     if isinstance(e, Command):
         return {
             "id": e.label,
@@ -100,6 +129,17 @@ def line(e: Entry, hold: dict[str, str] | None = None) -> str:
             f"responder closed the alert is unknown; it goes by {hold.get('until')} at the "
             "latest)"
         )
+    if isinstance(e, TicketCreate):
+        title = e.fields.get("short_description", "")
+        return (
+            f"{e.label:>7}  {e.number:<12} {'ticket':<8} {e.status.value:<9} "
+            f"tries {e.attempts:<3} {e.created_at} (Flashduty {e.incident_id}: {title}){error}"
+        )
+    if isinstance(e, FlashdutyWrite):
+        return (
+            f"{e.label:>7}  {e.number:<12} {e.kind:<8} {e.status.value:<9} "
+            f"tries {e.attempts:<3} {e.created_at} (to Flashduty {e.incident_id}){error}"
+        )
     if isinstance(e, Command):
         return (
             f"{e.label:>7}  {e.number:<12} {'command':<8} {e.status.value:<9} "
@@ -118,7 +158,7 @@ def line(e: Entry, hold: dict[str, str] | None = None) -> str:
 
 
 def _noun(queue: DurableQueue[Any]) -> str:
-    return "write-back" if isinstance(queue, WritebackQueue) else "event"
+    return NOUNS.get(queue.label_prefix, "item")
 
 
 def retry(ledger: Ledger, queue: DurableQueue[Any], item_id: int | None) -> tuple[int, int]:
@@ -140,9 +180,7 @@ def drop(ledger: Ledger, queue: DurableQueue[Any], item_id: int) -> tuple[Entry,
         state = item.status.value if item else "unknown"
         noun = _noun(queue)
         label = f"{queue.label_prefix}{item_id}"
-        only = (
-            "only pending or dead ones" if noun == "write-back" else "only pending or dead events"
-        )
+        only = "only pending or dead events" if noun == "event" else "only pending or dead ones"
         raise UsageRefused(f"{noun} {label} is {state}: {only} can be dropped")
     count = ledger.drop(item)
     notes = []

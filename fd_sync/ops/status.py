@@ -18,7 +18,7 @@ from fd_sync.store.lock import still_running
 from fd_sync.store.queue import DeadReason
 from fd_sync.store.records import DaemonRecord
 from fd_sync.store.state import DAEMON, SERVICENOW_CLOCK
-from fd_sync.store.summary import HighAvailability, Summary, high_availability
+from fd_sync.store.summary import HighAvailability, Summary, TicketsSummary, high_availability
 
 
 def _now() -> datetime:
@@ -33,6 +33,7 @@ class Status:
     health: str
     writeback_enabled: bool = False  # [writeback] enabled: show that direction
     commands_enabled: bool = False  # [commands] enabled
+    tickets_enabled: bool = False  # [tickets] enabled
 
     def as_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self.summary)
@@ -51,6 +52,7 @@ def read_status(
     now: Callable[[], datetime] = _now,
     writeback_enabled: bool = False,
     commands_enabled: bool = False,
+    tickets_enabled: bool = False,
 ) -> Status:
     summary = ledger.summary()
     healthy, why = health(summary.last_success_at, poll_interval, now())
@@ -71,7 +73,9 @@ def read_status(
     daemon = _daemon(
         DaemonRecord.from_json(ledger.state.get_json(DAEMON)), summary.high_availability
     )
-    return Status(summary, daemon, healthy, why, writeback_enabled, commands_enabled)
+    return Status(
+        summary, daemon, healthy, why, writeback_enabled, commands_enabled, tickets_enabled
+    )
 
 
 def dead_line(summary: Summary) -> str:
@@ -212,6 +216,8 @@ def render(status: Status, *, now: Callable[[], datetime] = _now) -> list[str]:
     lines.extend(writeback_lines(summary, shown=status.writeback_enabled))
     if status.commands_enabled:
         lines.append(("commands", commands_line(summary)))
+    if summary.tickets is not None and (status.tickets_enabled or summary.tickets.tracked):
+        lines.append(("tickets", tickets_line(summary.tickets)))
     if last and last.message and last.exit_code:
         lines.append(("last error", last.message))
     lines.append(("last success", summary.last_success_at or "never"))
@@ -230,6 +236,19 @@ def render(status: Status, *, now: Callable[[], datetime] = _now) -> list[str]:
     lines.append(("health", ("ok: " if status.healthy else "UNHEALTHY: ") + status.health))
     width = max(len(k) for k, _ in lines)
     return [f"{key:<{width}}  {value}" for key, value in lines]
+
+
+def tickets_line(t: TicketsSummary) -> str:
+    newest = (
+        datetime.fromtimestamp(t.newest_start, UTC).isoformat() if t.newest_start else "none yet"
+    )
+    since = f"; incidents starting before {t.since} open none" if t.since else ""
+    return (
+        f"{t.tracked} opened ({t.opened_last_day} in the last day); creates: "
+        f"{t.creates.pending} pending, {t.creates.dead} refused; Flashduty writes: "
+        f"{t.writes.pending} pending, {t.writes.dead} refused; newest incident start seen "
+        f"{newest}{since}"
+    )
 
 
 def commands_line(summary: Summary) -> str:

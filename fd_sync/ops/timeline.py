@@ -36,6 +36,14 @@ def now_lines(history: IncidentHistory) -> list[str]:
             "incident's later events wait behind it. Fix what Flashduty names, then "
             f"fd-sync outbox retry {dead.label} (or drop it to give the alert up)"
         )
+    elif history.is_ticket:
+        link = history.link
+        where = f"incident {link.incident_id}" if link and link.incident_id else "an incident"
+        lines.append(
+            f"  a ticket born in Flashduty ({where}): no alert of fd-sync's; Flashduty's acks, "
+            "comments and resolves reach it through the write-back, and its resolve, reopen, "
+            "comments and urgency reach Flashduty through the OpenAPI"
+        )
     elif history.held:
         lines.append(
             "  closed in Flashduty by a responder, open in ServiceNow: not paged again until "
@@ -55,6 +63,9 @@ def now_lines(history: IncidentHistory) -> list[str]:
     waiting = [w for w in history.writes if w.status is QueueStatus.PENDING]
     if waiting:
         lines.append(f"  {len(waiting)} write-back(s) waiting for ServiceNow: {_labels(waiting)}")
+    owed = [f for f in history.flashduty_writes if f.status is QueueStatus.PENDING]
+    if owed:
+        lines.append(f"  {len(owed)} write(s) waiting for Flashduty: {_labels(owed)}")
     refused = [w for w in history.writes if w.status is QueueStatus.DEAD]
     if refused:
         lines.append(

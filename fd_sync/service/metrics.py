@@ -65,6 +65,19 @@ class Metrics:
             ["verb", "outcome"],
             registry=r,
         )
+        self.tickets = Counter(
+            "fdsync_tickets",
+            "Tickets from Flashduty by outcome: opened, refused (creates), and the OpenAPI "
+            "writes to their incidents (comment, resolve, reopen, severity; *_refused).",
+            ["outcome"],
+            registry=r,
+        )
+        self.tickets_dead = Gauge(
+            "fdsync_tickets_dead",
+            "Ticket creates ServiceNow refused and writes Flashduty refused, kept until "
+            "fd-sync outbox retry or drop.",
+            registry=r,
+        )
         self.writeback_dead = Gauge(
             "fdsync_writeback_dead",
             "Write-backs ServiceNow refused for good, kept until fd-sync outbox retry or drop.",
@@ -113,10 +126,13 @@ class Metrics:
         for (kind, outcome), count in report.writeback.outcomes.items():
             self.writebacks.labels(kind, outcome).inc(count)
         self.writeback_lag.set(report.writeback.lag_seconds)
+        for outcome, count in report.tickets.outcomes.items():
+            self.tickets.labels(outcome).inc(count)
+        self.tickets_dead.set(report.tickets_dead)
         self.pending.set(report.pending)
         self.dead.set(report.dead)
         self.writeback_dead.set(report.writeback_dead)
-        self._dead = report.dead + report.writeback_dead
+        self._dead = report.dead + report.writeback_dead + report.tickets_dead
         if report.watermark:
             self.lag.set(max(0.0, self.clock() - parse_sn_time(report.watermark).timestamp()))
         if report.exit_code == 0:

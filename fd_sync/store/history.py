@@ -15,6 +15,7 @@ from fd_sync.store.commands import Command
 from fd_sync.store.links import Link
 from fd_sync.store.outbox import OutboxEvent
 from fd_sync.store.queue import QueueStatus
+from fd_sync.store.tickets import FlashdutyWrite, TicketCreate
 from fd_sync.store.writeback import Write
 
 if TYPE_CHECKING:
@@ -48,6 +49,13 @@ class IncidentHistory:
     link: Link | None
     hold: dict[str, str] | None  # updates held while Flashduty cannot be read
     commands: list[Command] = field(default_factory=list)  # /flashduty work notes
+    # A ticket (born in Flashduty): its create, and the writes owed to its Flashduty incident.
+    ticket_creates: list[TicketCreate] = field(default_factory=list)
+    flashduty_writes: list[FlashdutyWrite] = field(default_factory=list)
+
+    @property
+    def is_ticket(self) -> bool:
+        return bool(self.ticket_creates) or bool(self.link and self.link.is_ticket)
 
     @property
     def dead_create(self) -> OutboxEvent | None:
@@ -67,6 +75,8 @@ def read_history(ledger: Ledger, number: str) -> IncidentHistory | None:
     sys_id = row[0] if row else None
     if sys_id is None:
         found = ledger.db.one("SELECT sys_id FROM outbox WHERE number = ? LIMIT 1", [number])
+        if found is None and ledger.tickets.present:
+            found = ledger.db.one("SELECT sys_id FROM tickets WHERE number = ? LIMIT 1", [number])
         if found is None:
             return None
         sys_id = found[0]
@@ -86,6 +96,8 @@ def read_history(ledger: Ledger, number: str) -> IncidentHistory | None:
         link=ledger.links.get([sys_id]).get(sys_id) if ledger.db.has_writeback_tables else None,
         hold=ledger.writeback_hold(),
         commands=list(reversed(ledger.commands.items(sys_id=sys_id, limit=HISTORY_LIMIT))),
+        ticket_creates=list(reversed(ledger.ticket_creates.items(sys_id=sys_id))),
+        flashduty_writes=list(reversed(ledger.flashduty_writes.items(sys_id=sys_id))),
     )
 
 
@@ -102,8 +114,22 @@ def timeline(history: IncidentHistory) -> list[Moment]:
         if c.answer:
             said = c.answer.splitlines()[0].removeprefix("[Flashduty] ")
             moments.append(Moment(c.finished_at or c.created_at, "servicenow", f"answered: {said}"))
+    for t in history.ticket_creates:
+        moments.append(_ticket_moment(t))
+    for f in history.flashduty_writes:
+        moments.append(_openapi_moment(f))
     link = history.link
-    if link is not None:
+    if link is not None and link.is_ticket:
+        progress = f", {link.progress}" if link.progress else ""
+        moments.append(
+            Moment(
+                link.sent_at,
+                "ledger",
+                f"born in Flashduty: the ticket of incident {link.incident_id}{progress}",
+                details={"incident_id": link.incident_id, "progress": link.progress},
+            )
+        )
+    elif link is not None:
         key = f" (alert_key {link.alert_key})" if link.alert_key else ""
         moments.append(Moment(link.sent_at, "flashduty", f"alert opened in Flashduty{key}"))
         if link.incident_id:
@@ -117,6 +143,27 @@ def timeline(history: IncidentHistory) -> list[Moment]:
                 )
             )
     return sorted(moments, key=lambda m: m.at)
+
+
+def _ticket_moment(t: TicketCreate) -> Moment:
+    title = t.fields.get("short_description", "")
+    text = {
+        QueueStatus.DELIVERED: f"ticket opened for Flashduty incident {t.incident_id}: {title}",
+        QueueStatus.DEAD: f"ticket refused by ServiceNow (HTTP {t.http_status}: "
+        f"{t.error_message}); fd-sync outbox retry {t.label} once fixed",
+    }.get(t.status, f"ticket {t.status.value}, tried {t.attempts} time(s)")
+    return Moment(t.finished_at or t.created_at, "servicenow", text, t.label)
+
+
+def _openapi_moment(f: FlashdutyWrite) -> Moment:
+    said = f.write.text or f.body.get("resolution") or f.body.get("incident_severity") or ""
+    what = f"{f.kind} ({str(said)[:80]})" if said else f.kind
+    text = {
+        QueueStatus.DELIVERED: f"{what} sent to the Flashduty incident",
+        QueueStatus.DEAD: f"{what} refused by Flashduty ({f.error_message}); "
+        f"fd-sync outbox retry {f.label} once fixed",
+    }.get(f.status, f"{what} {f.status.value}, tried {f.attempts} time(s)")
+    return Moment(f.finished_at or f.created_at, "flashduty", text, f.label)
 
 
 def _event_moments(e: OutboxEvent) -> list[Moment]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from fd_sync.store.outbox import OutboxEvent
@@ -18,6 +18,7 @@ from fd_sync.store.state import (
     MISSING_INCIDENTS,
     STANDBY_CHECK_IN_SECONDS,
     STANDBY_PREFIX,
+    TICKETS_SINCE,
     WATERMARK,
 )
 
@@ -50,6 +51,22 @@ class WritebackSummary:
 
 
 @dataclass(frozen=True)
+class TicketsSummary:
+    """Tickets from Flashduty, as `fd-sync status` shows them."""
+
+    tracked: int  # tickets opened, all time
+    opened_last_day: int
+    creates: QueueCounts  # POSTs owed to ServiceNow
+    writes: QueueCounts  # OpenAPI writes owed to the tickets' Flashduty incidents
+    newest_start: int  # the newest Flashduty incident start seen (Unix seconds), 0: none
+    since: str | None  # incidents starting before this open no ticket (first run, ISO)
+
+    @property
+    def dead(self) -> int:
+        return self.creates.dead + self.writes.dead
+
+
+@dataclass(frozen=True)
 class Summary:
     database: str
     watermark: str | None
@@ -67,12 +84,17 @@ class Summary:
     oldest_dead: str | None = None  # the oldest item a remote refused for good, described
     commands: QueueCounts = field(default_factory=QueueCounts)  # /flashduty notes answered
     commands_seen_at: str | None = None  # when the journal last returned a command note
+    tickets: TicketsSummary | None = None
 
     @property
     def dead(self) -> int:
-        """Items refused for good in every queue: someone was not paged, or a responder's
-        action never reached ServiceNow."""
-        return self.outbox.dead + (self.writeback.dead if self.writeback else 0)
+        """Items refused for good in every queue: someone was not paged, a responder's
+        action never reached ServiceNow, or a ticket was not opened."""
+        return (
+            self.outbox.dead
+            + (self.writeback.dead if self.writeback else 0)
+            + (self.tickets.dead if self.tickets else 0)
+        )
 
 
 def summarize(ledger: Ledger) -> Summary:
@@ -93,6 +115,20 @@ def summarize(ledger: Ledger) -> Summary:
         oldest_dead=oldest_dead(ledger),
         commands=ledger.commands.counts(),
         commands_seen_at=ledger.state.get(COMMANDS_SEEN_AT),
+        tickets=tickets_summary(ledger),
+    )
+
+
+def tickets_summary(ledger: Ledger) -> TicketsSummary:
+    tracked, last_day = ledger.tickets.counts(ledger.clock() - timedelta(days=1))
+    since = ledger.state.get(TICKETS_SINCE)
+    return TicketsSummary(
+        tracked=tracked,
+        opened_last_day=last_day,
+        creates=ledger.ticket_creates.counts(),
+        writes=ledger.flashduty_writes.counts(),
+        newest_start=ledger.tickets.newest_start(),
+        since=datetime.fromtimestamp(int(since), UTC).isoformat() if since else None,
     )
 
 
@@ -109,7 +145,10 @@ def oldest_dead(ledger: Ledger) -> str | None:
             f"queued {item.created_at}): HTTP {item.http_status}{code}"
         )
     why = item.error_message or f"HTTP {item.http_status}"
-    return f"write-back {item.label} ({item.number}, queued {item.created_at}): {why}"
+    noun = {"w": "write-back", "t": "ticket create", "f": "Flashduty write"}.get(
+        item.label.rstrip("0123456789"), "item"
+    )
+    return f"{noun} {item.label} ({item.number}, queued {item.created_at}): {why}"
 
 
 def high_availability(ledger: Ledger) -> HighAvailability | None:

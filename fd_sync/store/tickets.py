@@ -45,6 +45,7 @@ class TicketCreate:
     created_at: str
     http_status: int | None = None
     error_message: str | None = None
+    finished_at: str | None = None
 
     @property
     def label(self) -> str:
@@ -65,6 +66,7 @@ class FlashdutyWrite:
     http_status: int | None = None
     error_message: str | None = None
     request_id: str | None = None
+    finished_at: str | None = None
 
     @property
     def label(self) -> str:
@@ -81,11 +83,12 @@ class TicketCreateQueue(DurableQueue[TicketCreate]):
     direction = "servicenow"
     columns = (
         "id, incident_id, sys_id, number, fields, status, attempts, created_at, http_status,"
-        " error_message"
+        " error_message, finished_at"
     )
 
     def decode(self, row: Row) -> TicketCreate:
-        id_, incident_id, sys_id, number, fields, status, attempts, created, http, error = row
+        id_, incident_id, sys_id, number, fields, status, attempts, created, *rest = row
+        http, error, finished = rest
         return TicketCreate(
             id_,
             incident_id,
@@ -97,6 +100,7 @@ class TicketCreateQueue(DurableQueue[TicketCreate]):
             created,
             http,
             error,
+            finished,
         )
 
     def queue(self, source: FlashdutySource, fields: Mapping[str, str], *, run_id: str) -> None:
@@ -129,12 +133,12 @@ class FlashdutyWriteQueue(DurableQueue[FlashdutyWrite]):
     dead_holds_incident = True
     columns = (
         "id, incident_id, sys_id, number, kind, body, status, attempts, created_at, http_status,"
-        " error_message, request_id"
+        " error_message, request_id, finished_at"
     )
 
     def decode(self, row: Row) -> FlashdutyWrite:
         id_, incident_id, sys_id, number, kind, body, status, attempts, created, *rest = row
-        http_status, error_message, request_id = rest
+        http_status, error_message, request_id, finished_at = rest
         return FlashdutyWrite(
             id_,
             incident_id,
@@ -148,6 +152,7 @@ class FlashdutyWriteQueue(DurableQueue[FlashdutyWrite]):
             http_status,
             error_message,
             request_id,
+            finished_at,
         )
 
     def queue(self, seen: TicketSeen, writes: Sequence[OpenAPIWrite], *, run_id: str) -> list[int]:

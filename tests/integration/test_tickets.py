@@ -297,3 +297,24 @@ def _with_timeout(config, seconds):
 
 
 __all__ = ["change"]
+
+
+def test_explain_tells_a_tickets_story(desk):
+    from fd_sync.ops.timeline import history_lines, now_lines
+    from fd_sync.store.history import read_history, timeline
+
+    d = desk()
+    incident_id = d.monitoring("Disk full on db-3")
+    d.cycle()
+    ticket = d.ticket_of(incident_id)
+    d.sn.clock.advance(1)
+    d.sn.update(ticket["sys_id"], state="6", close_notes="freed 40 GB")
+    d.cycle()
+    history = read_history(d.h.ledger, ticket["number"])
+    assert history is not None and history.is_ticket
+    text = "\n".join(history_lines(history, timeline(history)) + now_lines(history))
+    assert f"ticket opened for Flashduty incident {incident_id}: Disk full on db-3" in text
+    assert f"born in Flashduty: the ticket of incident {incident_id}" in text
+    assert "comment (ServiceNow " in text and "sent to the Flashduty incident" in text
+    assert "resolve (" in text and "freed 40 GB" in text
+    assert "a ticket born in Flashduty" in text

@@ -15,7 +15,15 @@ from collections.abc import Callable
 
 from fd_sync.config import Config
 from fd_sync.errors import worst
-from fd_sync.ops.check import commands, flashduty, ledger, network, servicenow, writeback
+from fd_sync.ops.check import (
+    commands,
+    flashduty,
+    ledger,
+    network,
+    servicenow,
+    tickets,
+    writeback,
+)
 from fd_sync.ops.check.steps import Step, ok
 
 
@@ -68,6 +76,8 @@ class Checker:
             flashduty.openapi(self)
             if self.config.writeback.enabled:
                 writeback.check(self)
+            if self.config.tickets.enabled:
+                tickets.check(self)
         return self.exit_code
 
 

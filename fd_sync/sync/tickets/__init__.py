@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from fd_sync import logs
 from fd_sync.errors import AccessDenied, TemporaryFailure
+from fd_sync.store.state import TICKETS_SEARCHED
 from fd_sync.sync.tickets.create import TicketCreator
 from fd_sync.sync.tickets.deliver import FlashdutyWrites
 from fd_sync.sync.tickets.find import TicketFinder
@@ -42,6 +43,22 @@ class Tickets:
             report.openapi_requests += self.finder.flashduty.requests_made - before
         if not dry_run:
             self.creator.run(report)
+
+    def backfill(
+        self, report: TicketsReport, *, since: int, now: int, run_id: str, dry_run: bool
+    ) -> None:
+        """``fd-sync tickets backfill``: open tickets for incidents already open that
+        started since ``since``, then send their link-back comments."""
+        before = self.finder.flashduty.requests_made
+        try:
+            if not dry_run and self.finder.ledger.state.get(TICKETS_SEARCHED) is None:
+                self.finder.ledger.begin_tickets(now)  # later cycles go on from here
+            self.finder.find(report, start=since, end=now, run_id=run_id, dry_run=dry_run)
+        finally:
+            report.openapi_requests += self.finder.flashduty.requests_made - before
+        if not dry_run:
+            self.creator.run(report)
+            self.deliver(report)
 
     def deliver(self, report: TicketsReport) -> None:
         """After the poll: the writes owed to Flashduty's incidents."""
