@@ -216,6 +216,11 @@ class OpenAPIWrite:
         return {"severity": "/incident/reset"}.get(self.kind, f"/incident/{self.kind}")
 
     @property
+    def moot_when(self) -> str | None:
+        """The Flashduty progress in which this write changes nothing (then not sent)."""
+        return {"resolve": "Closed", "reopen": "open"}.get(self.kind)
+
+    @property
     def text(self) -> str:
         """What the feed shows of it (an i_comm's comment), to recognise it there."""
         return str(self.body.get("comment") or "")
@@ -225,25 +230,23 @@ def forward(
     incident: Incident,
     seen: TicketSeen,
     severity_map: Mapping[str, tuple[str, str]],
-    *,
-    flashduty_closed: bool,
 ) -> list[OpenAPIWrite]:
     """What a new version of a ticket means for its Flashduty incident, in order.
 
     Compared with the version the ledger last handled, which is the one fd-sync's own
     POST or PATCH produced when it wrote last: a state or urgency fd-sync wrote is never
-    sent back, only a person's change is. A close is not sent to an incident Flashduty has
-    closed already, nor a reopen to one it has open. ``incident.comment`` is the ticket's
-    latest additional comment: sent once."""
+    sent back, only a person's change is. (Whether Flashduty has the incident closed
+    already is asked when the write is sent, not here: what the ledger last read of it may
+    be old.) ``incident.comment`` is the ticket's latest additional comment: sent once."""
     if not seen.syncing:
         return []
     writes: list[OpenAPIWrite] = []
     was_closed, closed = is_closed_state(seen.state), is_closed_state(incident.state)
-    if closed and not was_closed and not flashduty_closed:
+    if closed and not was_closed:
         resolution = incident.extra.get("close_notes", "") if incident.extra else ""
         text = f"{incident.number} closed in ServiceNow. {resolution}".strip()
         writes.append(OpenAPIWrite("resolve", {"resolution": text[:OPENAPI_TEXT]}))
-    elif was_closed and not closed and flashduty_closed:
+    elif was_closed and not closed:
         reason = f"{incident.number} reopened in ServiceNow"
         writes.append(OpenAPIWrite("reopen", {"reason": reason}))
     if incident.urgency != seen.urgency and not closed:

@@ -61,6 +61,21 @@ class FlashdutyTickets:
             body = {"incident_ids": [incident_id], **write.body}
         self.openapi.call(write.path, body, repeatable=write.kind != "comment")
 
+    def progress(self, incident_ids: Iterable[str]) -> dict[str, str]:
+        """Each incident's progress now (``/incident/list-by-ids``, 100 a request); an
+        incident Flashduty no longer returns (merged, deleted) is left out."""
+        ids = list(dict.fromkeys(incident_ids))
+        out: dict[str, str] = {}
+        for first in range(0, len(ids), 100):
+            data = self.openapi.call(
+                "/incident/list-by-ids", {"incident_ids": ids[first : first + 100]}
+            )
+            items = data.get("items") if isinstance(data, dict) else None
+            for item in items or ():
+                if isinstance(item, dict) and item.get("incident_id"):
+                    out[str(item["incident_id"])] = str(item.get("progress") or "")
+        return out
+
     def comments(self, incident_id: str) -> list[str]:
         """The newest comments of an incident (one page): did a comment land?"""
         data = self.openapi.call(

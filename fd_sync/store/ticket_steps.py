@@ -113,6 +113,13 @@ class TicketSteps:
         with self.transaction("record an OpenAPI attempt"):
             self.flashduty_writes.mark_attempt(ids)
 
+    def record_moot_write(self, write_id: int) -> None:
+        """A resolve or reopen the incident no longer needs (it is in that state already):
+        cancelled, and no feed entry will be its echo."""
+        with self.transaction("cancel a moot OpenAPI write"):
+            self.flashduty_writes.cancel(write_id)
+            self.flashduty_writes.echo_seen([write_id])
+
     def record_flashduty_written(self, ids: Sequence[int], *, request_id: str | None) -> None:
         with self.transaction("record an OpenAPI write"):
             self.flashduty_writes.mark_delivered(ids, http_status=200, request_id=request_id)

@@ -1,7 +1,10 @@
 """Send the writes owed to the tickets' Flashduty incidents, in per-incident order.
 
 ``/incident/resolve``, ``reopen`` and ``reset`` set a state: sending one again changes
-nothing. A comment is not repeatable: one tried before whose answer never came is looked
+nothing. A resolve or reopen is sent only when the incident is not in that state already
+(its progress is read first, one request per 100): a responder may have closed it since,
+and a write that changes nothing would leave no feed entry to recognise.
+A comment is not repeatable: one tried before whose answer never came is looked
 for in the incident's feed (and in the echoes the write-back matched) before it is sent
 again. A refusal is kept dead with Flashduty's code and message, and holds the incident's
 later writes, so that they arrive in order after an operator's ``outbox retry``.
@@ -31,14 +34,30 @@ class FlashdutyWrites:
         queue = self.ledger.flashduty_writes
         held = queue.held_incidents()
         try:
-            for write in queue.pending(limit=10_000):
+            pending = [w for w in queue.pending(limit=10_000) if w.incident_id not in held]
+            states = [w.incident_id for w in pending if w.write.moot_when]
+            progress = self.flashduty.progress(states) if states else {}
+            for write in pending:
                 if write.incident_id in held:
                     continue  # behind a refused write of the same incident, in order
+                if self._moot(write, progress):
+                    self.ledger.record_moot_write(write.id)
+                    progress[write.incident_id] = "Closed" if write.kind == "resolve" else "open"
+                    continue
                 if not self._send(write, report):
                     held.add(write.incident_id)
+                elif write.kind in ("resolve", "reopen"):
+                    progress[write.incident_id] = "Closed" if write.kind == "resolve" else "open"
         except (AccessDenied, TemporaryFailure) as exc:
             report.error = report.error or exc
             self.log.error("flashduty_write_failed", error=str(exc), exit_code=exc.exit_code)
+
+    @staticmethod
+    def _moot(write: FlashdutyWrite, progress: dict[str, str]) -> bool:
+        now = progress.get(write.incident_id)
+        if write.write.moot_when is None or now is None:
+            return False
+        return (now == "Closed") == (write.write.moot_when == "Closed")
 
     def _send(self, write: FlashdutyWrite, report: TicketsReport) -> bool:
         """Send one write; False when Flashduty refused it (it then holds the incident)."""

@@ -68,16 +68,11 @@ class TicketForwarder:
         if not changed:
             return []
         comments = self.lookups.latest_comments([i.sys_id for i in changed])
-        links = self.ledger.links.get(i.sys_id for i in changed)
         out = []
         for version in changed:
             before = seen[version.sys_id]
             incident = replace(version, comment=comments.get(version.sys_id, ""))
-            link = links.get(incident.sys_id)
-            closed_in_flashduty = link is not None and link.progress == "Closed"
-            writes = forward(
-                incident, before, self.severity_map, flashduty_closed=closed_in_flashduty
-            )
+            writes = forward(incident, before, self.severity_map)
             after = replace(
                 before,
                 state=incident.state,
