@@ -22,6 +22,7 @@ demo: $(STAMP)
 bench: $(STAMP) $(VENV)/.bench-installed
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.writeback
+	$(BIN)/python -m bench.tickets
 
 $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
