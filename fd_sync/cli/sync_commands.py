@@ -254,7 +254,7 @@ def status(options: Options, as_json: bool, health_check: bool) -> int:
 @cli.command()
 @click.option(
     "--cycles",
-    default=5,
+    default=6,
     show_default=True,
     type=click.IntRange(1, 20),
     help="How many poll cycles to show.",

@@ -23,6 +23,7 @@ from fd_sync.sync.report import CycleReport
 
 Echo = Callable[[str], None]
 
+PROMETHEUS = 5550001  # the Flashduty channel whose monitoring incidents open tickets
 SEED = [
     ("Email delivery delayed for the Paris office", "1", "1", "Messaging", "Ann Lee"),
     ("VPN gateway dropping sessions", "2", "1", "Network", "Bob Diaz"),
@@ -54,6 +55,12 @@ def _config(servicenow: ServiceNowSim, flashduty: FlashdutySim, database: Path) 
             "resolve_state": "6",
             "close_code": "Solution provided",
         },
+        # Monitoring incidents born in Flashduty open ServiceNow tickets.
+        "tickets": {
+            "enabled": True,
+            "channel_ids": [PROMETHEUS],
+            "fields": {"short_description": "{title}", "assignment_group": "Database"},
+        },
     }
     return parse(raw, path=database.parent / "demo.toml", env={})
 
@@ -66,6 +73,8 @@ class _Demo:
         self.workdir = workdir
         self.seen = 0
         self.written = 0
+        self.posted = 0
+        self.openapi = 0
         self.groups: dict[str, str] = {}
         self.users: dict[str, str] = {}
 
@@ -116,12 +125,30 @@ class _Demo:
             for line in str(body.get("work_notes") or "").splitlines():
                 self.echo(f"      {line}")
 
+    def show_tickets(self) -> None:
+        """Tickets POSTed to ServiceNow, and what fd-sync wrote to Flashduty's incidents."""
+        created = self.sn.created[self.posted :]
+        self.posted += len(created)
+        for sys_id in created:
+            row = self.sn.incident(sys_id)
+            self.echo(
+                f"  ServiceNow received (ticket, POST): {row['number']}  urgency "
+                f"{row['urgency']}  {row['short_description']}  (Flashduty "
+                f"{row['correlation_id']})"
+            )
+        writes = self.fd.openapi_writes[self.openapi :]
+        self.openapi += len(writes)
+        for path, body in writes:
+            said = body.get("comment") or body.get("resolution") or ""
+            self.echo(f"  Flashduty received (OpenAPI): {path}  {said}")
+
     def cycle(
         self, cycle: Cycle, number: int, story: str, *, since: datetime | None = None
     ) -> CycleReport:
         self.echo(f"\ncycle {number}: {story}")
         report = cycle.run(since=since)
         self.show_received()
+        self.show_tickets()
         self.show_written()
         self.echo(f"  fd-sync: {report.summary()}")
         return report
@@ -144,6 +171,7 @@ def _run(demo: _Demo, cycles: int) -> int:
     echo(f"  ledger                {config.sync.database}")
     ids = demo.seed()
     echo(f"  seeded {len(ids)} open incidents, last changed 10 minutes ago")
+    fd.add_channel("Prometheus", channel_id=PROMETHEUS)
 
     with Ledger(config.sync.database) as ledger:
         cycle = wiring.cycle(config, ledger)
@@ -167,11 +195,15 @@ def _run(demo: _Demo, cycles: int) -> int:
                 assignment_group=demo.groups["Network"],
             )
             ids.append(new["sys_id"])
+            disk = fd.open_incident(
+                "Disk 93% full on db-3", channel_id=PROMETHEUS, severity="Critical"
+            )
             demo.cycle(
                 cycle,
                 2,
                 f"in ServiceNow, {sn.incident(ids[1])['number']} escalates, "
-                f"{sn.incident(ids[3])['number']} is resolved, {new['number']} opens",
+                f"{sn.incident(ids[3])['number']} is resolved, {new['number']} opens; in "
+                "Flashduty, Prometheus opens 'Disk 93% full on db-3' in a watched channel",
             )
 
         if cycles >= 3:
@@ -190,6 +222,7 @@ def _run(demo: _Demo, cycles: int) -> int:
             vpn = fd.incident_of(ids[1])
             fd.ack(vpn, ann)
             fd.comment(vpn, ann, "rolling back the gateway firmware")
+            fd.ack(disk, ann)
             bob = fd.add_person("Bob Diaz", "bob@example.com")
             fd.resolve(fd.incident_of(ids[4]), bob, "upstream pool restarted")
             paged = ids[2]  # an agent pages from this incident's form
@@ -199,7 +232,8 @@ def _run(demo: _Demo, cycles: int) -> int:
                 cycle,
                 4,
                 f"in Flashduty, Ann Lee acknowledges {sn.incident(ids[1])['number']} and "
-                f"comments; Bob Diaz resolves {sn.incident(ids[4])['number']}; in "
+                "the disk incident, and comments; Bob Diaz resolves "
+                f"{sn.incident(ids[4])['number']}; in "
                 f"ServiceNow an agent pages from {checkout}'s form: a work note "
                 "'/flashduty page channels=sms,voice'",
             )
@@ -208,7 +242,24 @@ def _run(demo: _Demo, cycles: int) -> int:
                     if line.startswith("[Flashduty] Paged"):
                         echo(f"  {checkout}'s answer, as the agent reads it: {line}")
 
-        for number in range(5, cycles + 1):
+        if cycles >= 5:
+            (ticket,) = sn.created
+            sn.update(
+                ticket,
+                state="6",
+                close_code="Solution provided",
+                close_notes="rotated the logs, 40 GB free",
+            )
+            demo.cycle(
+                cycle,
+                5,
+                f"in ServiceNow, the desk resolves the ticket {sn.incident(ticket)['number']}: "
+                "the Flashduty incident closes",
+            )
+            progress = fd.fd_incidents[disk]["progress"]
+            echo(f"  the Flashduty incident 'Disk 93% full on db-3' is now {progress}")
+
+        for number in range(6, cycles + 1):
             demo.cycle(
                 cycle,
                 number,

@@ -141,6 +141,16 @@ def explain(
         data["next"] = None
         lines = [f"{number} (not read from ServiceNow: {exc})", *story]
         return Explanation([*lines, "", "next", "  not shown: ServiceNow could not be read"], data)
+    if history is not None and history.is_ticket:
+        # Born in Flashduty: never routed, never pushed as an alert.
+        data["next"] = {"ticket": True}
+        lines = [
+            "",
+            "next",
+            "  a ticket: its changes go to its Flashduty incident (resolve, "
+            "reopen, comments, urgency as severity), never as an alert; no route applies",
+        ]
+        return Explanation(_summary(incident) + story + lines, data)
     forward = _forward(config, ledger, lookups, destinations, incident, openapi, history)
     data["next"] = forward.data
     return Explanation(_summary(incident) + story + forward.lines, data)

@@ -144,11 +144,52 @@ class FlashdutyControl:
             "comment": lambda args: self.respond("comment", args),
             "resolve": lambda args: self.respond("resolve", args),
             "reopen": lambda args: self.respond("reopen", args),
+            "monitoring": self.monitoring,
+            "incidents": self.incidents,
         }
 
+    def monitoring(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A monitoring tool's alert opens an incident: title=... channel=ID
+        [severity=Critical|Warning|Info] [description=...] (a ticket, with [tickets] on)."""
+        channel = int(args.get("channel") or 5550001)
+        if channel not in self.sim.channels:
+            self.sim.add_channel(f"channel {channel}", channel_id=channel)
+        incident_id = self.sim.open_incident(
+            str(args.get("title") or "Disk full on db-3"),
+            channel_id=channel,
+            severity=str(args.get("severity") or "Critical"),
+            description=str(args.get("description") or ""),
+        )
+        return {"incident_id": incident_id, "num": self.sim.fd_incidents[incident_id]["num"]}
+
+    def incidents(self, _: dict[str, Any]) -> dict[str, Any]:
+        """Every incident: id, num, title, progress, channel, and the OpenAPI writes to it."""
+        with self.sim._lock:
+            return {
+                "incidents": [
+                    {
+                        "incident_id": i["incident_id"],
+                        "num": i["num"],
+                        "title": i["title"],
+                        "progress": i["progress"],
+                        "channel_id": i["channel_id"],
+                        "writes": [
+                            p
+                            for p, _ in self.sim.openapi_writes
+                            if i["incident_id"] in (_.get("incident_ids") or [])
+                        ],
+                    }
+                    for i in self.sim.fd_incidents.values()
+                ]
+            }
+
     def respond(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
-        """A responder acts on the incident of an alert: key=SYS_ID [by=NAME] [text=...]."""
-        incident_id = self.sim.incident_of(str(args["key"]))
+        """A responder acts on the incident of an alert: key=SYS_ID (or incident=ID, for a
+        monitoring incident) [by=NAME] [text=...]."""
+        if args.get("incident"):
+            incident_id = str(args["incident"])
+        else:
+            incident_id = self.sim.incident_of(str(args["key"]))
         name = str(args.get("by") or "Ann Lee")
         person = next(
             (p for p, info in self.sim.persons.items() if info["person_name"] == name), None

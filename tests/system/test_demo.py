@@ -12,8 +12,15 @@ def test_demo_shows_incidents_flowing(run_fd_sync):
     assert "ServiceNow received (write-back, PATCH):" in out
     assert "[Flashduty] Acknowledged by Ann Lee (ann@example.com)" in out
     assert "state -> 2" in out
-    last = out.split("cycle 5:", 1)[1]
+    # Tickets: a monitoring incident opens one, its ack arrives as a work note, and its
+    # resolve in ServiceNow closes the Flashduty incident.
+    assert out.count("ServiceNow received (ticket, POST):") == 1
+    assert "Flashduty received (OpenAPI): /incident/comment  ServiceNow INC" in out
+    assert "Flashduty received (OpenAPI): /incident/resolve" in out
+    assert "'Disk 93% full on db-3' is now Closed" in out
+    last = out.split("cycle 6:", 1)[1]
     assert "Flashduty received nothing" in last  # nothing fd-sync wrote came back
+    assert "received (OpenAPI)" not in last and "received (ticket" not in last
     assert "the two agree" in out
     assert "Traceback" not in result.output
 

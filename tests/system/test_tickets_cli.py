@@ -156,3 +156,18 @@ def test_tickets_need_the_write_back_and_channels(write_config, flashduty, run_f
     result = run_fd_sync("--config", str(unknown), "check")
     assert result.code == 78 and "unknown field {host}" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_explain_of_a_ticket_tells_its_story_and_no_route(
+    servicenow, flashduty, ticket_config, run_fd_sync
+):
+    config = str(ticket_config)
+    assert run_fd_sync("--config", config, "once").code == 0
+    incident_id = flashduty.open_incident("Disk full on db-3", channel_id=WATCHED)
+    assert run_fd_sync("--config", config, "once").code == 0
+    (ticket,) = tickets_of(servicenow, incident_id)
+    told = run_fd_sync("--config", config, "explain", ticket["number"])
+    assert told.code == 0, told.output
+    assert f"ticket opened for Flashduty incident {incident_id}: Disk full on db-3" in told.stdout
+    assert "a ticket: its changes go to its Flashduty incident" in told.stdout
+    assert "route\n" not in told.stdout
