@@ -309,7 +309,14 @@ def writeback(
         settings.close_code,
         settings.close_notes,
     )
-    reads = FlashdutyRead(ledger, reader, rules, work_notes=settings.work_notes, wall=wall)
+    reads = FlashdutyRead(
+        ledger,
+        reader,
+        rules,
+        work_notes=settings.work_notes,
+        ticket_channels=frozenset(config.tickets.channel_ids),
+        wall=wall,
+    )
     writes = ServiceNowWrites(ledger, IncidentWriter(client), rules, wall=wall)
     return Writeback(reads, writes, hold_seconds=settings.hold_seconds)
 

@@ -128,6 +128,7 @@ class FlashdutyIncident:
     close_time: int = 0  # seconds; 0 while open
     closer: Person | None = None
     url: str = ""
+    channel_id: int = 0
 
     @property
     def closed(self) -> bool:
@@ -149,6 +150,7 @@ class FlashdutyIncident:
                 else None
             ),
             url=str(item.get("detail_url") or ""),
+            channel_id=int(item.get("channel_id") or 0),
         )
 
 

@@ -99,6 +99,11 @@ class IncidentWrites:
             detail = {"from": before, "to": severity}
             self._entry(incident_id, "i_r_severity", person, detail)
 
+    def move(self, incident_id: str, channel_id: int) -> None:
+        """A responder moves the incident to another channel."""
+        with self._lock:
+            self.fd_incidents[incident_id]["channel_id"] = channel_id
+
     def merge_away(self, incident_id: str) -> None:
         """Merged into another incident (or deleted): no OpenAPI read finds it any more."""
         with self._lock:

@@ -187,3 +187,68 @@ def test_totals_are_capped_and_deep_pages_refused(flashduty):
     assert answer["data"]["total"] == 1000
     status, answer = openapi(flashduty, "/member/list", {"p": 101, "limit": 100})
     assert status == 400 and answer["error"]["code"] == "InvalidParameter"
+
+
+# --- incident writes (ONCALL: CommentIncidentRequest, ResolveIncidentRequest,
+# ReopenIncidentRequest, UpdateIncidentFieldsRequest, ListIncidentsRequest) --------------
+
+
+def test_incident_writes_take_1_to_100_object_ids_and_texts_within_their_limits(flashduty):
+    incident_id = flashduty.open_incident("Disk full", channel_id=5550001)
+    ok = openapi(flashduty, "/incident/comment", {"incident_ids": [incident_id], "comment": "c"})
+    assert ok == (200, {"request_id": ok[1]["request_id"], "data": {}})
+    for body in (
+        {"incident_ids": [incident_id], "comment": "x" * 1025},  # maxLength 1024
+        {"incident_ids": [], "comment": "c"},  # minItems 1
+        {"incident_ids": [incident_id] * 101},  # maxItems 100
+        {"incident_ids": ["not-an-object-id"]},  # pattern ^[0-9a-fA-F]{24}$
+    ):
+        status, answer = openapi(flashduty, "/incident/comment", body)
+        assert (status, answer["error"]["code"]) == (400, "InvalidParameter"), body
+    status, answer = openapi(flashduty, "/incident/resolve", {"incident_ids": ["0" * 24]})
+    assert (status, answer["error"]["code"]) == (400, "ResourceNotFound")
+
+
+def test_resolve_and_reopen_move_the_incident_and_its_feed(flashduty):
+    incident_id = flashduty.open_incident("Disk full", channel_id=5550001)
+    openapi(flashduty, "/incident/resolve", {"incident_ids": [incident_id], "resolution": "r"})
+    assert flashduty.fd_incidents[incident_id]["progress"] == "Closed"
+    openapi(flashduty, "/incident/reopen", {"incident_ids": [incident_id], "reason": "again"})
+    assert flashduty.fd_incidents[incident_id]["progress"] == "Triggered"
+    kinds = [e["type"] for e in flashduty.feeds[incident_id]]
+    assert kinds[-2:] == ["i_rslv", "i_reopen"]
+    # The key acts as the member who made it: nothing marks these as an API's writes.
+    creators = {e["creator_id"] for e in flashduty.feeds[incident_id][-2:]}
+    assert creators == {flashduty.app_key_member}
+
+
+def test_reset_needs_a_field_and_a_documented_severity(flashduty):
+    incident_id = flashduty.open_incident("Disk full", channel_id=5550001, severity="Warning")
+    status, answer = openapi(flashduty, "/incident/reset", {"incident_id": incident_id})
+    assert (status, answer["error"]["code"]) == (400, "InvalidParameter")
+    bad = {"incident_id": incident_id, "incident_severity": "High"}
+    assert openapi(flashduty, "/incident/reset", bad)[0] == 400
+    good = {"incident_id": incident_id, "incident_severity": "Critical"}
+    assert openapi(flashduty, "/incident/reset", good)[0] == 200
+    assert flashduty.feeds[incident_id][-1]["type"] == "i_r_severity"
+
+
+def test_incident_list_filters_by_channel_progress_and_severity(flashduty):
+    watched = flashduty.open_incident("a", channel_id=5550001, severity="Critical")
+    flashduty.open_incident("b", channel_id=5550002, severity="Critical")
+    flashduty.open_incident("c", channel_id=5550001, severity="Info")
+    now = int(flashduty.wall())
+    body = {
+        "start_time": now - 60,
+        "end_time": now + 60,
+        "channel_ids": [5550001],
+        "progress": "Triggered,Processing",
+        "incident_severity": "Critical,Warning",
+    }
+    status, answer = openapi(flashduty, "/incident/list", body)
+    assert status == 200 and answer["data"]["has_next_page"] is False
+    (item,) = answer["data"]["items"]
+    assert item["incident_id"] == watched
+    assert {"channel_id", "channel_name", "integration_ids", "incident_severity"} <= item.keys()
+    span = {**body, "start_time": now - 32 * 86400}
+    assert openapi(flashduty, "/incident/list", span)[0] == 400  # at most 31 days

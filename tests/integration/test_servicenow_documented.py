@@ -59,3 +59,53 @@ def test_every_incident_has_its_creation_stamp(servicenow):
     assert len(rows) == 21 and all(r["sys_created_on"] for r in rows)
     (row,) = [r for r in rows if r["sys_id"] == created["sys_id"]]
     assert row["sys_created_on"] == row["sys_updated_on"]  # never changed: "new"
+
+
+# --- creating incidents (REFERENCE section 10: POST, 201, Location, correlation_id) ------
+
+
+def post(sim, body, **params):
+    return requests.post(
+        f"{sim.url}/api/now/table/incident",
+        params=params,
+        json=body,
+        auth=(sim.username, sim.password),
+        timeout=5,
+    )
+
+
+def test_a_post_answers_201_with_the_record_and_its_location(servicenow):
+    created = post(
+        servicenow,
+        {
+            "short_description": "Disk full",
+            "urgency": "1",
+            "correlation_id": "abc",
+            "correlation_display": "Flashduty",
+            "state": "1",
+        },
+        sysparm_fields="sys_id,number,urgency,correlation_id",
+    )
+    assert created.status_code == 201
+    record = created.json()["result"]
+    assert record["number"].startswith("INC") and record["urgency"] == "1"
+    assert created.headers["Location"].endswith(f"/api/now/table/incident/{record['sys_id']}")
+    found = get(servicenow, "incident", sysparm_query="correlation_id=abc", sysparm_fields="sys_id")
+    assert found == [{"sys_id": record["sys_id"]}]
+
+
+def test_a_post_meets_acls_data_policies_and_invalid_references(servicenow):
+    servicenow.create_policy = ("category",)
+    refused = post(servicenow, {"short_description": "x"})
+    assert refused.status_code == 403
+    assert "The following fields are mandatory: category" in refused.json()["error"]["detail"]
+    servicenow.create_policy = ()
+    invalid = post(servicenow, {"short_description": "x", "assignment_group": "Nobody"})
+    assert invalid.status_code == 400
+    group = servicenow.add_group("Network")
+    named = post(servicenow, {"short_description": "x", "assignment_group": "Network"})
+    reference = named.json()["result"]["assignment_group"]  # {link, value}: documented
+    assert named.status_code == 201 and reference["value"] == group
+    servicenow.deny_write = True
+    acl = post(servicenow, {"short_description": "x"})
+    assert acl.status_code == 403 and "ACL Exception Insert Failed" in acl.text

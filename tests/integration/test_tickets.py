@@ -279,6 +279,25 @@ def test_a_merged_incident_leaves_the_ticket_with_a_note_and_stops(desk):
     assert d.fd.writes_to(incident_id, "/incident/resolve") == []
 
 
+def test_an_incident_moved_out_of_the_watched_channels_stops_syncing(desk):
+    d = desk()
+    incident_id = d.monitoring()
+    d.cycle()
+    ticket = d.ticket_of(incident_id)
+    d.fd.move(incident_id, 12345)
+    d.fd.comment(incident_id, d.fd.add_person("Ann Lee"), "moved to the DBA channel")
+    d.cycle()
+    (note,) = d.notes(ticket["sys_id"])
+    assert "moved to channel 12345, which [tickets] does not watch" in note
+    d.fd.comment(incident_id, d.fd.add_person("Bob Ray"), "later")
+    d.sn.clock.advance(1)
+    d.sn.update(ticket["sys_id"], state="6")
+    for _ in range(2):
+        d.cycle()
+    assert len(d.notes(ticket["sys_id"])) == 1  # nothing more either way
+    assert d.fd.writes_to(incident_id, "/incident/resolve") == []
+
+
 def test_a_dry_run_names_each_ticket_and_creates_nothing(desk):
     d = desk(fields={"short_description": "{title}", "assignment_group": "Network"})
     d.monitoring("Disk full on db-3", severity="Critical")
@@ -318,3 +337,40 @@ def test_explain_tells_a_tickets_story(desk):
     assert "comment (ServiceNow " in text and "sent to the Flashduty incident" in text
     assert "resolve (" in text and "freed 40 GB" in text
     assert "a ticket born in Flashduty" in text
+
+
+def test_an_app_key_flashduty_refuses_exits_77_with_the_request_id(desk):
+    import dataclasses
+
+    d = desk()
+    d.monitoring()
+    fd = dataclasses.replace(d.h.config.flashduty, app_key="wrong-key-0123456789")
+    config = dataclasses.replace(d.h.config, flashduty=fd)
+    d.wall.advance(5)
+    report = wiring.cycle(config, d.h.ledger, sleep=d.h.sleeps, wall=d.wall).run()
+    assert report.exit_code == 77
+    assert report.tickets.error is not None
+    message = str(report.tickets.error)
+    assert "refused the app key" in message and "request" in message
+    assert "wrong-key" not in message
+    assert d.tickets() == []
+
+
+def test_metrics_count_tickets_by_outcome(desk):
+    from prometheus_client import generate_latest
+
+    from fd_sync.service.metrics import Metrics
+
+    d = desk()
+    incident_id = d.monitoring()
+    metrics = Metrics(poll_interval=60)
+    metrics.observe(d.cycle())
+    ticket = d.ticket_of(incident_id)
+    d.sn.clock.advance(1)
+    d.sn.update(ticket["sys_id"], state="6")
+    metrics.observe(d.cycle())
+    text = generate_latest(metrics.registry).decode()
+    assert 'fdsync_tickets_total{outcome="opened"} 1.0' in text
+    assert 'fdsync_tickets_total{outcome="comment"} 1.0' in text  # the link-back
+    assert 'fdsync_tickets_total{outcome="resolve"} 1.0' in text
+    assert "fdsync_tickets_dead 0.0" in text

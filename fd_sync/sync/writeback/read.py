@@ -50,12 +50,14 @@ class FlashdutyRead:
         rules: StateRules,
         *,
         work_notes: frozenset[str],
+        ticket_channels: frozenset[int] = frozenset(),
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.ledger = ledger
         self.reader = reader
         self.rules = rules
         self.work_notes = work_notes
+        self.ticket_channels = ticket_channels  # [tickets] channel_ids: a ticket leaving them stops
         self.wall = wall
         self.log = logs.get("writeback")
 
@@ -115,6 +117,14 @@ class FlashdutyRead:
                 if not dry_run:
                     self._gone(link, run_id)
                 continue
+            moved = info.channel_id and info.channel_id not in self.ticket_channels
+            if link.is_ticket and moved and not dry_run:
+                why = (
+                    f"The Flashduty incident {info.incident_id} moved to channel "
+                    f"{info.channel_id}, which [tickets] does not watch"
+                )
+                self._gone(link, run_id, why)
+                continue
             if not needs_read(info, link.fd_updated_at, link.read_at):
                 continue  # unchanged since a read that came late enough to be sure
             read_at = int(self.wall())
@@ -154,11 +164,11 @@ class FlashdutyRead:
         if not dry_run:
             self.ledger.record_flashduty_read_time(stamp)
 
-    def _gone(self, link: Link, run_id: str) -> None:
+    def _gone(self, link: Link, run_id: str, why: str = "") -> None:
         if not link.is_ticket:
             self.ledger.stop_watching(link, read_at=int(self.wall()))
             return
-        why = f"The Flashduty incident {link.incident_id} was merged into another or deleted"
+        why = why or f"The Flashduty incident {link.incident_id} was merged into another or deleted"
         self.ledger.stop_ticket(link, why, read_at=int(self.wall()), run_id=run_id)
         self.log.warning("ticket_unlinked", number=link.number, incident_id=link.incident_id)
 
