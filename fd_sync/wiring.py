@@ -29,6 +29,7 @@ from fd_sync.http.ratelimit import SlidingWindowLimiter, flashduty_limiter
 from fd_sync.http.transport import make_session
 from fd_sync.servicenow.client import ServiceNowClient
 from fd_sync.servicenow.lookups import Lookups
+from fd_sync.servicenow.people import People
 from fd_sync.servicenow.writer import IncidentWriter
 from fd_sync.store.ledger import Ledger
 from fd_sync.sync.commands import Commands
@@ -37,6 +38,7 @@ from fd_sync.sync.deletions import DeletionCheck
 from fd_sync.sync.delivery import Deliverer, Destination
 from fd_sync.sync.dispatch import Dispatcher
 from fd_sync.sync.enrich import Enricher
+from fd_sync.sync.forward import AssignmentForwarder
 from fd_sync.sync.plan import Planner
 from fd_sync.sync.tickets import FlashdutyWrites, TicketCreator, TicketFinder, Tickets
 from fd_sync.sync.tickets.forward import TicketForwarder
@@ -179,6 +181,7 @@ def cycle(
         writeback=back,
         commands=commands(config, ledger, client, delivery, sleep=sleep),
         tickets=tickets(config, ledger, client, sleep=sleep, wall=wall),
+        flashduty_writes=flashduty_writes(config, ledger, sleep=sleep),
         answers=(
             ServiceNowWrites(ledger, IncidentWriter(client), StateRules(), wall=wall)
             if back is None and config.commands.enabled
@@ -198,8 +201,9 @@ def commands(
     sleep: Sleep = time.sleep,
 ) -> Commands | None:
     """Paging from the incident form, with [commands] enabled; pages go through the
-    cycle's own deliverer (one rate limit per push URL)."""
-    if not config.commands.enabled:
+    cycle's own deliverer (one rate limit per push URL). The same journal read forwards the
+    desk's work notes, with [forward] work_notes."""
+    if not (config.commands.enabled or config.forward.work_notes):
         return None
 
     def openapi() -> OpenAPIClient:
@@ -214,6 +218,8 @@ def commands(
         allowed_groups=config.commands.allowed_groups,
         lookback_seconds=config.sync.lookback_seconds,
         openapi=openapi if has_key else None,
+        act=config.commands.enabled,
+        forward_notes=config.forward.work_notes,
     )
 
 
@@ -227,12 +233,14 @@ def planners(config: Config, ledger: Ledger, client: ServiceNowClient) -> Planne
             severity_by=config.routing.severity_by,
         )
         forwarder = None
+        people = People(client) if config.forward.assignment else None
         if config.tickets.enabled:
             forwarder = TicketForwarder(
                 ledger,
                 enricher.lookups,
                 config.tickets.severity,
                 extra_fields=config.servicenow.extra_fields,
+                people=people,
             )
         return Planner(
             ledger,
@@ -241,9 +249,22 @@ def planners(config: Config, ledger: Ledger, client: ServiceNowClient) -> Planne
             extra_fields=config.servicenow.extra_fields,
             baseline_until=baseline_until,
             tickets=forwarder,
+            assignments=AssignmentForwarder(ledger, people) if people is not None else None,
         )
 
     return planner
+
+
+def flashduty_writes(
+    config: Config, ledger: Ledger, *, sleep: Sleep = time.sleep
+) -> FlashdutyWrites | None:
+    """The OpenAPI writes owed to Flashduty's incidents: tickets' changes, the desk's
+    reassignments and work notes ([tickets], [forward])."""
+    forward = config.forward
+    if not (config.tickets.enabled or forward.assignment or forward.work_notes):
+        return None
+    openapi = openapi_client(config, purpose="[tickets] and [forward]", sleep=sleep)
+    return FlashdutyWrites(ledger, FlashdutyTickets(openapi))
 
 
 def tickets(
@@ -315,9 +336,18 @@ def writeback(
         rules,
         work_notes=settings.work_notes,
         ticket_channels=frozenset(config.tickets.channel_ids),
+        assign=settings.assign,
+        severity=settings.severity,
         wall=wall,
     )
-    writes = ServiceNowWrites(ledger, IncidentWriter(client), rules, wall=wall)
+    writes = ServiceNowWrites(
+        ledger,
+        IncidentWriter(client),
+        rules,
+        people=People(client) if settings.assign else None,
+        severity_map=config.tickets.severity if settings.severity else None,
+        wall=wall,
+    )
     return Writeback(reads, writes, hold_seconds=settings.hold_seconds)
 
 

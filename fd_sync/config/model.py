@@ -77,6 +77,16 @@ class WritebackConfig:
     # While Flashduty's OpenAPI cannot be read, updates of tracked alerts wait at most this
     # long (a responder may have closed the alert unseen), then go: an escalation must.
     hold_seconds: int
+    assign: str  # "acknowledger", "assignee" or "": who becomes assigned_to in ServiceNow
+    severity: bool  # a severity change in Flashduty sets urgency and impact
+
+
+@dataclass(frozen=True)
+class ForwardConfig:
+    """[forward]: ServiceNow -> Flashduty beyond the alert events, through the OpenAPI."""
+
+    work_notes: bool  # the desk's work notes become comments on the Flashduty incident
+    assignment: bool  # assigned_to changed by a person assigns that member in Flashduty
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,7 @@ class Config:
     writeback: WritebackConfig
     commands: CommandsConfig
     tickets: TicketsConfig
+    forward: ForwardConfig
 
     def secrets(self) -> list[str]:
         """Every secret value this configuration holds, for redaction."""

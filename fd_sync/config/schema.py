@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from fd_sync.config.checks import extra_query_problem
 from fd_sync.core import routing, tickets
 from fd_sync.core.incident import FIELDS
 from fd_sync.errors import ConfigError
@@ -62,50 +63,6 @@ def _table_name(value: str) -> str | None:
     return "must be a ServiceNow table name such as 'incident' (lowercase letters, digits, _)"
 
 
-def _extra_query(value: str) -> str | None:
-    # fd-sync wraps this query into each OR-group of its own keyset query and
-    # owns the ordering; ^NQ or ORDERBY here would silently change the scan.
-    if "^NQ" in value:
-        return "may not contain ^NQ (fd-sync ANDs the query into its own ^NQ groups)"
-    if "ORDERBY" in value.upper():
-        return "may not contain ORDERBY (fd-sync orders by sys_updated_on, sys_id)"
-    if value.startswith("^") or value.endswith("^"):
-        return "must not start or end with ^ (fd-sync adds the separators)"
-    lifecycle = sorted(query_fields(value) & LIFECYCLE_FIELDS)
-    if lifecycle:
-        return (
-            f"may not filter on {lifecycle[0]}: it changes when an incident closes, so the "
-            "scan would drop incidents exactly when they close and their alerts would never "
-            'resolve; leave such incidents unsent with a skip route or [routing] default = "skip"'
-        )
-    return None
-
-
-# Fields whose value changes when an incident is resolved or closed.
-LIFECYCLE_FIELDS = {
-    "active",
-    "state",
-    "incident_state",
-    "resolved_at",
-    "resolved_by",
-    "closed_at",
-    "closed_by",
-    "close_code",
-    "close_notes",
-}
-_TERM_FIELD = re.compile(r"(?:OR)?([a-z_][a-z0-9_]*)")  # fields are lowercase, operators not
-
-
-def query_fields(query: str) -> set[str]:
-    """The fields an encoded query's terms name (dot-walks by their first field)."""
-    found = set()
-    for term in query.split("^"):
-        match = _TERM_FIELD.match(term)
-        if match and not term.startswith(("ORDERBY", "NQ")):
-            found.add(match.group(1))
-    return found
-
-
 def _extra_fields(value: list[Any]) -> str | None:
     for name in value:
         if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9_]+(\.[a-z0-9_]+)*", name):
@@ -129,7 +86,7 @@ def _api_domain(value: str) -> str | None:
     return None
 
 
-WORK_NOTE_KINDS = ("ack", "unack", "assign", "comment", "resolve", "reopen", "notify")
+WORK_NOTE_KINDS = ("ack", "unack", "assign", "comment", "resolve", "reopen", "notify", "severity")
 CLOSE_NOTE_FIELDS = ("closer", "resolution", "url", "number")
 
 
@@ -186,7 +143,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         ),
         "client_secret_file": Key(str, None),
         "table": Key(str, "incident", _table_name),
-        "query": Key(str, "", _extra_query),
+        "query": Key(str, "", extra_query_problem),
         "page_size": Key(int, 500, _int_range(1, 10000)),
         "timeout_seconds": Key((int, float), 30.0, _positive_seconds(300)),
         "max_attempts": Key(int, 5, _int_range(1, 20)),
@@ -262,6 +219,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "close_notes": Key(str, "Resolved in Flashduty by {closer}. {resolution}", _close_notes),
         # Unset: two [sync] poll intervals.
         "hold_seconds": Key(int, None, _int_range(0, 86400)),
+        "assign": Key(str, "", _one_of("", "acknowledger", "assignee")),
+        "severity": Key(bool, False),
+    },
+    # ServiceNow -> Flashduty beyond the alert events (needs [flashduty] app_key).
+    "forward": {
+        "work_notes": Key(bool, False),
+        "assignment": Key(bool, False),
     },
     # Tickets from Flashduty: monitoring incidents open ServiceNow incidents.
     "tickets": {

@@ -19,6 +19,7 @@ from fd_sync.config.model import (
     CommandsConfig,
     Config,
     FlashdutyConfig,
+    ForwardConfig,
     HttpConfig,
     MetricsConfig,
     ServiceNowConfig,
@@ -89,6 +90,7 @@ def parse(
     writeback = _writeback(values["writeback"], fd, sync.poll_interval_seconds, ctx)
     commands = _commands(values["commands"], fd)
     tickets = parse_tickets(values["tickets"], fd, writeback, ctx)
+    forward = _forward(values["forward"], fd, ctx)
     if tickets.enabled:
         # The poll reads what tells a ticket apart and what its resolve says.
         extra = tuple(dict.fromkeys((*sn.extra_fields, *TICKET_FIELDS)))
@@ -106,6 +108,7 @@ def parse(
         writeback=writeback,
         commands=commands,
         tickets=tickets,
+        forward=forward,
     )
 
 
@@ -260,6 +263,15 @@ def _writeback(
             f'is required when resolve_state is "{v["resolve_state"]}": ServiceNow refuses '
             'to resolve without a resolution code; set e.g. close_code = "Solution provided"',
         )
+    for key in ("assign", "severity"):
+        if v[key] and not v["enabled"]:
+            raise problem(
+                ctx.path,
+                "writeback",
+                key,
+                "needs [writeback] enabled = true: it is written with the write-back; "
+                "set enabled = true, or remove it",
+            )
     hold = v["hold_seconds"]
     return build(
         WritebackConfig,
@@ -267,6 +279,19 @@ def _writeback(
         work_notes=frozenset(v["work_notes"]),
         hold_seconds=2 * poll_interval if hold is None else hold,
     )
+
+
+def _forward(v: dict[str, Any], fd: FlashdutyConfig, ctx: Context) -> ForwardConfig:
+    for key in ("work_notes", "assignment"):
+        if v[key] and not fd.app_key and ctx.secrets_required:
+            raise problem(
+                ctx.path,
+                "forward",
+                key,
+                "needs [flashduty] app_key (or app_key_file, FD_SYNC_FLASHDUTY_APP_KEY): "
+                "it writes to Flashduty's incidents through the OpenAPI; set it, or false",
+            )
+    return build(ForwardConfig, v)
 
 
 def _commands(v: dict[str, Any], fd: FlashdutyConfig) -> CommandsConfig:

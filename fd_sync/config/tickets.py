@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from fd_sync.config.checks import LIFECYCLE_FIELDS
 from fd_sync.config.model import FlashdutyConfig, TicketsConfig, WritebackConfig
-from fd_sync.config.schema import LIFECYCLE_FIELDS, Context, build, problem
+from fd_sync.config.schema import Context, build, problem
 from fd_sync.core.tickets import SEVERITIES, template_problem
 
 # Fields fd-sync sets itself on every ticket; a template for them would be overwritten.

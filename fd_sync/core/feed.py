@@ -27,6 +27,7 @@ KIND_OF_TYPE = {
     "i_rslv": "resolve",
     "i_reopen": "reopen",
     "i_notify": "notify",
+    "i_r_severity": "severity",
 }
 FEED_TYPES = ("i_new", *KIND_OF_TYPE)  # what fd-sync asks /incident/feed for
 
@@ -129,6 +130,8 @@ class FlashdutyIncident:
     closer: Person | None = None
     url: str = ""
     channel_id: int = 0
+    ack_time: int = 0  # seconds: the incident's first acknowledgement, 0 before one
+    severity: str = ""  # incident_severity now: Critical, Warning, Info
 
     @property
     def closed(self) -> bool:
@@ -151,6 +154,8 @@ class FlashdutyIncident:
             ),
             url=str(item.get("detail_url") or ""),
             channel_id=int(item.get("channel_id") or 0),
+            ack_time=int(item.get("ack_time") or 0),
+            severity=str(item.get("incident_severity") or ""),
         )
 
 

@@ -202,6 +202,7 @@ class TicketSeen:
     mod_count: int
     last_comment: str  # the latest additional comment already forwarded
     syncing: bool  # False once the Flashduty incident was merged away or deleted
+    assigned_to: str = ""  # the ticket's assigned_to (a sys_user sys_id) last handled
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,16 @@ class OpenAPIWrite:
     def text(self) -> str:
         """What the feed shows of it (an i_comm's comment), to recognise it there."""
         return str(self.body.get("comment") or "")
+
+
+@dataclass(frozen=True)
+class OwedWrite:
+    """An OpenAPI write owed to the Flashduty incident linked to a ServiceNow incident."""
+
+    incident_id: str
+    sys_id: str
+    number: str
+    write: OpenAPIWrite
 
 
 def forward(
@@ -284,7 +295,7 @@ def own_echoes(
     ours: set[int] = set()
     matched: list[int] = []
     kind_of = {"i_comm": "comment", "i_rslv": "resolve", "i_reopen": "reopen"}
-    kind_of["i_r_severity"] = "severity"
+    kind_of.update(i_r_severity="severity", i_assign="assign")
     for position, (entry_type, comment) in enumerate(entries):
         kind = kind_of.get(entry_type)
         for index, (write_id, write_kind, text) in enumerate(pool):

@@ -110,9 +110,20 @@ def own_version(
     mod_count = answered_mod_count(answer)
     if mod_count is None or mod_count != ledger_mod_count + 1:
         return None
+
+    def text(name: str, now: str) -> str:
+        value = answer.get(name)
+        return now if value is None else str(value)
+
+    # Fields fd-sync writes (state, assigned_to, urgency, impact) as the write left them,
+    # so that the next change is compared with fd-sync's own values, never echoes them.
     return replace(
         snapshot,
-        state=str(answer.get("state") or snapshot.state),
-        updated_on=str(answer.get("sys_updated_on") or snapshot.updated_on),
+        state=text("state", snapshot.state),
+        updated_on=text("sys_updated_on", snapshot.updated_on),
         mod_count=mod_count,
+        urgency=text("urgency", snapshot.urgency),
+        impact=text("impact", snapshot.impact),
+        assigned_to_id=text("assigned_to", snapshot.assigned_to_id),
+        assigned_to=text("assigned_to.name", snapshot.assigned_to),
     )

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fd_sync.core.feed import KIND_OF_TYPE, FeedEntry, FlashdutyIncident, Person
+from fd_sync.core.fields import Assignee, assignee_of, severity_changed
 from fd_sync.core.incident import IncidentState, is_closed_state
 
 NEW_STATE = IncidentState.NEW.value
@@ -75,36 +76,55 @@ class Intents:
     # version that fd-sync did not write is a person's change, which a state change
     # never overrides (no clock of either system is compared).
     seen_mod_count: int | None = None
+    assignee: Assignee | None = None  # [writeback] assign: who becomes assigned_to
+    severity: str | None = None  # [writeback] severity: the severity urgency follows
+
+    @property
+    def sets_fields(self) -> bool:
+        """Whether a field may change (then ServiceNow's present version is read first)."""
+        return (
+            self.ack_at_ms is not None
+            or self.close is not None
+            or self.assignee is not None
+            or self.severity is not None
+        )
 
     def merged(self, later: Intents) -> Intents:
-        acts = later.ack_at_ms is not None or later.close is not None
+        acts = later.sets_fields
         return Intents(
             ack_at_ms=self.ack_at_ms if self.ack_at_ms is not None else later.ack_at_ms,
             close=None if later.reopened else (later.close or self.close),
             reopened=later.reopened or (self.reopened and later.close is None),
             seen_mod_count=later.seen_mod_count if acts else self.seen_mod_count,
+            assignee=later.assignee or self.assignee,
+            severity=later.severity or self.severity,
         )
 
     def to_json(self) -> str:
         close = self.close.__dict__ if self.close else None
+        assignee = self.assignee.__dict__ if self.assignee else None
         return json.dumps(
             {
                 "ack_at_ms": self.ack_at_ms,
                 "close": close,
                 "reopened": self.reopened,
                 "seen_mod_count": self.seen_mod_count,
+                "assignee": assignee,
+                "severity": self.severity,
             }
         )
 
     @classmethod
     def from_json(cls, text: str | None) -> Intents:
         data = json.loads(text) if text else {}
-        close = data.get("close")
+        close, assignee = data.get("close"), data.get("assignee")
         return cls(
             data.get("ack_at_ms"),
             Close(**close) if close else None,
             bool(data.get("reopened")),
             data.get("seen_mod_count"),
+            Assignee(**assignee) if assignee else None,
+            data.get("severity"),
         )
 
 
@@ -123,9 +143,7 @@ class Turn:
 
     @property
     def worth_writing(self) -> bool:
-        return (
-            bool(self.note) or self.intents.ack_at_ms is not None or self.intents.close is not None
-        )
+        return bool(self.note) or self.intents.sets_fields
 
 
 def _when(ms: int) -> str:
@@ -176,6 +194,10 @@ def _line(
     elif entry.type == "i_reopen":
         reason = str(detail.get("reason") or "").strip()
         text = f"Reopened by {by}" + (f": {reason}" if reason else "")
+    elif entry.type == "i_r_severity":
+        before, after = detail.get("from"), detail.get("to") or incident.severity
+        text = f"Severity changed to {after}" + (f" (was {before})" if before else "")
+        text += "" if entry.creator_id == 0 else f" by {by}"
     elif entry.type == "i_notify":
         persons = [p.get("person_id") for p in detail.get("persons") or () if isinstance(p, dict)]
         channel = str(detail.get("by") or "a channel")
@@ -219,6 +241,8 @@ def compose(
     *,
     work_notes: frozenset[str],
     flashduty_born: bool = False,
+    assign: str = "",
+    severity: bool = False,
 ) -> Turn:
     """The work note and intents of an incident's new entries (oldest first); for a ticket
     (``flashduty_born``), entries of fd-sync's own OpenAPI writes are left out already."""
@@ -257,14 +281,21 @@ def compose(
             closed, reopened = True, False
         elif entry.type == "i_reopen":
             close, closed, reopened = None, False, True
-        if kind in work_notes:
+        if kind in work_notes or (kind == "severity" and severity):
             lines.append(_line(entry, people, incident, resolution=resolution))
             kinds.append(kind)
             who = people.get(entry.creator_id, Person())
             actors.append(who.short(entry.creator_id) if entry.creator_id else "")
     if lines and incident.url:
         lines.append(f"[Flashduty] Incident: {incident.url}")
-    intents = Intents(ack_at_ms=ack_at, close=close, reopened=reopened)
+    news = [e for e in entries if not is_own(e, flashduty_born=flashduty_born)]
+    intents = Intents(
+        ack_at_ms=ack_at,
+        close=close,
+        reopened=reopened,
+        assignee=assignee_of(news, incident, people, assign) if assign else None,
+        severity=severity_changed(news, incident) if severity else None,
+    )
     return Turn(
         "\n".join(lines), tuple(kinds), intents, closed, reopened, tuple(lines), tuple(actors)
     )
@@ -278,6 +309,7 @@ class ServiceNowNow:
     state: str
     updated_on: str  # ServiceNow's UTC "YYYY-MM-DD HH:MM:SS"
     mod_count: int
+    assigned_to: str = ""  # the user's sys_id
 
 
 @dataclass(frozen=True)
@@ -305,11 +337,7 @@ def state_fields(
 
     # A person's change after the Flashduty event wins: fd-sync's own last write does not count.
     def person_changed(ms: int) -> bool:
-        if now.mod_count == own_mod_count:
-            return False  # the present version is fd-sync's own write
-        if intents.seen_mod_count is not None:
-            return now.mod_count > intents.seen_mod_count  # changed since the event was read
-        return now.updated_on > _sn_time(ms)  # a write queued before versions were kept
+        return changed_by_person(intents, now, own_mod_count=own_mod_count, at_ms=ms)
 
     close = intents.close
     if close is not None and rules.resolve_state:
@@ -329,6 +357,18 @@ def state_fields(
             return {}, "changed in ServiceNow after the ack: state left alone"
         return {"state": rules.acknowledge_state}, f"state {rules.acknowledge_state}"
     return {}, ""
+
+
+def changed_by_person(
+    intents: Intents, now: ServiceNowNow, *, own_mod_count: int | None, at_ms: int = 0
+) -> bool:
+    """Whether a person changed the incident after fd-sync read the Flashduty event: then
+    their change wins, whatever the field. Versions are compared, not clocks."""
+    if now.mod_count == own_mod_count:
+        return False  # the present version is fd-sync's own write
+    if intents.seen_mod_count is not None:
+        return now.mod_count > intents.seen_mod_count  # changed since the event was read
+    return bool(at_ms) and now.updated_on > _sn_time(at_ms)  # queued before versions were kept
 
 
 def describe_write(

@@ -24,6 +24,22 @@ OPEN = "Triggered,Processing"
 class FlashdutyTickets:
     def __init__(self, openapi: OpenAPIClient) -> None:
         self.openapi = openapi
+        self._members: dict[str, list[int]] | None = None  # email (casefolded) -> member ids
+
+    def member_of(self, email: str) -> tuple[int | None, str]:
+        """The Flashduty member with this email (``/member/list``, read once), or why none."""
+        if self._members is None:
+            self._members = {}
+            for item in self.openapi.members():
+                mail = str(item.get("email") or "").casefold()
+                if mail and isinstance(item.get("member_id"), int):
+                    self._members.setdefault(mail, []).append(int(item["member_id"]))
+        found = self._members.get(email.casefold(), []) if email else []
+        if len(found) == 1:
+            return found[0], ""
+        if found:
+            return None, f"{len(found)} Flashduty members have this email"
+        return None, "no Flashduty member has this email" if email else "the user has no email"
 
     @property
     def requests_made(self) -> int:
@@ -53,9 +69,13 @@ class FlashdutyTickets:
             low = high + 1
         return sorted(found.values(), key=lambda s: (s.start_time, s.incident_id))
 
-    def write(self, incident_id: str, write: OpenAPIWrite) -> None:
-        """One write to one incident; a comment is never sent twice blindly."""
-        if write.kind == "severity":
+    def write(self, incident_id: str, write: OpenAPIWrite, *, member: int | None = None) -> None:
+        """One write to one incident; a comment is never sent twice blindly. ``member``: the
+        person an ``assign`` assigns (AssignIncidentRequest)."""
+        if write.kind == "assign":
+            assigned = {"person_ids": [member], "type": "reassign"}
+            body: dict[str, Any] = {"incident_id": incident_id, "assigned_to": assigned}
+        elif write.kind == "severity":
             body = {"incident_id": incident_id, **write.body}
         else:
             body = {"incident_ids": [incident_id], **write.body}

@@ -218,6 +218,15 @@ def render(status: Status, *, now: Callable[[], datetime] = _now) -> list[str]:
         lines.append(("commands", commands_line(summary)))
     if summary.tickets is not None and (status.tickets_enabled or summary.tickets.tracked):
         lines.append(("tickets", tickets_line(summary.tickets)))
+    if summary.unmatched_people:
+        shown = "; ".join(f"{e}: {why}" for e, why in list(summary.unmatched_people.items())[:5])
+        lines.append(
+            (
+                "unmatched",
+                f"{len(summary.unmatched_people)} people not assigned (matched by email, "
+                f"never guessed): {shown}",
+            )
+        )
     if last and last.message and last.exit_code:
         lines.append(("last error", last.message))
     lines.append(("last success", summary.last_success_at or "never"))

@@ -16,7 +16,7 @@ from fd_sync.errors import AccessDenied, FatalAPIError, RemoteRejected
 from fd_sync.servicenow.client import ServiceNowClient
 
 IDS_PER_REQUEST = 100
-VERSION_FIELDS = "sys_id,number,state,sys_updated_on,sys_mod_count"
+VERSION_FIELDS = "sys_id,number,state,sys_updated_on,sys_mod_count,assigned_to"
 
 
 class WriteRefused(RemoteRejected):
@@ -186,4 +186,5 @@ def _now(row: dict[str, Any]) -> ServiceNowNow:
         state=str(row.get("state") or ""),
         updated_on=str(row.get("sys_updated_on") or ""),
         mod_count=int(str(row.get("sys_mod_count") or "0") or 0),
+        assigned_to=str(row.get("assigned_to") or ""),
     )

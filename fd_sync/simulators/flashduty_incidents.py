@@ -234,7 +234,10 @@ class IncidentSide:
         self._act(incident_id, "i_comm", person, {"comment": text})
 
     def assign(self, incident_id: str, person: int, to: list[int]) -> None:
-        self._act(incident_id, "i_assign", person, {"type": "reassign", "person_ids": to, "to": to})
+        with self._lock:
+            self.fd_incidents[incident_id]["assigned_to"] = {"person_ids": to, "type": "reassign"}
+            detail = {"type": "reassign", "person_ids": to, "to": to}
+            self._entry(incident_id, "i_assign", person, detail)
 
     def notify(self, incident_id: str, to: list[int], by: str = "sms") -> None:
         persons = [{"person_id": p} for p in to]

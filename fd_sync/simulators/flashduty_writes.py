@@ -24,7 +24,13 @@ from typing import Any
 from fd_sync.simulators.flashduty_openapi import envelope_data, envelope_error
 from fd_sync.simulators.http import Response
 
-WRITE_PATHS = ("/incident/comment", "/incident/resolve", "/incident/reopen", "/incident/reset")
+WRITE_PATHS = (
+    "/incident/comment",
+    "/incident/resolve",
+    "/incident/reopen",
+    "/incident/reset",
+    "/incident/assign",
+)
 APP_KEY_MEMBER = 3999999  # the member who created the app key: its writes are theirs
 MONITORING_INTEGRATION_ID = 77  # a Prometheus integration, say: not fd-sync's
 _OBJECT_ID = re.compile(r"[0-9a-fA-F]{24}")
@@ -132,6 +138,8 @@ class IncidentWrites:
         with self._lock:
             if path == "/incident/reset":
                 return self._reset(body, bad)
+            if path == "/incident/assign":
+                return self._assign(body, bad)
             ids = body.get("incident_ids")
             if not isinstance(ids, list) or not 1 <= len(ids) <= 100:
                 return bad("incident_ids must list 1 to 100 incident ids")
@@ -151,6 +159,29 @@ class IncidentWrites:
                 elif path == "/incident/reopen" and incident["progress"] == "Closed":
                     self.reopen(incident_id, member, str(body.get("reason") or ""))
             return envelope_data({})
+
+    def _assign(self, body: dict[str, Any], bad: Any) -> Response:
+        """AssignIncidentRequest: ``incident_id`` or ``incident_ids``, and ``assigned_to``
+        with ``person_ids`` (1 to 100 members) or an escalation rule."""
+        ids = body.get("incident_ids") or ([body["incident_id"]] if body.get("incident_id") else [])
+        if not ids or not all(isinstance(i, str) and _OBJECT_ID.fullmatch(i) for i in ids):
+            return bad("incident_id or incident_ids (24-hex ObjectIDs) is required")
+        target = body.get("assigned_to")
+        people = target.get("person_ids") if isinstance(target, dict) else None
+        if not isinstance(people, list) or not 1 <= len(people) <= 100:
+            return bad("assigned_to.person_ids must list 1 to 100 member ids")
+        if not all(isinstance(p, int) and p in self.persons for p in people):
+            return bad("assigned_to.person_ids names a member who does not exist")
+        missing = [i for i in ids if i not in self.fd_incidents]
+        if missing:
+            return envelope_error("ResourceNotFound", f"incident {missing[0]} not found", 400)
+        self.openapi_writes.append(("/incident/assign", dict(body)))
+        kind = str(target.get("type") or "assign") if isinstance(target, dict) else "assign"
+        for incident_id in ids:
+            self.fd_incidents[incident_id]["assigned_to"] = {"person_ids": people, "type": kind}
+            detail = {"type": kind, "person_ids": people, "to": people}
+            self._entry(incident_id, "i_assign", self.app_key_member, detail)
+        return envelope_data({})
 
     def _reset(self, body: dict[str, Any], bad: Any) -> Response:
         incident_id = body.get("incident_id")

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from fd_sync.core.tickets import OwedWrite
 from fd_sync.core.writeback import Intents
 from fd_sync.store.db import Row
 from fd_sync.store.queue import DELIVERED, PENDING, DurableQueue, QueueStatus
 from fd_sync.store.state import COMMANDS_SEEN_AT, COMMANDS_WATERMARK, State
+from fd_sync.store.tickets import FlashdutyWriteQueue
 from fd_sync.store.times import iso
 from fd_sync.store.writeback import NewWrite, WritebackQueue
 
@@ -119,6 +121,7 @@ class CommandSteps:
 
     commands: CommandQueue
     writeback: WritebackQueue
+    flashduty_writes: FlashdutyWriteQueue
     state: State
     clock: Callable[[], datetime]
 
@@ -126,9 +129,19 @@ class CommandSteps:
 
         def transaction(self, doing: str = "") -> contextlib.AbstractContextManager[None]: ...
 
-    def record_commands(self, notes: Sequence[CommandNote], *, watermark: str, run_id: str) -> None:
-        """Notes read, with the watermark past them: a crash re-reads, never skips."""
+    def record_commands(
+        self,
+        notes: Sequence[CommandNote],
+        *,
+        watermark: str,
+        run_id: str,
+        owed: Sequence[OwedWrite] = (),
+    ) -> None:
+        """Notes read, with the watermark past them: a crash re-reads, never skips. ``owed``:
+        the desk's notes as comments owed to Flashduty ([forward] work_notes), queued once."""
         with self.transaction("record commands"):
+            if owed:
+                self.flashduty_writes.queue(owed, run_id=run_id)
             if notes:
                 self.commands.queue(notes, run_id=run_id)
                 self.state.set(COMMANDS_SEEN_AT, iso(self.clock()))

@@ -29,6 +29,7 @@ from fd_sync.core.decide import Decision, Kind, LedgerEntry
 from fd_sync.core.feed import FeedCursor
 from fd_sync.core.location import LedgerLocation, PostgresLedger
 from fd_sync.core.payloads import Extras
+from fd_sync.core.tickets import OwedWrite
 from fd_sync.store import backends
 from fd_sync.store.backends.sqlite import MEMORY
 from fd_sync.store.commands import Command, CommandQueue, CommandSteps
@@ -200,14 +201,14 @@ class Ledger(WritebackSteps, LeadershipSteps, CommandSteps, TicketSteps):
         watermark: str,
         run_id: str,
         forwards: Sequence[TicketForward] = (),
+        owed: Sequence[OwedWrite] = (),
     ) -> dict[str, int]:
-        """A page's rows, events and quarantined rows, its tickets' writes owed to
-        Flashduty, and the watermark past them: the watermark never passes a change whose
-        event is not queued (singer's rule); a crash re-reads the page and decides the same
-        events at most once."""
+        """A page's rows, events, quarantined rows and OpenAPI writes owed to Flashduty, and
+        the watermark past them: the watermark never passes a change whose event is not
+        queued (singer's rule); a crash re-reads the page and decides the same at most once."""
         with self.transaction("record a page"):
             counts = self._record(decisions, run_id=run_id, extras=extras)
-            counts["forwarded"] = self._record_forwards(forwards, run_id=run_id)
+            counts["forwarded"] = self._record_forwards(forwards, owed, run_id=run_id)
             for sys_id, reason, sample in quarantined:
                 self.quarantine.keep(sys_id, reason, sample)
             self.state.set(WATERMARK, watermark)

@@ -181,6 +181,7 @@ STEPS = (
                 urgency TEXT NOT NULL DEFAULT '',
                 mod_count INTEGER NOT NULL DEFAULT 0,
                 last_comment TEXT NOT NULL DEFAULT '',
+                assigned_to TEXT NOT NULL DEFAULT '',
                 syncing INTEGER NOT NULL DEFAULT 1,
                 found_at TEXT NOT NULL,
                 opened_at TEXT

@@ -26,6 +26,7 @@ COMMANDS_WATERMARK = "commands_watermark"  # newest sys_created_on of a command 
 COMMANDS_SEEN_AT = "commands_seen_at"  # when the journal last returned a command note
 TICKETS_SINCE = "tickets_since"  # Unix seconds: incidents starting earlier open no ticket
 TICKETS_SEARCHED = "tickets_searched"  # Unix seconds: /incident/list was read up to here
+UNMATCHED_PEOPLE = "unmatched_people"  # JSON: email -> why no single user matches it
 OWN_INTEGRATIONS = "own_integration_ids"  # JSON: integration ids fd-sync's alerts arrived by
 # High availability (PostgreSQL): who leads, who stands by, and the last takeover.
 LEADER = "leader"  # JSON: host, pid, since; stopped_at once it stepped down cleanly

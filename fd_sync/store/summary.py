@@ -19,6 +19,7 @@ from fd_sync.store.state import (
     STANDBY_CHECK_IN_SECONDS,
     STANDBY_PREFIX,
     TICKETS_SINCE,
+    UNMATCHED_PEOPLE,
     WATERMARK,
 )
 
@@ -85,6 +86,7 @@ class Summary:
     commands: QueueCounts = field(default_factory=QueueCounts)  # /flashduty notes answered
     commands_seen_at: str | None = None  # when the journal last returned a command note
     tickets: TicketsSummary | None = None
+    unmatched_people: dict[str, str] = field(default_factory=dict)  # email -> why not assigned
 
     @property
     def dead(self) -> int:
@@ -116,6 +118,7 @@ def summarize(ledger: Ledger) -> Summary:
         commands=ledger.commands.counts(),
         commands_seen_at=ledger.state.get(COMMANDS_SEEN_AT),
         tickets=tickets_summary(ledger),
+        unmatched_people=dict(ledger.state.get_json(UNMATCHED_PEOPLE) or {}),
     )
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from fd_sync.core.tickets import FlashdutySource, OpenAPIWrite, TicketSeen
+from fd_sync.core.tickets import FlashdutySource, OpenAPIWrite, OwedWrite, TicketSeen
 from fd_sync.core.turns import answered_mod_count
 from fd_sync.core.writeback import Intents
 from fd_sync.store.links import Link, Links
@@ -93,18 +93,24 @@ class TicketSteps:
             self.ticket_creates.opened(item.id, sys_id, number)
             self.ticket_creates.mark_delivered([item.id], http_status=201)
             self.links.ticket(sys_id, number, incident_id=item.incident_id, sent_at=iso(now))
-            seen = self.tickets.by_sys_id([sys_id]).get(sys_id)
-            if seen is not None:
-                self.flashduty_writes.queue(seen, [link_back], run_id="")
+            owed = OwedWrite(item.incident_id, sys_id, number, link_back)
+            self.flashduty_writes.queue([owed], run_id="")
 
-    def _record_forwards(self, forwards: Sequence[TicketForward], *, run_id: str) -> int:
-        """Inside the page's step: the tickets' versions handled and their writes queued."""
-        queued = 0
+    def _record_forwards(
+        self, forwards: Sequence[TicketForward], owed: Sequence[OwedWrite], *, run_id: str
+    ) -> int:
+        """Inside the page's step: the tickets' versions handled, and the writes owed to
+        Flashduty's incidents (tickets' changes, the desk's reassignments) queued."""
+        queued = len(self.flashduty_writes.queue(owed, run_id=run_id))
         for forward in forwards:
-            self.tickets.handled(forward.seen)
-            queued += len(self.flashduty_writes.queue(forward.seen, forward.writes, run_id=run_id))
+            seen = forward.seen
+            self.tickets.handled(seen)
+            writes = [
+                OwedWrite(seen.incident_id, seen.sys_id, seen.number, w) for w in forward.writes
+            ]
+            queued += len(self.flashduty_writes.queue(writes, run_id=run_id))
             if forward.reopened:
-                self.links.watch_again(forward.seen.sys_id)
+                self.links.watch_again(seen.sys_id)
         return queued
 
     def attempt_flashduty_writes(self, ids: Sequence[int]) -> None:
@@ -156,4 +162,7 @@ class TicketSteps:
             return
         state = str(answer.get("state") or seen.state)
         urgency = str(answer.get("urgency") or seen.urgency)
-        self.tickets.handled(replace(seen, state=state, urgency=urgency, mod_count=mod_count))
+        assigned = str(answer.get("assigned_to") or seen.assigned_to)
+        self.tickets.handled(
+            replace(seen, state=state, urgency=urgency, assigned_to=assigned, mod_count=mod_count)
+        )

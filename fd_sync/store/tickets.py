@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from fd_sync.core.tickets import FlashdutySource, OpenAPIWrite, TicketSeen
+from fd_sync.core.tickets import FlashdutySource, OpenAPIWrite, OwedWrite, TicketSeen
 from fd_sync.store.db import Database, Row
 from fd_sync.store.queue import DEAD, PENDING, DurableQueue, QueueStatus, statuses_sql
 from fd_sync.store.times import iso
@@ -155,16 +155,17 @@ class FlashdutyWriteQueue(DurableQueue[FlashdutyWrite]):
             finished_at,
         )
 
-    def queue(self, seen: TicketSeen, writes: Sequence[OpenAPIWrite], *, run_id: str) -> list[int]:
+    def queue(self, owed: Sequence[OwedWrite], *, run_id: str) -> list[int]:
         ids = []
-        for write in writes:
+        for item in owed:
+            write = item.write
             new_id = self.db.insert(
                 "INSERT INTO flashduty_writes (incident_id, sys_id, number, kind, body, status,"
                 " run_id, created_at) VALUES (?,?,?,?,?,?,?,?)",
                 [
-                    seen.incident_id,
-                    seen.sys_id,
-                    seen.number,
+                    item.incident_id,
+                    item.sys_id,
+                    item.number,
                     write.kind,
                     json.dumps(dict(write.body)),
                     PENDING.value,
@@ -206,13 +207,21 @@ class FlashdutyWriteQueue(DurableQueue[FlashdutyWrite]):
         return {row[0] for row in self.db.rows(sql, ())}
 
 
-_SEEN = "incident_id, sys_id, number, state, urgency, mod_count, last_comment, syncing"
+_SEEN = "incident_id, sys_id, number, state, urgency, mod_count, last_comment, syncing, assigned_to"
 
 
 def _seen(row: Row) -> TicketSeen:
-    incident_id, sys_id, number, state, urgency, mod_count, last_comment, syncing = row
+    incident_id, sys_id, number, state, urgency, mod_count, last_comment, syncing, who = row
     return TicketSeen(
-        incident_id, sys_id, number, state, urgency, int(mod_count), last_comment, bool(syncing)
+        incident_id,
+        sys_id,
+        number,
+        state,
+        urgency,
+        int(mod_count),
+        last_comment,
+        bool(syncing),
+        who,
     )
 
 
@@ -244,7 +253,7 @@ class Tickets:
     def opened(self, incident_id: str, record: Mapping[str, Any], now: datetime) -> None:
         self.db.execute(
             "UPDATE tickets SET sys_id = ?, number = ?, state = ?, urgency = ?, mod_count = ?,"
-            " opened_at = ? WHERE incident_id = ?",
+            " opened_at = ?, assigned_to = ? WHERE incident_id = ?",
             [
                 str(record.get("sys_id") or ""),
                 str(record.get("number") or ""),
@@ -252,6 +261,7 @@ class Tickets:
                 str(record.get("urgency") or ""),
                 _int(record.get("sys_mod_count")),
                 iso(now),
+                str(record.get("assigned_to") or ""),
                 incident_id,
             ],
         )
@@ -271,9 +281,16 @@ class Tickets:
     def handled(self, seen: TicketSeen) -> None:
         """The ticket's version handled: what later versions are compared with."""
         self.db.execute(
-            "UPDATE tickets SET state = ?, urgency = ?, mod_count = ?, last_comment = ?"
-            " WHERE incident_id = ?",
-            [seen.state, seen.urgency, seen.mod_count, seen.last_comment, seen.incident_id],
+            "UPDATE tickets SET state = ?, urgency = ?, mod_count = ?, last_comment = ?,"
+            " assigned_to = ? WHERE incident_id = ?",
+            [
+                seen.state,
+                seen.urgency,
+                seen.mod_count,
+                seen.last_comment,
+                seen.assigned_to,
+                seen.incident_id,
+            ],
         )
 
     def stop(self, incident_id: str) -> None:

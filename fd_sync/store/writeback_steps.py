@@ -17,7 +17,7 @@ from fd_sync.core.turns import TurnOutcome, answered_mod_count, own_version
 from fd_sync.store.incidents import Incidents
 from fd_sync.store.links import Link, Links
 from fd_sync.store.outbox import Outbox
-from fd_sync.store.state import FLASHDUTY_READ, OWN_INTEGRATIONS, State
+from fd_sync.store.state import FLASHDUTY_READ, OWN_INTEGRATIONS, UNMATCHED_PEOPLE, State
 from fd_sync.store.tickets import FlashdutyWriteQueue
 from fd_sync.store.times import iso
 from fd_sync.store.writeback import NewWrite, Write, WritebackQueue
@@ -129,6 +129,14 @@ class WritebackSteps:
             return
         when = datetime.fromtimestamp(reopened_at_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
         self._record([closed_again(snapshot, entry, link.destination, when)], run_id=run_id)
+
+    def record_unmatched_people(self, unmatched: Mapping[str, str]) -> None:
+        """People fd-sync could not assign (no ServiceNow user with their email, or two),
+        for `status`: the newest 100, each with why."""
+        with self.transaction("record unmatched people"):
+            known: dict[str, str] = dict(self.state.get_json(UNMATCHED_PEOPLE) or {})
+            known.update(unmatched)
+            self.state.set_json(UNMATCHED_PEOPLE, dict(list(known.items())[-100:]))
 
     def record_flashduty_read_time(self, when: datetime) -> None:
         with self.transaction("record the write-back's read"):

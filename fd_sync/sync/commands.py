@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from fd_sync import logs
 from fd_sync.core.commands import HELP, CommandError, ParsedCommand, is_command, parse
+from fd_sync.core.tickets import OwedWrite
 from fd_sync.core.watermark import advance, format_sn_time, scan_start
 from fd_sync.errors import FdSyncError, TemporaryFailure
 from fd_sync.flashduty import escalation
@@ -27,6 +28,7 @@ from fd_sync.store.history import read_history
 from fd_sync.store.ledger import Ledger
 from fd_sync.store.queue import QueueStatus
 from fd_sync.store.state import COMMANDS_WATERMARK
+from fd_sync.sync.desk_notes import ALL_WORK_NOTES, desk_note_writes
 from fd_sync.sync.dispatch import Dispatch, Dispatcher, DispatchOptions, OpenAPIFactory
 
 JOURNAL = "sys_journal_field"
@@ -57,6 +59,8 @@ class Commands:
         allowed_groups: tuple[str, ...],
         lookback_seconds: int,
         openapi: OpenAPIFactory | None,
+        act: bool = True,
+        forward_notes: bool = False,
     ) -> None:
         self.ledger = ledger
         self.servicenow = servicenow
@@ -66,6 +70,8 @@ class Commands:
         self.lookback = lookback_seconds
         self.openapi = openapi
         self.own_user = servicenow.config.username or ""
+        self.act = act  # [commands] enabled: act on /flashduty notes
+        self.forward_notes = forward_notes  # [forward] work_notes: the desk's notes go too
         self.log = logs.get("commands")
 
     def run(self, report: CommandsReport, *, run_id: str, dry_run: bool = False) -> None:
@@ -79,7 +85,7 @@ class Commands:
                         f"{note.number} command from {note.author}: {first} -> {answer}"
                     )
                 return
-            for command in self.ledger.commands.pending(limit=100):
+            for command in self.ledger.commands.pending(limit=100) if self.act else ():
                 self._act(command, report, run_id)
         except TemporaryFailure as exc:
             report.error = exc  # the commands wait; the rest of the cycle goes on
@@ -100,23 +106,37 @@ class Commands:
             table=JOURNAL,
             time_field="sys_created_on",
             fields=JOURNAL_FIELDS,
-            extra=COMMAND_NOTES.format(table=self.servicenow.config.table),
+            extra=(ALL_WORK_NOTES if self.forward_notes else COMMAND_NOTES).format(
+                table=self.servicenow.config.table
+            ),
         )
         for page in pages:
             rows = [
                 r
                 for r in page.records
                 if isinstance(r, dict)
+                and self.act
                 and is_command(str(r.get("value") or ""))
                 and str(r.get("sys_created_by") or "") != self.own_user  # never our own
             ]
+            owed: list[OwedWrite] = []
+            if self.forward_notes:
+                records = [r for r in page.records if isinstance(r, dict)]
+                owed = desk_note_writes(
+                    records, self.ledger, Lookups(self.servicenow), self.own_user
+                )
             numbers = Lookups(self.servicenow).numbers(
                 list(dict.fromkeys(str(r.get("element_id") or "") for r in rows))
             )
             notes = [_note(r, numbers) for r in rows if str(r.get("element_id")) in numbers]
             watermark = advance(watermark, page.cursor[0], page.server_now)
             if not dry_run:
-                self.ledger.record_commands(notes, watermark=watermark, run_id=run_id)
+                self.ledger.record_commands(notes, watermark=watermark, run_id=run_id, owed=owed)
+            else:
+                report.planned += [
+                    f"{o.number} work note -> Flashduty comment ({len(o.write.text)} characters)"
+                    for o in owed
+                ]
             found += notes
         report.read += len(found)
         return found

@@ -40,7 +40,7 @@ from fd_sync.sync.deletions import DeletionCheck
 from fd_sync.sync.delivery import Deliverer
 from fd_sync.sync.plan import PagePlan, Planner
 from fd_sync.sync.report import CycleReport, planned_events
-from fd_sync.sync.tickets import Tickets
+from fd_sync.sync.tickets import FlashdutyWrites, Tickets
 from fd_sync.sync.writeback import ServiceNowWrites, Writeback
 
 
@@ -76,6 +76,7 @@ class Cycle:
         commands: Commands | None = None,
         answers: ServiceNowWrites | None = None,
         tickets: Tickets | None = None,
+        flashduty_writes: FlashdutyWrites | None = None,
         should_stop: Callable[[], bool] = lambda: False,
         progress: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
@@ -87,6 +88,7 @@ class Cycle:
         self.commands = commands  # /flashduty work notes, with [commands] enabled
         self.answers = answers  # writes the answers when there is no write-back to do it
         self.tickets = tickets  # monitoring incidents in Flashduty open tickets: [tickets]
+        self.flashduty_writes = flashduty_writes  # OpenAPI writes: [tickets], [forward]
         self.ledger = ledger
         self.servicenow = servicenow
         self.deliverer = deliverer
@@ -133,8 +135,8 @@ class Cycle:
                 level("fetch_failed", error=str(exc), exit_code=exc.exit_code)
             if not dry_run:
                 self._deliver(report, fetched=fetch)
-                if self.tickets is not None and not self.should_stop():
-                    self.tickets.deliver(report.tickets)
+                if self.flashduty_writes is not None and not self.should_stop():
+                    self.flashduty_writes.run(report.tickets)
                     report.tickets_dead = self.ledger.tickets_dead()
             if self.commands is not None and fetch and not self.should_stop():
                 self.commands.run(report.commands, run_id=report.run_id, dry_run=dry_run)
@@ -261,6 +263,7 @@ class Cycle:
             watermark=watermark,
             run_id=report.run_id,
             forwards=plan.forwards,
+            owed=plan.owed,
         )
         report.tickets.forwarded += counts.pop("forwarded", 0)
         report.count(counts)

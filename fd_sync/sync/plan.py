@@ -22,10 +22,12 @@ from fd_sync.core.decide import Decision, LedgerEntry, is_newer, reconcile
 from fd_sync.core.incident import Incident, RowVersion, parse_record, row_version
 from fd_sync.core.payloads import Extras
 from fd_sync.core.routing import Routing
+from fd_sync.core.tickets import OwedWrite
 from fd_sync.errors import BadRecord
 from fd_sync.store.ledger import Ledger
 from fd_sync.store.ticket_steps import TicketForward
 from fd_sync.sync.enrich import Enricher
+from fd_sync.sync.forward import AssignmentForwarder
 from fd_sync.sync.tickets.forward import TicketForwarder
 
 BadRow = tuple[str | None, str, str]  # (sys_id, reason, sample) for the quarantine
@@ -41,6 +43,7 @@ class PagePlan:
     extras: dict[str, Extras] = field(default_factory=dict)  # by sys_id: what routes add
     read: int = 0  # well-formed rows on the page, parsed or not
     forwards: list[TicketForward] = field(default_factory=list)  # tickets' changes, for Flashduty
+    owed: list[OwedWrite] = field(default_factory=list)  # the desk's reassignments, for Flashduty
 
 
 class Planner:
@@ -55,9 +58,11 @@ class Planner:
         extra_fields: tuple[str, ...] = (),
         baseline_until: str | None = None,
         tickets: TicketForwarder | None = None,
+        assignments: AssignmentForwarder | None = None,
     ) -> None:
         self.ledger = ledger
         self.tickets = tickets  # with [tickets] on: tickets' rows go to Flashduty's OpenAPI
+        self.assignments = assignments  # with [forward] assignment
         self.routes = routes
         self.enricher = enricher
         self.extra_fields = extra_fields
@@ -101,7 +106,8 @@ class Planner:
         self._note_unknown_states(decisions)
         pins = self.ledger.incidents.pins(d.incident.sys_id for d in decisions if d.entry.pinned)
         extras = self.enricher.extras(decisions, matches, pins)
-        return PagePlan(incidents, decisions, bad, extras, read=read, forwards=forwards)
+        owed = self.assignments.owed(decisions) if self.assignments is not None else []
+        return PagePlan(incidents, decisions, bad, extras, read=read, forwards=forwards, owed=owed)
 
     @staticmethod
     def _worth_parsing(

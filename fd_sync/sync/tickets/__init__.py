@@ -61,9 +61,5 @@ class Tickets:
             self.deliver(report)
 
     def deliver(self, report: TicketsReport) -> None:
-        """After the poll: the writes owed to Flashduty's incidents."""
-        before = self.writes.flashduty.requests_made
-        try:
-            self.writes.run(report)
-        finally:
-            report.openapi_requests += self.writes.flashduty.requests_made - before
+        """The writes owed to Flashduty's incidents (the backfill's link-back comments)."""
+        self.writes.run(report)

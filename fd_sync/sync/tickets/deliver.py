@@ -31,6 +31,13 @@ class FlashdutyWrites:
         self.log = logs.get("tickets")
 
     def run(self, report: TicketsReport) -> None:
+        before = self.flashduty.requests_made
+        try:
+            self._run(report)
+        finally:
+            report.openapi_requests += self.flashduty.requests_made - before
+
+    def _run(self, report: TicketsReport) -> None:
         queue = self.ledger.flashduty_writes
         held = queue.held_incidents()
         try:
@@ -68,9 +75,19 @@ class FlashdutyWrites:
                 "flashduty_write_found_landed", incident_id=write.incident_id, write=write.label
             )
             return True
+        member = None
+        if write.kind == "assign":
+            member, why = self.flashduty.member_of(str(write.body.get("email") or ""))
+            if member is None:  # not guessed: said, counted, and not sent
+                self.ledger.record_moot_write(write.id)
+                self.ledger.record_unmatched_people({str(write.body.get("email") or ""): why})
+                self.log.warning(
+                    "person_unmatched", number=write.number, why=why, name=write.body.get("name")
+                )
+                return True
         self.ledger.attempt_flashduty_writes([write.id])
         try:
-            self.flashduty.write(write.incident_id, write.write)
+            self.flashduty.write(write.incident_id, write.write, member=member)
         except RemoteRejected as exc:
             self.ledger.record_failure(
                 queue, [write.id], dead=True, failure=Failure(None, str(exc))

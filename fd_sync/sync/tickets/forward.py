@@ -17,8 +17,10 @@ from typing import Any
 from fd_sync.core.incident import RowVersion, parse_record
 from fd_sync.core.tickets import CORRELATION_DISPLAY, forward
 from fd_sync.servicenow.lookups import Lookups
+from fd_sync.servicenow.people import People
 from fd_sync.store.ledger import Ledger
 from fd_sync.store.ticket_steps import TicketForward
+from fd_sync.sync.forward import assign_write
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,10 @@ class TicketForwarder:
         severity_map: Mapping[str, tuple[str, str]],
         *,
         extra_fields: tuple[str, ...],
+        people: People | None = None,
     ) -> None:
         self.ledger = ledger
+        self.people = people  # [forward] assignment: a desk's reassignment goes to Flashduty
         self.lookups = lookups
         self.severity_map = severity_map
         self.extra_fields = extra_fields
@@ -73,12 +77,19 @@ class TicketForwarder:
             before = seen[version.sys_id]
             incident = replace(version, comment=comments.get(version.sys_id, ""))
             writes = forward(incident, before, self.severity_map)
+            reassigned = incident.assigned_to_id and incident.assigned_to_id != before.assigned_to
+            if self.people is not None and reassigned:
+                email = self.people.emails_of([incident.assigned_to_id]).get(
+                    incident.assigned_to_id, ""
+                )
+                writes.append(assign_write(incident, email))
             after = replace(
                 before,
                 state=incident.state,
                 urgency=incident.urgency,
                 mod_count=incident.mod_count,
                 last_comment=incident.comment or before.last_comment,
+                assigned_to=incident.assigned_to_id,
             )
             reopened = any(w.kind == "reopen" for w in writes)
             out.append(TicketForward(after, tuple(writes), reopened))

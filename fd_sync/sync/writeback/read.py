@@ -51,6 +51,8 @@ class FlashdutyRead:
         *,
         work_notes: frozenset[str],
         ticket_channels: frozenset[int] = frozenset(),
+        assign: str = "",
+        severity: bool = False,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.ledger = ledger
@@ -58,6 +60,8 @@ class FlashdutyRead:
         self.rules = rules
         self.work_notes = work_notes
         self.ticket_channels = ticket_channels  # [tickets] channel_ids: a ticket leaving them stops
+        self.assign = assign  # [writeback] assign: "acknowledger", "assignee" or ""
+        self.severity = severity  # [writeback] severity
         self.wall = wall
         self.log = logs.get("writeback")
 
@@ -109,7 +113,9 @@ class FlashdutyRead:
         versions = self.ledger.incidents.versions(link.sys_id for link in watched)
         tickets = [link.incident_id or "" for link in watched if link.is_ticket]
         ticket_sides = self.ledger.tickets.by_incident(tickets)
-        own_writes = self.ledger.flashduty_writes.unmatched(tickets)
+        own_writes = self.ledger.flashduty_writes.unmatched(
+            link.incident_id or "" for link in watched
+        )
         for link in watched:
             info = infos.get(link.incident_id or "")
             if info is None:
@@ -131,13 +137,19 @@ class FlashdutyRead:
             entries = self.reader.feed(info.incident_id, link.cursor)
             echoes: list[int] = []
             news = entries
-            if link.is_ticket:  # fd-sync's own OpenAPI writes are not news to the ticket
+            if own_writes.get(info.incident_id):  # fd-sync's own OpenAPI writes are not news
                 shown = [(e.type, str(e.detail.get("comment") or "")) for e in entries]
                 ours, echoes = own_echoes(shown, own_writes.get(info.incident_id, ()))
                 news = [e for i, e in enumerate(entries) if i not in ours]
             people = self.reader.names(people_of(news))
             turn = compose(
-                news, info, people, work_notes=self.work_notes, flashduty_born=link.is_ticket
+                news,
+                info,
+                people,
+                work_notes=self.work_notes,
+                flashduty_born=link.is_ticket,
+                assign=self.assign,
+                severity=self.severity,
             )
             report.read += 1
             if dry_run:

@@ -22,13 +22,14 @@ from datetime import datetime
 from fd_sync import logs
 from fd_sync.core.writeback import ServiceNowNow, StateRules
 from fd_sync.errors import AccessDenied, TemporaryFailure
+from fd_sync.servicenow.people import People
 from fd_sync.servicenow.writer import IncidentWriter, WriteRefused
 from fd_sync.store.ledger import Ledger
 from fd_sync.store.links import Link
 from fd_sync.store.queue import Failure
-from fd_sync.store.writeback import NewWrite
+from fd_sync.store.writeback import NewWrite, Write
 from fd_sync.store.writeback_steps import RefusedPart
-from fd_sync.sync.writeback.plan import PlannedWrite, plan_writes, wants_current
+from fd_sync.sync.writeback.plan import FieldRules, PlannedWrite, plan_writes, wants_current
 from fd_sync.sync.writeback.report import WritebackReport
 
 
@@ -39,11 +40,16 @@ class ServiceNowWrites:
         writer: IncidentWriter,
         rules: StateRules,
         *,
+        people: People | None = None,
+        severity_map: Mapping[str, tuple[str, str]] | None = None,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.ledger = ledger
         self.writer = writer
         self.rules = rules
+        self.people = people  # [writeback] assign: Flashduty's people to sys_user by email
+        self.severity_map = severity_map or {}  # [writeback] severity
+        self.fields: FieldRules | None = None
         self.wall = wall
         self.log = logs.get("writeback")
 
@@ -54,9 +60,10 @@ class ServiceNowWrites:
             for sys_id in self.ledger.writeback.holding_incidents() & groups.keys():
                 report.held += len(groups.pop(sys_id))  # behind a refused note, in order
             if groups:
+                self.fields = self._field_rules(groups)
                 current = self.writer.current(wants_current(groups, self.rules))
                 links = self.ledger.links.get(groups)
-                for planned in plan_writes(groups, current, links, self.rules):
+                for planned in plan_writes(groups, current, links, self.rules, self.fields):
                     rest = self._unless_landed(planned, current, links)
                     if rest is not None:
                         self._send(rest, report, run_id)
@@ -65,10 +72,30 @@ class ServiceNowWrites:
             self.log.error("servicenow_write_failed", error=str(exc), exit_code=exc.exit_code)
         finally:
             report.servicenow_requests += self.writer.requests_made - before
+            if self.people is not None:
+                report.servicenow_requests += self.people.requests_made
+                self.people.requests_made = 0
         oldest = self.ledger.writeback.oldest_pending_at()
         if oldest:
             age = self.wall() - datetime.fromisoformat(oldest).timestamp()
             report.lag_seconds = max(0.0, age)
+
+    def _field_rules(self, groups: Mapping[str, list[Write]]) -> FieldRules:
+        """Each assignee's ServiceNow user (one request per 100 emails, cached); the people
+        who have none (or two) are counted for `status`."""
+        emails = {
+            w.intents.assignee.email
+            for writes in groups.values()
+            for w in writes
+            if w.intents.assignee is not None and w.intents.assignee.email
+        }
+        matches = self.people.users_by_email(emails) if self.people and emails else {}
+        unmatched = {email: m.problem for email, m in matches.items() if not m.sys_id}
+        if unmatched:
+            self.ledger.record_unmatched_people(unmatched)
+            for email, why in unmatched.items():
+                self.log.warning("person_unmatched", email=email, why=why)
+        return FieldRules(matches, self.severity_map)
 
     def _unless_landed(
         self,
@@ -106,7 +133,7 @@ class ServiceNowWrites:
         rest = [w for w in planned.writes if w.id > last]
         if not rest:
             return None
-        (again,) = plan_writes({planned.sys_id: rest}, current, links, self.rules)
+        (again,) = plan_writes({planned.sys_id: rest}, current, links, self.rules, self.fields)
         return again
 
     def _send(self, planned: PlannedWrite, report: WritebackReport, run_id: str) -> None:
