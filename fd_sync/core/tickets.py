@@ -235,6 +235,7 @@ class OwedWrite:
     sys_id: str
     number: str
     write: OpenAPIWrite
+    source: str | None = None  # what it came from, queued once (a journal entry's sys_id/part)
 
 
 def forward(

@@ -55,14 +55,15 @@ class Condition:
             return actual == ""
         if op == "ISNOTEMPTY":
             return actual != ""
+        # String comparisons ignore case, as on ServiceNow's (case-insensitive) databases.
         if op == "=":
-            return actual == value
+            return actual.casefold() == value.casefold()
         if op == "!=":
-            return actual != value
+            return actual.casefold() != value.casefold()
         if op == "IN":
-            return actual in value.split(",")
+            return actual.casefold() in {v.casefold() for v in value.split(",")}
         if op == "NOT IN":
-            return actual not in value.split(",")
+            return actual.casefold() not in {v.casefold() for v in value.split(",")}
         if op == "STARTSWITH":
             return actual.startswith(value)
         if op == "ENDSWITH":

@@ -210,6 +210,7 @@ STEPS = (
                 number TEXT NOT NULL,
                 kind TEXT NOT NULL,
                 body TEXT NOT NULL,
+                source TEXT UNIQUE,
                 echo_seen INTEGER NOT NULL DEFAULT 0,
                 status TEXT NOT NULL,
                 attempts INTEGER NOT NULL DEFAULT 0,

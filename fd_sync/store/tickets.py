@@ -159,15 +159,20 @@ class FlashdutyWriteQueue(DurableQueue[FlashdutyWrite]):
         ids = []
         for item in owed:
             write = item.write
+            if item.source is not None and self.db.one(
+                "SELECT id FROM flashduty_writes WHERE source = ?", [item.source]
+            ):
+                continue  # read again (the journal's look-back): queued once already
             new_id = self.db.insert(
-                "INSERT INTO flashduty_writes (incident_id, sys_id, number, kind, body, status,"
-                " run_id, created_at) VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT INTO flashduty_writes (incident_id, sys_id, number, kind, body, source,"
+                " status, run_id, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
                 [
                     item.incident_id,
                     item.sys_id,
                     item.number,
                     write.kind,
                     json.dumps(dict(write.body)),
+                    item.source,
                     PENDING.value,
                     run_id,
                     iso(self.clock()),

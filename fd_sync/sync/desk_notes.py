@@ -54,8 +54,9 @@ def desk_note_writes(
         member = authors.get(by)
         name = member.name if member is not None and member.name else by
         text = f"{name} (ServiceNow work note on {link.number}): {str(row.get('value')).strip()}"
+        journal_id = str(row.get("sys_id") or "")
         owed += [
-            OwedWrite(link.incident_id or "", link.sys_id, link.number, write)
-            for write in comment_writes(text)
+            OwedWrite(link.incident_id or "", link.sys_id, link.number, write, f"{journal_id}/{n}")
+            for n, write in enumerate(comment_writes(text))
         ]
     return owed

@@ -406,3 +406,40 @@ def test_a_custom_state_code_passes_the_file_and_is_left_to_check(tmp_path):
     doc["flashduty"]["app_key"] = "k"
     doc["writeback"] = {"enabled": True, "acknowledge_state": "2", "resolve_state": "9"}
     assert load(write(tmp_path, to_toml(doc)), env={}).writeback.resolve_state == "9"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "says"),
+    [
+        (
+            {"writeback": {"assign": "acknowledger"}},
+            "[writeback] assign: needs [writeback] enabled",
+        ),
+        ({"writeback": {"severity": True}}, "[writeback] severity: needs [writeback] enabled"),
+        (
+            {"writeback": {"enabled": True, "assign": "owner"}, "flashduty": {"app_key": "k" * 20}},
+            "[writeback] assign: must be one of '', 'acknowledger', 'assignee'",
+        ),
+        ({"forward": {"work_notes": True}}, "[forward] work_notes: needs [flashduty] app_key"),
+        ({"forward": {"assignment": True}}, "[forward] assignment: needs [flashduty] app_key"),
+        (
+            {"tickets": {"enabled": True, "channel_ids": [1]}, "flashduty": {"app_key": "k" * 20}},
+            "[tickets] enabled: needs [writeback] enabled = true",
+        ),
+        (
+            {
+                "tickets": {"channel_ids": [1], "severities": ["High"]},
+            },
+            "[tickets] severities: 'High' is not a severity",
+        ),
+        (
+            {"tickets": {"severity": {"Critical": {"urgency": "0", "impact": "1"}}}},
+            "[tickets] severity.Critical: urgency and impact are ServiceNow values",
+        ),
+    ],
+)
+def test_field_sync_and_tickets_keys_are_checked(overrides, says):
+    with pytest.raises(ConfigError) as caught:
+        parse(minimal(**overrides), path=Path("/etc/fd-sync/config.toml"), env={})
+    assert says in str(caught.value)
+    assert "\n" not in str(caught.value)
