@@ -23,6 +23,7 @@ bench: $(STAMP) $(VENV)/.bench-installed
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.writeback
 	$(BIN)/python -m bench.tickets
+	$(BIN)/python -m bench.fields
 
 $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

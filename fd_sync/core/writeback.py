@@ -372,7 +372,11 @@ def changed_by_person(
 
 
 def describe_write(
-    number: str, kinds: Sequence[str], actors: Sequence[str], fields: Mapping[str, str]
+    number: str,
+    kinds: Sequence[str],
+    actors: Sequence[str],
+    fields: Mapping[str, str],
+    intents: Intents | None = None,
 ) -> str:
     """``INC0010001 write-back: work note (ack by Ann Lee); state 2``, as --dry-run prints it."""
     parts = []
@@ -384,4 +388,8 @@ def describe_write(
         parts.append(f"work note ({', '.join(what)})")
     if "state" in fields:
         parts.append(f"state {fields['state']}")
+    if intents is not None and intents.assignee is not None:
+        parts.append(f"assigned_to {intents.assignee.name} (by email)")
+    if intents is not None and intents.severity is not None:
+        parts.append(f"urgency and impact of {intents.severity}")
     return f"{number} write-back: " + ("; ".join(parts) or "nothing")

@@ -135,14 +135,15 @@ class Cycle:
                 level("fetch_failed", error=str(exc), exit_code=exc.exit_code)
             if not dry_run:
                 self._deliver(report, fetched=fetch)
-                if self.flashduty_writes is not None and not self.should_stop():
-                    self.flashduty_writes.run(report.tickets)
-                    report.tickets_dead = self.ledger.tickets_dead()
             if self.commands is not None and fetch and not self.should_stop():
                 self.commands.run(report.commands, run_id=report.run_id, dry_run=dry_run)
                 if report.commands.answered:
                     self._count_outbox(report)  # a page refused now counts in this exit code
             if not dry_run:
+                # After the commands' journal read: the desk's notes it found go now.
+                if self.flashduty_writes is not None and not self.should_stop():
+                    self.flashduty_writes.run(report.tickets)
+                    report.tickets_dead = self.ledger.tickets_dead()
                 if self.writeback is not None and not self.should_stop():
                     self.writeback.write(report.writeback, run_id=report.run_id)
                 elif self.answers is not None and not self.should_stop():

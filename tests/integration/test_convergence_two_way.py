@@ -6,7 +6,10 @@ faults clear:
 - no alert is open in Flashduty for an incident closed in either system;
 - every responder action that fd-sync could see appears in ServiceNow exactly once;
 - nobody is paged twice: an incident gets a new alert only when ServiceNow opens it again
-  (nothing fd-sync wrote came back as an event, and a responder's close is not reopened).
+  (nothing fd-sync wrote came back as an event, and a responder's close is not reopened);
+- assignment and severity (issue 22, both directions on) never ping-pong: fd-sync assigns
+  in Flashduty at most once per reassignment the desk made, and writes assigned_to at most
+  once per assignment a responder made.
 
 (api-reference/on-call.openapi.en.json for the OpenAPI side; the simulators enforce it.)
 """
@@ -52,7 +55,18 @@ class TwoWayConvergence(ConvergenceMachine):
         self.wall = Wall()
         self.fd.wall = self.wall
         self.cycle_options = {"wall": self.wall}
-        self.people = [self.fd.add_person(n) for n in ("Ann Lee", "Bob Ray")]
+        self.people = [
+            self.fd.add_person(n, f"{n.split()[0].lower()}@example.com")
+            for n in ("Ann Lee", "Bob Ray")
+        ]
+        self.users = [
+            self.sn.add_user(
+                n, user_name=n.split()[0].lower(), email=f"{n.split()[0].lower()}@example.com"
+            )
+            for n in ("Ann Lee", "Bob Ray")
+        ]
+        self.desk_reassigns = 0  # assigned_to changed by a person in ServiceNow
+        self.fd_assigns = 0  # assignments and acks by responders in Flashduty
         self.said: Counter[tuple[str, str]] = Counter()  # (sys_id, unique text) -> times
         self.serial = 0
         self.openings: Counter[str] = Counter()  # times ServiceNow opened each incident
@@ -68,7 +82,10 @@ class TwoWayConvergence(ConvergenceMachine):
                     "acknowledge_state": "2",
                     "resolve_state": resolve_state,
                     "close_code": "Solution provided" if resolve_state else "",
+                    "assign": "assignee",
+                    "severity": True,
                 },
+                "forward": {"assignment": True, "work_notes": True},
             },
         )
         return self.created(self.sn.create(short_description="seed", urgency="1")["sys_id"])
@@ -152,6 +169,29 @@ class TwoWayConvergence(ConvergenceMachine):
             self.fd.reopen(incident_id, self.people[0], text)
             self.said[(sys_id, text)] += 1
 
+    # --- who owns it, and how bad it is, on both sides -----------------------------------
+
+    @rule(sys_id=incidents, who=st.sampled_from([0, 1]))
+    def fd_reassign(self, sys_id, who):
+        incident_id = self.fd_incident(sys_id, closed=False)
+        if incident_id is not None:
+            self.fd.assign(incident_id, self.people[0], [self.people[who]])
+            self.fd_assigns += 1
+
+    @rule(sys_id=incidents, severity=st.sampled_from(["Critical", "Warning", "Info"]))
+    def fd_severity(self, sys_id, severity):
+        incident_id = self.fd_incident(sys_id, closed=False)
+        if incident_id is not None:
+            self.fd.change_severity(incident_id, self.people[1], severity)
+            self.fd_assigns += 1  # a severity change is a PATCH too
+
+    @rule(sys_id=incidents, who=st.sampled_from([0, 1]))
+    def desk_reassign(self, sys_id, who):
+        self.sn.clock.advance(1)
+        if self.sn.incident(sys_id)["assigned_to"] != self.users[who]:
+            self.sn.update(sys_id, assigned_to=self.users[who])
+            self.desk_reassigns += 1
+
     # --- faults and time ----------------------------------------------------------------
 
     @rule(fault=faults)
@@ -162,6 +202,13 @@ class TwoWayConvergence(ConvergenceMachine):
     @rule()
     def run_cycle(self):
         self.cycle()
+
+    @invariant()
+    def no_ping_pong(self):
+        assigns = sum(1 for p, _ in self.fd.openapi_writes if p == "/incident/assign")
+        assert assigns <= self.desk_reassigns, (assigns, self.desk_reassigns)
+        written = sum(1 for _, body in self.sn.writes if "assigned_to" in body or "urgency" in body)
+        assert written <= self.fd_assigns, (written, self.fd_assigns)
 
     @invariant()
     def nobody_paged_twice(self):
@@ -185,6 +232,7 @@ class TwoWayConvergence(ConvergenceMachine):
             assert notes.count(text) == times, (text, notes)
         assert self.ledger is not None
         assert self.ledger.writeback.pending() == []
+        assert self.ledger.flashduty_writes.pending() == []
 
 
 TestTwoWayConvergence, TestTwoWayConvergenceOnPostgres = machine_test_cases(

@@ -185,6 +185,10 @@ def test_no_ping_pong_with_both_directions_on(pair):
     assert len(p.fd.writes_to(incident_id, "/incident/assign")) == 1
     assert len(p.patches(inc["sys_id"])) == patches  # Flashduty's i_assign was fd-sync's own
     assert p.assigned(inc["sys_id"]) == p.bob_sn
+    p.sn.clock.advance(1)
+    p.sn.update(inc["sys_id"], short_description="retitled")  # not a reassignment
+    p.cycle()
+    assert len(p.fd.writes_to(incident_id, "/incident/assign")) == 1
 
 
 def test_a_desk_reassignment_to_someone_unknown_in_flashduty_is_not_guessed(pair, servicenow):
@@ -270,3 +274,15 @@ def test_tickets_sync_assignment_and_severity_both_ways_without_echo(pair):
     assert assign["assigned_to"]["person_ids"] == [p.bob_fd]
     p.cycle()
     assert p.assigned(sys_id) == p.bob_sn
+
+
+def test_the_dry_run_says_who_would_be_assigned_and_what_severity(pair):
+    p = pair(writeback={"assign": "assignee", "severity": True})
+    inc, incident_id = p.alerted()
+    p.fd.assign(incident_id, p.ann_fd, [p.bob_fd])
+    p.fd.change_severity(incident_id, p.ann_fd, "Info")
+    report = p.cycle(dry_run=True)
+    (line,) = report.writeback.planned
+    assert line.startswith(f"{inc['number']} write-back: work note (assign by Ann Lee")
+    assert "assigned_to Bob Ray (by email); urgency and impact of Info" in line
+    assert p.assigned(inc["sys_id"]) == ""  # nothing written

@@ -196,4 +196,6 @@ class FlashdutyRead:
             fields, _ = state_fields(
                 turn.intents, now, self.rules, own_mod_count=link.own_mod_count
             )
-        report.planned.append(describe_write(link.number, turn.kinds, turn.actors, fields))
+        report.planned.append(
+            describe_write(link.number, turn.kinds, turn.actors, fields, turn.intents)
+        )
