@@ -29,7 +29,7 @@ from fd_sync.http.ratelimit import SlidingWindowLimiter, flashduty_limiter
 from fd_sync.http.transport import make_session
 from fd_sync.servicenow.client import ServiceNowClient
 from fd_sync.servicenow.lookups import Lookups
-from fd_sync.servicenow.people import People
+from fd_sync.servicenow.people import shared_people
 from fd_sync.servicenow.writer import IncidentWriter
 from fd_sync.store.ledger import Ledger
 from fd_sync.sync.commands import Commands
@@ -233,7 +233,7 @@ def planners(config: Config, ledger: Ledger, client: ServiceNowClient) -> Planne
             severity_by=config.routing.severity_by,
         )
         forwarder = None
-        people = People(client) if config.forward.assignment else None
+        people = shared_people(client) if config.forward.assignment else None
         if config.tickets.enabled:
             forwarder = TicketForwarder(
                 ledger,
@@ -344,7 +344,7 @@ def writeback(
         ledger,
         IncidentWriter(client),
         rules,
-        people=People(client) if settings.assign else None,
+        people=shared_people(client) if settings.assign else None,
         severity_map=config.tickets.severity if settings.severity else None,
         wall=wall,
     )

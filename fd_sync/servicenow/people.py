@@ -97,3 +97,15 @@ class People:
             for sys_id in chunk:
                 self._emails.setdefault(sys_id, (now, ""))
         return {s: self._emails[s][1] for s in given}
+
+
+_SHARED: dict[str, People] = {}  # per instance and user, for the life of the process
+
+
+def shared_people(client: ServiceNowClient) -> People:
+    """People by email, cached across cycles (the TTL): the daemon asks about a person once
+    an hour, not every cycle; each cycle's own client does the asking."""
+    key = f"{client.base} {client.config.username}"
+    people = _SHARED.setdefault(key, People(client))
+    people.client = client
+    return people

@@ -156,7 +156,12 @@ def _ticket_moment(t: TicketCreate) -> Moment:
 
 
 def _openapi_moment(f: FlashdutyWrite) -> Moment:
-    said = f.write.text or f.body.get("resolution") or f.body.get("incident_severity") or ""
+    said = (
+        f.write.text
+        or f.body.get("resolution")
+        or f.body.get("incident_severity")
+        or (f"to {f.body.get('name')} <{f.body.get('email')}>" if f.kind == "assign" else "")
+    )
     what = f"{f.kind} ({str(said)[:80]})" if said else f.kind
     text = {
         QueueStatus.DELIVERED: f"{what} sent to the Flashduty incident",
