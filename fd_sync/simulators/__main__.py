@@ -49,8 +49,39 @@ class ServiceNowControl:
             "create": self.create,
             "update": self.update,
             "resolve": self.resolve,
+            "note": self.note,
+            "journal": self.journal,
+            "add-user": self.add_user,
             "fault": lambda args: fault(self.sim, args),
             "clear-faults": lambda _: clear_faults(self.sim),
+        }
+
+    def note(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A work note as a user writes it on the form: NUMBER text=... [by=USER_NAME]
+        (a /flashduty command, or a note for [forward] work_notes)."""
+        sys_id = self._by_number(args)
+        self.sim.work_note(sys_id, str(args.get("text") or ""), by=str(args.get("by") or "ann"))
+        return {"number": args.get("number"), "sys_id": sys_id}
+
+    def add_user(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A sys_user: name=... [email=...] [user_name=...] [active=false]."""
+        name = str(args.get("name") or "Ann Lee")
+        sys_id = self.sim.add_user(
+            name,
+            user_name=str(args.get("user_name") or name.split(maxsplit=1)[0].lower()),
+            email=str(args.get("email") or ""),
+            active=str(args.get("active", "true")).lower() != "false",
+        )
+        return {"sys_id": sys_id}
+
+    def journal(self, args: dict[str, Any]) -> dict[str, Any]:
+        """An incident's work notes, oldest first: NUMBER."""
+        sys_id = self._by_number(args)
+        return {
+            "work_notes": [
+                {"by": j["sys_created_by"], "at": j["sys_created_on"], "text": j["value"]}
+                for j in self.sim.journal(sys_id, "work_notes")
+            ]
         }
 
     def _by_number(self, args: dict[str, Any]) -> str:
@@ -62,7 +93,15 @@ class ServiceNowControl:
 
     def list(self, _: dict[str, Any]) -> dict[str, Any]:
         rows = sorted(self.sim.incidents(), key=lambda r: r["number"])
-        keys = ("number", "state", "urgency", "short_description", "sys_updated_on")
+        keys = (
+            "number",
+            "sys_id",
+            "state",
+            "urgency",
+            "assigned_to",
+            "short_description",
+            "sys_updated_on",
+        )
         return {"incidents": [{k: r.get(k, "") for k in keys} for r in rows]}
 
     def create(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -144,6 +183,8 @@ class FlashdutyControl:
             "comment": lambda args: self.respond("comment", args),
             "resolve": lambda args: self.respond("resolve", args),
             "reopen": lambda args: self.respond("reopen", args),
+            "assign": lambda args: self.respond("assign", args),
+            "severity": lambda args: self.respond("severity", args),
             "monitoring": self.monitoring,
             "incidents": self.incidents,
         }
@@ -190,12 +231,7 @@ class FlashdutyControl:
             incident_id = str(args["incident"])
         else:
             incident_id = self.sim.incident_of(str(args["key"]))
-        name = str(args.get("by") or "Ann Lee")
-        person = next(
-            (p for p, info in self.sim.persons.items() if info["person_name"] == name), None
-        )
-        if person is None:
-            person = self.sim.add_person(name, str(args.get("email") or ""))
+        person = self._person(str(args.get("by") or "Ann Lee"), str(args.get("email") or ""))
         text = str(args.get("text") or "")
         if action == "ack":
             self.sim.ack(incident_id, person)
@@ -203,12 +239,21 @@ class FlashdutyControl:
             self.sim.comment(incident_id, person, text)
         elif action == "resolve":
             self.sim.resolve(incident_id, person, text)
+        elif action == "assign":  # to=NAME: that member (added when new)
+            target = self._person(str(args.get("to") or "Bob Ray"), str(args.get("to_email") or ""))
+            self.sim.assign(incident_id, person, [target])
+        elif action == "severity":  # to=Critical|Warning|Info
+            self.sim.change_severity(incident_id, person, str(args.get("to") or "Critical"))
         else:
             self.sim.reopen(incident_id, person, text)
         return {
             "incident_id": incident_id,
             "progress": self.sim.fd_incidents[incident_id]["progress"],
         }
+
+    def _person(self, name: str, email: str) -> int:
+        found = next((p for p, i in self.sim.persons.items() if i["person_name"] == name), None)
+        return found if found is not None else self.sim.add_person(name, email)
 
     def events(self, _: dict[str, Any]) -> dict[str, Any]:
         """What Flashduty received, in order, and which alerts are open."""
@@ -378,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
             "push_url_standard": receiver.push_url_standard,
             "push_url_servicenow": receiver.push_url_servicenow,
             "app_key": receiver.app_key,
+            "api_domain": receiver.api_domain,  # [flashduty] api_domain for the OpenAPI
         }
     if stop is not None:
         server.controls = commands  # before the hello: a client may call ctl at once
@@ -405,7 +451,7 @@ def stop_on_signals() -> threading.Event:
 def control(url: str, command: str, fields: list[str]) -> int:
     """POST one command to a running simulator; print its JSON answer."""
     body: dict[str, Any] = {}
-    if command in ("update", "resolve") and fields and "=" not in fields[0]:
+    if command in ("update", "resolve", "note", "journal") and fields and "=" not in fields[0]:
         body["number"] = fields.pop(0)
     for field_text in fields:
         key, sep, value = field_text.partition("=")
