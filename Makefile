@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat setup.cfg setup.py pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test test-fast lint format bench soak clean
+.PHONY: demo test test-fast lint format bench soak clean docs reference
 
 $(STAMP): setup.cfg setup.py pyproject.toml
 	rm -f $(VENV)/.installed-*
@@ -29,9 +29,18 @@ $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	touch $@
 
-## test: lint, then the whole test suite on all cores
+## test: lint, the documentation site (strict), then the whole test suite on all cores
 test: $(STAMP) lint
+	$(BIN)/mkdocs build --strict
 	$(BIN)/python -m pytest -n auto -q
+
+## docs: serve the documentation site on http://127.0.0.1:8000 (docs/, mkdocs.yml)
+docs: $(STAMP)
+	$(BIN)/mkdocs serve
+
+## reference: regenerate docs/reference/ from the code (a test fails when it is stale)
+reference: $(STAMP)
+	$(BIN)/python -m tools.reference
 
 ## test-fast: unit and integration tests only (no subprocesses), for the edit-test loop
 test-fast: $(STAMP)
@@ -39,14 +48,14 @@ test-fast: $(STAMP)
 
 ## lint: ruff (rules and format), mypy, and the import contracts of .importlinter
 lint: $(STAMP)
-	$(BIN)/ruff check fd_sync tests bench
-	$(BIN)/ruff format --check fd_sync tests bench
+	$(BIN)/ruff check fd_sync tests bench tools
+	$(BIN)/ruff format --check fd_sync tests bench tools
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-logo
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix fd_sync tests bench
-	$(BIN)/ruff format fd_sync tests bench
+	$(BIN)/ruff check --fix fd_sync tests bench tools
+	$(BIN)/ruff format fd_sync tests bench tools
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .ruff_cache

@@ -40,8 +40,13 @@ from fd_sync.errors import (
     "Fetch and reconcile, print the events that would be sent; "
     "change neither Flashduty nor the ledger."
 )
+@click.option(
+    "--quiet",
+    is_flag=True,
+    help="No progress line on a terminal during a backfill (it is off when stderr is not one).",
+)
 @click.pass_obj
-def once(options: Options, since: str | None, dry_run: bool) -> int:
+def once(options: Options, since: str | None, dry_run: bool, quiet: bool) -> int:
     """Run one cycle: fetch changed incidents, reconcile, deliver. For cron and backfills.
 
     Without --since, the very first run records the current state of ServiceNow
@@ -58,11 +63,29 @@ def once(options: Options, since: str | None, dry_run: bool) -> int:
         raise click.BadParameter(str(exc), param_hint="--since") from None
     cfg = load_config(options)
     stop = stop_on_signals()
+    from fd_sync.cli.progress import BackfillProgress, wanted
+
+    shown: BackfillProgress | None = None
     with ledger_access(cfg, "preview" if dry_run else "write") as ledger:
-        cycle = wiring.cycle(cfg, ledger, sleep=interruptible_sleep(stop), should_stop=stop.is_set)
-        report = cycle.run(
-            since=since_at, dry_run=dry_run, command="once", run_id=logs.identity().get("run_id")
+        if since_at is not None and wanted(quiet):
+            shown = BackfillProgress(lambda: cycle.current, since=since_at)
+        cycle = wiring.cycle(
+            cfg,
+            ledger,
+            sleep=interruptible_sleep(stop),
+            should_stop=stop.is_set,
+            progress=shown or (lambda: None),
         )
+        try:
+            report = cycle.run(
+                since=since_at,
+                dry_run=dry_run,
+                command="once",
+                run_id=logs.identity().get("run_id"),
+            )
+        finally:
+            if shown is not None:
+                shown.done()
     for planned in report.planned:
         click.echo(planned.line())
     for line in report.commands.planned:

@@ -26,8 +26,9 @@ def tickets() -> None:
     "request, any span in all).",
 )
 @dry_run_option("List the tickets it would open; create nothing, change nothing.")
+@click.option("--quiet", is_flag=True, help="No progress line on a terminal.")
 @click.pass_obj
-def backfill(options: Options, since: str, dry_run: bool) -> int:
+def backfill(options: Options, since: str, dry_run: bool, quiet: bool) -> int:
     """Open tickets for incidents that were already open before the first run with
     [tickets] on (which takes only incidents starting after it). Each incident gets one
     ticket, however often this runs."""
@@ -45,7 +46,13 @@ def backfill(options: Options, since: str, dry_run: bool) -> int:
             f"{cfg.path}: [tickets] enabled is not true: set it, with channel_ids, to open "
             "tickets from Flashduty"
         )
+    from fd_sync.cli.progress import wanted
+
     report = TicketsReport()
+
+    def progress(done: int, of: int) -> None:
+        click.echo(f"\rtickets backfill: {done} of {of} created or found\033[K", err=True, nl=False)
+
     with ledger_access(cfg, "preview" if dry_run else "write") as ledger:
         work = wiring.tickets(cfg, ledger, wiring.servicenow_client(cfg))
         assert work is not None  # enabled, checked above
@@ -55,7 +62,10 @@ def backfill(options: Options, since: str, dry_run: bool) -> int:
             now=int(time.time()),
             run_id=logs.identity().get("run_id") or "backfill",
             dry_run=dry_run,
+            progress=progress if wanted(quiet) else None,
         )
+    if wanted(quiet) and report.queued:
+        click.echo("\r\033[K", err=True, nl=False)
     for line in report.planned:
         click.echo(line)
     verb = "would open" if dry_run else "opened"

@@ -88,6 +88,12 @@ class Metrics:
             "Age of the oldest write-back ServiceNow has not accepted yet (0: none).",
             registry=r,
         )
+        interval = Gauge(
+            "fdsync_poll_interval_seconds",
+            "[sync] poll_interval_seconds: what freshness alerts compare with.",
+            registry=r,
+        )
+        interval.set(poll_interval)
         self.last_success = Gauge(
             "fdsync_last_success_timestamp_seconds", "When a cycle last ended ok.", registry=r
         )

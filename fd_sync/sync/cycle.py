@@ -95,6 +95,7 @@ class Cycle:
         self.should_stop = should_stop
         self.progress = progress  # called after each page and each event: the daemon's pulse
         self.clock = clock
+        self.current: CycleReport | None = None  # the cycle in progress, for a progress line
         self.log = logs.get("cycle")
 
     def run(
@@ -109,6 +110,7 @@ class Cycle:
         """One cycle. ``fetch=False`` only drains the outbox (the daemon does that while it
         waits out a ServiceNow credential problem)."""
         report = CycleReport(run_id=run_id or _new_run_id(), dry_run=dry_run)
+        self.current = report
         started = self.clock()
         with structlog.contextvars.bound_contextvars(run_id=report.run_id):
             self.log.info(
@@ -228,6 +230,7 @@ class Cycle:
             report.changed += len(plan.decisions)
             report.quarantined += len(plan.bad)
             watermark = advance(watermark, page.cursor[0], page.server_now)
+            report.watermark_seen = watermark
             if dry_run:
                 planner.remember(plan)
                 self._preview(plan, report)

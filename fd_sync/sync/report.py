@@ -62,6 +62,7 @@ class CycleReport:
     held: int = 0
     writeback_dead: int = 0  # write-backs ServiceNow refused, kept for an operator (all cycles)
     watermark: str | None = None
+    watermark_seen: str | None = None  # how far the scan has read, while it reads
     error: FdSyncError | None = None
     seconds: float = 0.0
     first_run: bool = False  # no watermark yet: the present state is the baseline

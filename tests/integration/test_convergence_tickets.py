@@ -24,6 +24,7 @@ from collections import Counter
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, initialize, invariant, rule
 
+from fd_sync import wiring
 from fd_sync.simulators.http import Fault
 from tests.helpers.convergence import ConvergenceMachine, copy_fault, machine_test_cases
 
@@ -65,6 +66,7 @@ class TicketConvergence(ConvergenceMachine):
         self.said: Counter[tuple[str, str]] = Counter()  # (incident_id, text) -> times
         self.last: dict[str, str] = {}  # incident_id -> the last close/reopen, and where
         self.touched: set[str] = set()  # tickets the desk has changed
+        self.seen_closed: dict[str, bool] = {}  # each ticket closed or not, at the last cycle
         self.serial = 0
 
     @initialize()
@@ -85,7 +87,13 @@ class TicketConvergence(ConvergenceMachine):
     def cycle(self) -> None:
         self.wall.now += 5
         self.sn.clock.advance(5)
-        super().cycle()
+        assert self.ledger is not None
+        report = wiring.cycle(self.config, self.ledger, sleep=self.sleeps, wall=self.wall).run()
+        if report.error is None:  # the poll read ServiceNow: what it saw is what fd-sync knows
+            for incident_id in self.fd.fd_incidents:
+                ticket = self.ticket(incident_id)
+                if ticket is not None:
+                    self.seen_closed[incident_id] = ticket["state"] in CLOSED
 
     def text(self, prefix: str) -> str:
         self.serial += 1
@@ -147,7 +155,11 @@ class TicketConvergence(ConvergenceMachine):
         self.sn.clock.advance(1)
         self.sn.update(ticket["sys_id"], state=state, close_notes=self.text("notes"))
         self.touched.add(incident_id)
-        if state in CLOSED and not was_closed:
+        unseen = self.seen_closed.get(incident_id, False) == (state in CLOSED)
+        if unseen and was_closed != (state in CLOSED):
+            # Undoes a change no cycle saw: to fd-sync nothing happened (no expectation).
+            self.last[incident_id] = "sn_edit"
+        elif state in CLOSED and not was_closed:
             self.last[incident_id] = "sn_close"
         elif state not in CLOSED and was_closed:
             self.last[incident_id] = "sn_reopen"

@@ -10,6 +10,8 @@ Flashduty -> ServiceNow for tickets is the write-back's, exactly as for any link
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fd_sync import logs
 from fd_sync.errors import AccessDenied, TemporaryFailure
 from fd_sync.store.state import TICKETS_SEARCHED
@@ -45,7 +47,14 @@ class Tickets:
             self.creator.run(report)
 
     def backfill(
-        self, report: TicketsReport, *, since: int, now: int, run_id: str, dry_run: bool
+        self,
+        report: TicketsReport,
+        *,
+        since: int,
+        now: int,
+        run_id: str,
+        dry_run: bool,
+        progress: Callable[[int, int], None] | None = None,
     ) -> None:
         """``fd-sync tickets backfill``: open tickets for incidents already open that
         started since ``since``, then send their link-back comments."""
@@ -57,7 +66,7 @@ class Tickets:
         finally:
             report.openapi_requests += self.finder.flashduty.requests_made - before
         if not dry_run:
-            self.creator.run(report)
+            self.creator.run(report, progress)
             self.deliver(report)
 
     def deliver(self, report: TicketsReport) -> None:

@@ -10,6 +10,8 @@ words; it is not tried again until an operator's ``outbox retry``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fd_sync import logs
 from fd_sync.core.tickets import link_back
 from fd_sync.errors import AccessDenied, TemporaryFailure
@@ -30,11 +32,17 @@ class TicketCreator:
         self.writer = writer
         self.log = logs.get("tickets")
 
-    def run(self, report: TicketsReport) -> None:
+    def run(
+        self, report: TicketsReport, progress: Callable[[int, int], None] | None = None
+    ) -> None:
+        """Open every queued ticket; ``progress(done, of)`` after each (a terminal's line)."""
         before = self.writer.requests_made
         try:
-            for item in self.ledger.ticket_creates.pending():
+            pending = self.ledger.ticket_creates.pending()
+            for done, item in enumerate(pending, 1):
                 self._open(item, report)
+                if progress is not None:
+                    progress(done, len(pending))
         except (AccessDenied, TemporaryFailure) as exc:
             report.error = report.error or exc
             self.log.error("ticket_create_failed", error=str(exc), exit_code=exc.exit_code)
