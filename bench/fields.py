@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.writeback import Wall
-from fd_sync import logs, wiring
+from bench.writeback import Wall, base_document, cycle_counter
+from fd_sync import logs
 from fd_sync.config import parse
 from fd_sync.simulators.flashduty import FlashdutySim
 from fd_sync.simulators.servicenow import ServiceNowSim
@@ -34,20 +34,7 @@ def measure(n: int, fields: bool) -> dict[str, Any]:
         wall = Wall()
         fd.wall = wall
         database = Path(tmp) / "fd-sync.db"
-        document: dict[str, Any] = {
-            "servicenow": {
-                "instance_url": sn.url,
-                "username": sn.username,
-                "password": sn.password,
-            },
-            "flashduty": {
-                "push_url": fd.push_url_standard,
-                "app_key": fd.app_key,
-                "api_domain": fd.url,
-            },
-            "sync": {"database": str(database)},
-            "writeback": {"enabled": True},
-        }
+        document = base_document(sn, fd, database)
         if fields:
             document.update(FIELDS_ON)
         config = parse(document, path=Path(tmp) / "c.toml", env={})
@@ -58,20 +45,7 @@ def measure(n: int, fields: bool) -> dict[str, Any]:
             for i, (name, email) in enumerate(people)
         ]
         with Ledger(database) as ledger:
-
-            def cycle() -> dict[str, int]:
-                wall.now += 60
-                sn.clock.advance(60)
-                before_fd, before_sn = len(fd.requests), len(sn.requests)
-                wiring.cycle(config, ledger, wall=wall).run()
-                fd_new, sn_new = fd.requests[before_fd:], sn.requests[before_sn:]
-                return {
-                    "openapi": sum(1 for r in fd_new if not r.path.startswith("/event/")),
-                    "push": sum(1 for r in fd_new if r.path.startswith("/event/")),
-                    "servicenow_get": sum(1 for r in sn_new if r.method == "GET"),
-                    "servicenow_patch": sum(1 for r in sn_new if r.method == "PATCH"),
-                }
-
+            cycle = cycle_counter(config, ledger, sn, fd, wall)
             cycle()
             rows = [sn.create(short_description=f"disk {i}", urgency="1") for i in range(n)]
             for _ in range(4):

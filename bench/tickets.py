@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.writeback import Wall
-from fd_sync import logs, wiring
+from bench.writeback import Wall, base_document, cycle_counter
+from fd_sync import logs
 from fd_sync.config import parse
 from fd_sync.simulators.flashduty import FlashdutySim
 from fd_sync.simulators.servicenow import ServiceNowSim
@@ -35,41 +35,14 @@ def measure(n: int) -> dict[str, Any]:
         fd.wall = wall
         fd.add_channel("Prometheus", channel_id=WATCHED)
         database = Path(tmp) / "fd-sync.db"
-        config = parse(
-            {
-                "servicenow": {
-                    "instance_url": sn.url,
-                    "username": sn.username,
-                    "password": sn.password,
-                },
-                "flashduty": {
-                    "push_url": fd.push_url_standard,
-                    "app_key": fd.app_key,
-                    "api_domain": fd.url,
-                },
-                "sync": {"database": str(database)},
-                "writeback": {"enabled": True},
-                "commands": {"enabled": False},
-                "tickets": {"enabled": True, "channel_ids": [WATCHED]},
-            },
-            path=Path(tmp) / "c.toml",
-            env={},
+        document = base_document(sn, fd, database)
+        document.update(
+            commands={"enabled": False},
+            tickets={"enabled": True, "channel_ids": [WATCHED]},
         )
+        config = parse(document, path=Path(tmp) / "c.toml", env={})
         with Ledger(database) as ledger:
-
-            def cycle() -> dict[str, int]:
-                wall.now += 60  # one poll interval
-                sn.clock.advance(60)
-                before_fd, before_sn = len(fd.requests), len(sn.requests)
-                wiring.cycle(config, ledger, wall=wall).run()
-                fd_new, sn_new = fd.requests[before_fd:], sn.requests[before_sn:]
-                return {
-                    "openapi": sum(1 for r in fd_new if not r.path.startswith("/event/")),
-                    "servicenow_get": sum(1 for r in sn_new if r.method == "GET"),
-                    "servicenow_post": sum(1 for r in sn_new if r.method == "POST"),
-                    "servicenow_patch": sum(1 for r in sn_new if r.method == "PATCH"),
-                }
-
+            cycle = cycle_counter(config, ledger, sn, fd, wall)
             cycle()  # the first run: tickets only for incidents starting after it
             wall.now += 1
             ids = [fd.open_incident(f"disk {i}", channel_id=WATCHED) for i in range(n)]

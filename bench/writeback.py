@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,43 @@ class Wall:
         return self.now
 
 
+def base_document(sn: ServiceNowSim, fd: FlashdutySim, database: Path) -> dict[str, Any]:
+    """The configuration every request-cost benchmark starts from: both simulators, the
+    write-back on."""
+    return {
+        "servicenow": {"instance_url": sn.url, "username": sn.username, "password": sn.password},
+        "flashduty": {
+            "push_url": fd.push_url_standard,
+            "app_key": fd.app_key,
+            "api_domain": fd.url,
+        },
+        "sync": {"database": str(database)},
+        "writeback": {"enabled": True},
+    }
+
+
+def cycle_counter(
+    config: Any, ledger: Ledger, sn: ServiceNowSim, fd: FlashdutySim, wall: Wall
+) -> Callable[[], dict[str, int]]:
+    """A cycle one poll interval later, returning the requests it made, by kind."""
+
+    def cycle() -> dict[str, int]:
+        wall.now += 60  # one poll interval
+        sn.clock.advance(60)
+        before_fd, before_sn = len(fd.requests), len(sn.requests)
+        wiring.cycle(config, ledger, wall=wall).run()
+        fd_new, sn_new = fd.requests[before_fd:], sn.requests[before_sn:]
+        return {
+            "openapi": sum(1 for r in fd_new if not r.path.startswith("/event/")),
+            "push": sum(1 for r in fd_new if r.path.startswith("/event/")),
+            "servicenow_get": sum(1 for r in sn_new if r.method == "GET"),
+            "servicenow_post": sum(1 for r in sn_new if r.method == "POST"),
+            "servicenow_patch": sum(1 for r in sn_new if r.method == "PATCH"),
+        }
+
+    return cycle
+
+
 def measure(n: int) -> dict[str, Any]:
     with (
         tempfile.TemporaryDirectory() as tmp,
@@ -38,39 +76,9 @@ def measure(n: int) -> dict[str, Any]:
         wall = Wall()
         fd.wall = wall
         database = Path(tmp) / "fd-sync.db"
-        config = parse(
-            {
-                "servicenow": {
-                    "instance_url": sn.url,
-                    "username": sn.username,
-                    "password": sn.password,
-                },
-                "flashduty": {
-                    "push_url": fd.push_url_standard,
-                    "app_key": fd.app_key,
-                    "api_domain": fd.url,
-                },
-                "sync": {"database": str(database)},
-                "writeback": {"enabled": True},
-            },
-            path=Path(tmp) / "c.toml",
-            env={},
-        )
+        config = parse(base_document(sn, fd, database), path=Path(tmp) / "c.toml", env={})
         with Ledger(database) as ledger:
-
-            def cycle() -> dict[str, int]:
-                wall.now += 60  # one poll interval
-                sn.clock.advance(60)
-                before_fd, before_sn = len(fd.requests), len(sn.requests)
-                wiring.cycle(config, ledger, wall=wall).run()
-                fd_new, sn_new = fd.requests[before_fd:], sn.requests[before_sn:]
-                return {
-                    "openapi": sum(1 for r in fd_new if not r.path.startswith("/event/")),
-                    "push": sum(1 for r in fd_new if r.path.startswith("/event/")),
-                    "servicenow_get": sum(1 for r in sn_new if r.method == "GET"),
-                    "servicenow_patch": sum(1 for r in sn_new if r.method == "PATCH"),
-                }
-
+            cycle = cycle_counter(config, ledger, sn, fd, wall)
             cycle()  # the baseline
             rows = [sn.create(short_description=f"disk {i}", urgency="1") for i in range(n)]
             for _ in range(3):  # send the creates; find the incidents; settle the reads

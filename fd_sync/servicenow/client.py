@@ -147,31 +147,19 @@ class ServiceNowClient:
         before sending it again.
         """
         url = f"{self.base}/api/now/table/{self.config.table}/{sys_id}"
-        query = {
-            "sysparm_display_value": "false",
-            "sysparm_exclude_reference_link": "true",
-            "sysparm_fields": ",".join(self.fields),
-        }
-        data = json.dumps(body).encode()
-
-        def attempt() -> dict[str, Any]:
-            try:
-                response = self._send("PATCH", url, query, data)
-            except RetriableAPIError as exc:
-                if not repeatable and exc.status != 429:
-                    exc.retry = False  # it may have landed: never blindly again
-                raise
-            payload = response.json() if response.body else {}
-            result = payload.get("result") if isinstance(payload, dict) else None
-            return result if isinstance(result, dict) else {}
-
-        return self._with_retries(attempt, self.config.table, refusals=True)
+        return self._write("PATCH", url, body, repeatable=repeatable)
 
     def table_post(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST a new record to the incident table (201 and the record). Not repeatable:
         retried only after a 429; after a timeout, a dropped connection or a 5xx the record
         may exist, and the caller looks it up (by ``correlation_id``) before posting again."""
         url = f"{self.base}/api/now/table/{self.config.table}"
+        return self._write("POST", url, body, repeatable=False)
+
+    def _write(
+        self, method: str, url: str, body: dict[str, Any], *, repeatable: bool
+    ) -> dict[str, Any]:
+        """One write; the record it left, rendered as the scan reads rows."""
         query = {
             "sysparm_display_value": "false",
             "sysparm_exclude_reference_link": "true",
@@ -181,9 +169,9 @@ class ServiceNowClient:
 
         def attempt() -> dict[str, Any]:
             try:
-                response = self._send("POST", url, query, data)
+                response = self._send(method, url, query, data)
             except RetriableAPIError as exc:
-                if exc.status != 429:
+                if not repeatable and exc.status != 429:
                     exc.retry = False  # it may have landed: never blindly again
                 raise
             payload = response.json() if response.body else {}

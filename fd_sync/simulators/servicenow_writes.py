@@ -48,6 +48,17 @@ def _error(status: int, message: str, detail: str | None = None) -> Response:
     )
 
 
+def _json_body(request: Request) -> dict[str, Any] | Response:
+    """The request's JSON object, or the platform's answer to a body that is not one."""
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError:
+        return _error(400, "Exception while reading request", "Invalid JSON")
+    if not isinstance(body, dict):
+        return _error(400, "Exception while reading request", "The payload is not valid JSON.")
+    return body
+
+
 class TableWrites:
     """PATCH of one incident, with the platform's side effects."""
 
@@ -104,12 +115,9 @@ class TableWrites:
     def _post(self, table: str, request: Request) -> Response:
         if table != "incident":
             return _error(403, "Operation Failed", "fd-sync's simulator creates incidents only")
-        try:
-            body = json.loads(request.body or b"{}")
-        except ValueError:
-            return _error(400, "Exception while reading request", "Invalid JSON")
-        if not isinstance(body, dict):
-            return _error(400, "Exception while reading request", "The payload is not valid JSON.")
+        body = _json_body(request)
+        if isinstance(body, Response):
+            return body
         with self._lock:
             self.posts += 1
             if self.deny_write:
@@ -165,12 +173,9 @@ class TableWrites:
     def _patch(self, table: str, sys_id: str, request: Request) -> Response:
         if table != "incident":
             return _error(403, "Operation Failed", "fd-sync's simulator writes incidents only")
-        try:
-            body = json.loads(request.body or b"{}")
-        except ValueError:
-            return _error(400, "Exception while reading request", "Invalid JSON")
-        if not isinstance(body, dict):
-            return _error(400, "Exception while reading request", "The payload is not valid JSON.")
+        body = _json_body(request)
+        if isinstance(body, Response):
+            return body
         with self._lock:
             row = self.tables["incident"].get(sys_id)
             if row is None:

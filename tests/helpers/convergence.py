@@ -11,6 +11,7 @@ checking convergence when a history ends.
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,16 @@ from tests.helpers.config import base_document, merge
 from tests.helpers.cycle import Sleeps
 from tests.helpers.ledgers import machine_ledger
 from tests.helpers.simulated import START
+
+
+class Wall:
+    """A Unix clock shared by the Flashduty simulator and fd-sync, moved by the machine."""
+
+    def __init__(self) -> None:
+        self.now = float(int(time.time()))
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def copy_fault(fault: Fault) -> Fault:

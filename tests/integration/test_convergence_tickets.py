@@ -18,7 +18,6 @@ and on Flashduty's OpenAPI, runs cycles, and checks that after the faults clear:
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 
 from hypothesis import strategies as st
@@ -26,7 +25,7 @@ from hypothesis.stateful import Bundle, initialize, invariant, rule
 
 from fd_sync import wiring
 from fd_sync.simulators.http import Fault
-from tests.helpers.convergence import ConvergenceMachine, copy_fault, machine_test_cases
+from tests.helpers.convergence import ConvergenceMachine, Wall, copy_fault, machine_test_cases
 
 WATCHED = 5550001
 TABLE = "/api/now/table/"
@@ -43,14 +42,6 @@ faults = st.sampled_from(
     ]
 )
 CLOSED = ("6", "7", "8")
-
-
-class Wall:
-    def __init__(self) -> None:
-        self.now = float(int(time.time()))
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class TicketConvergence(ConvergenceMachine):

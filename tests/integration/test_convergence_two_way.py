@@ -16,14 +16,13 @@ faults clear:
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, initialize, invariant, rule
 
 from fd_sync.simulators.http import Fault
-from tests.helpers.convergence import ConvergenceMachine, copy_fault, machine_test_cases
+from tests.helpers.convergence import ConvergenceMachine, Wall, copy_fault, machine_test_cases
 
 TABLE = "/api/now/table/"
 faults = st.sampled_from(
@@ -37,14 +36,6 @@ faults = st.sampled_from(
         ("fd", Fault(drop=True, path="/incident/feed")),
     ]
 )
-
-
-class Wall:
-    def __init__(self) -> None:
-        self.now = float(int(time.time()))
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class TwoWayConvergence(ConvergenceMachine):
