@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import json
 import re
 import sys
 from pathlib import Path
@@ -66,6 +67,20 @@ def _example_comments() -> dict[tuple[str, str], str]:
     return comments
 
 
+def _toml(value: Any) -> str:
+    """A default as it is written in the configuration file."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        inner = ", ".join(f"{k} = {_toml(v)}" for k, v in value.items())
+        return "{ " + inner + " }" if inner else "{}"
+    return str(value)
+
+
 def _check_text(check: Any) -> str:
     if check is None:
         return ""
@@ -103,7 +118,7 @@ def configuration() -> str:
             elif spec.default is None:
                 default = "unset"
             else:
-                default = f"`{spec.default!r}`".replace("|", "\\|")
+                default = f"`{_toml(spec.default)}`".replace("|", "\\|")
             check = _check_text(spec.check)
             override = []
             if spec.secret_env:
