@@ -128,6 +128,17 @@ def test_check_reports_channels_templates_and_what_it_cannot_prove(
     assert "takes only incidents that start after it" in out
 
 
+def test_check_names_a_watched_channel_the_key_cannot_see(flashduty, write_config, run_fd_sync):
+    config = write_config(
+        flashduty={"app_key": flashduty.app_key, "api_domain": flashduty.url},
+        writeback={"enabled": True},
+        tickets={"enabled": True, "channel_ids": [424242]},
+    )
+    result = run_fd_sync("--config", str(config), "check")
+    assert result.code == 78
+    assert "channel 424242 is not among the channels the app key sees" in result.stdout
+
+
 def test_tickets_need_the_write_back_and_channels(write_config, flashduty, run_fd_sync):
     app = {"app_key": flashduty.app_key, "api_domain": flashduty.url}
     no_writeback = write_config(flashduty=app, tickets={"enabled": True, "channel_ids": [1]})

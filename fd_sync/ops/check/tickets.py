@@ -38,8 +38,27 @@ SAMPLE = FlashdutySource(
 def check(c: Checker) -> None:
     config = c.config.tickets
     now = int(time.time())
-    flashduty = FlashdutyTickets(wiring.openapi_client(c.config, purpose="[tickets]"))
+    openapi = wiring.openapi_client(c.config, purpose="[tickets]")
+    flashduty = FlashdutyTickets(openapi)
+    try:
+        visible = {int(ch.get("channel_id") or 0) for ch in openapi.channels()}
+    except FdSyncError as exc:
+        c.add(fail("tickets", "channels", str(exc), "check [flashduty]", exc.exit_code))
+        return
     for channel in config.channel_ids:
+        if channel not in visible:
+            c.add(
+                fail(
+                    "tickets",
+                    "channel",
+                    f"[tickets] channel_ids: channel {channel} is not among the channels the "
+                    "app key sees",
+                    "list a channel id from Flashduty (Channels), or give the key's member "
+                    "access to it",
+                    EX_CONFIG,
+                )
+            )
+            continue
         try:
             count = flashduty.can_list(channel, start=now - 7 * 86400, end=now)
         except NotFound as exc:
