@@ -55,7 +55,8 @@ def backfill(options: Options, since: str, dry_run: bool, quiet: bool) -> int:
 
     with ledger_access(cfg, "preview" if dry_run else "write") as ledger:
         work = wiring.tickets(cfg, ledger, wiring.servicenow_client(cfg))
-        assert work is not None  # enabled, checked above
+        if work is None:  # enabled was checked above; wiring builds nothing otherwise
+            raise ConfigError(f"{cfg.path}: [tickets] is not enabled")
         work.backfill(
             report,
             since=int(since_at.timestamp()),

@@ -60,64 +60,35 @@ def waiting(ledger: Ledger, *, dead_only: bool, show_all: bool, limit: int) -> l
 
 
 def as_json(e: Entry) -> dict[str, Any]:
-    if isinstance(e, TicketCreate | FlashdutyWrite):
-        create = isinstance(e, TicketCreate)
-        return {
-            "id": e.label,
-            "to": "servicenow" if create else "flashduty",
-            "number": e.number,
-            "sys_id": e.sys_id,
-            "kind": e.kind if isinstance(e, FlashdutyWrite) else "ticket",
-            "incident_id": e.incident_id,
-            "status": e.status.value,
-            "attempts": e.attempts,
-            "created_at": e.created_at,
-            "http_status": e.http_status,
-            "error": e.error_message,
-        }
-    if isinstance(e, Command):
-        return {
-            "id": e.label,
-            "to": "servicenow",
-            "number": e.number,
-            "sys_id": e.sys_id,
-            "kind": "command",
-            "verb": e.verb,
-            "author": e.author,
-            "status": e.status.value,
-            "attempts": e.attempts,
-            "created_at": e.created_at,
-        }
-    if isinstance(e, Write):
-        return {
-            "id": e.label,
-            "to": "servicenow",
-            "number": e.number,
-            "sys_id": e.sys_id,
-            "kind": "write-back",
-            "kinds": list(e.kinds),
-            "incident_id": e.incident_id,
-            "status": e.status.value,
-            "attempts": e.attempts,
-            "created_at": e.created_at,
-            "http_status": e.http_status,
-            "error": e.error_message,
-        }
-    return {
-        "id": e.id,
+    """One item as `outbox list --json` prints it: the queue's shared fields, then its own."""
+    shared: dict[str, Any] = {
+        "id": e.id if isinstance(e, OutboxEvent) else e.label,
         "number": e.number,
         "sys_id": e.sys_id,
-        "kind": e.kind.value,
-        "destination": e.destination,
         "status": e.status.value,
         "attempts": e.attempts,
         "created_at": e.created_at,
-        "http_status": e.http_status,
-        "error_code": e.error_code,
-        "error": e.error_message,
-        "request_id": e.request_id,
-        "to": "flashduty",
     }
+    if isinstance(e, Command):
+        return {**shared, "to": "servicenow", "kind": "command", "verb": e.verb, "author": e.author}
+    failure = {"http_status": e.http_status, "error": e.error_message}
+    if isinstance(e, OutboxEvent):
+        return {
+            **shared,
+            **failure,
+            "to": "flashduty",
+            "kind": e.kind.value,
+            "destination": e.destination,
+            "error_code": e.error_code,
+            "request_id": e.request_id,
+        }
+    if isinstance(e, TicketCreate):
+        own: dict[str, Any] = {"to": "servicenow", "kind": "ticket"}
+    elif isinstance(e, FlashdutyWrite):
+        own = {"to": "flashduty", "kind": e.kind}
+    else:
+        own = {"to": "servicenow", "kind": "write-back", "kinds": list(e.kinds)}
+    return {**shared, **failure, **own, "incident_id": e.incident_id}
 
 
 def line(e: Entry, hold: dict[str, str] | None = None) -> str:

@@ -101,14 +101,16 @@ class TicketSteps:
     ) -> int:
         """Inside the page's step: the tickets' versions handled, and the writes owed to
         Flashduty's incidents (tickets' changes, the desk's reassignments) queued."""
-        queued = len(self.flashduty_writes.queue(owed, run_id=run_id))
+        self.flashduty_writes.queue(owed, run_id=run_id)
+        queued = len(owed)
         for forward in forwards:
             seen = forward.seen
             self.tickets.handled(seen)
             writes = [
                 OwedWrite(seen.incident_id, seen.sys_id, seen.number, w) for w in forward.writes
             ]
-            queued += len(self.flashduty_writes.queue(writes, run_id=run_id))
+            self.flashduty_writes.queue(writes, run_id=run_id)
+            queued += len(writes)
             if forward.reopened:
                 self.links.watch_again(seen.sys_id)
         return queued

@@ -25,8 +25,9 @@ from datetime import datetime
 from typing import Any
 
 from fd_sync.core.tickets import FlashdutySource, OpenAPIWrite, OwedWrite, TicketSeen
+from fd_sync.core.turns import answered_mod_count
 from fd_sync.store.db import Database, Row
-from fd_sync.store.queue import DEAD, PENDING, DurableQueue, QueueStatus, statuses_sql
+from fd_sync.store.queue import DEAD, PENDING, DurableQueue, QueueStatus
 from fd_sync.store.times import iso
 
 CREATE_PREFIX = "t"
@@ -155,31 +156,29 @@ class FlashdutyWriteQueue(DurableQueue[FlashdutyWrite]):
             finished_at,
         )
 
-    def queue(self, owed: Sequence[OwedWrite], *, run_id: str) -> list[int]:
-        ids = []
-        for item in owed:
-            write = item.write
-            if item.source is not None and self.db.one(
-                "SELECT id FROM flashduty_writes WHERE source = ?", [item.source]
-            ):
-                continue  # read again (the journal's look-back): queued once already
-            new_id = self.db.insert(
-                "INSERT INTO flashduty_writes (incident_id, sys_id, number, kind, body, source,"
-                " status, run_id, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                [
+    def queue(self, owed: Sequence[OwedWrite], *, run_id: str) -> None:
+        """Queue these writes, in order; one whose ``source`` is queued already (a journal
+        entry read again by the look-back) is not queued twice (a UNIQUE column)."""
+        now = iso(self.clock())
+        self.db.executemany(
+            "INSERT INTO flashduty_writes (incident_id, sys_id, number, kind, body, source,"
+            " status, run_id, created_at) VALUES (?,?,?,?,?,?,?,?,?)"
+            " ON CONFLICT(source) DO NOTHING",
+            [
+                (
                     item.incident_id,
                     item.sys_id,
                     item.number,
-                    write.kind,
-                    json.dumps(dict(write.body)),
+                    item.write.kind,
+                    json.dumps(dict(item.write.body)),
                     item.source,
                     PENDING.value,
                     run_id,
-                    iso(self.clock()),
-                ],
-            )
-            ids.append(new_id)
-        return ids
+                    now,
+                )
+                for item in owed
+            ],
+        )
 
     def unmatched(self, incident_ids: Iterable[str]) -> dict[str, list[tuple[int, str, str]]]:
         """Per incident, (id, kind, comment) of the writes tried and not yet seen in the feed,
@@ -264,7 +263,7 @@ class Tickets:
                 str(record.get("number") or ""),
                 str(record.get("state") or ""),
                 str(record.get("urgency") or ""),
-                _int(record.get("sys_mod_count")),
+                answered_mod_count(record) or 0,
                 iso(now),
                 str(record.get("assigned_to") or ""),
                 incident_id,
@@ -317,18 +316,10 @@ class Tickets:
         return (int(row[0] or 0), int(row[1] or 0)) if row else (0, 0)
 
 
-def _int(value: Any) -> int:
-    try:
-        return int(str(value))
-    except ValueError:
-        return 0
-
-
 __all__ = [
     "FlashdutyWrite",
     "FlashdutyWriteQueue",
     "TicketCreate",
     "TicketCreateQueue",
     "Tickets",
-    "statuses_sql",
 ]

@@ -18,11 +18,11 @@ import pytest
 
 from fd_sync import wiring
 from fd_sync.simulators.flashduty import FlashdutySim
-from fd_sync.simulators.flashduty_incidents import PUSH_CHANNEL_ID, PUSH_INTEGRATION_ID
+from fd_sync.simulators.flashduty_incidents import PUSH_CHANNEL_ID
 from fd_sync.simulators.http import Fault
 from fd_sync.simulators.servicenow import ServiceNowSim
 from tests.helpers.cycle import Harness
-from tests.helpers.simulated import change, open_incident
+from tests.helpers.simulated import open_incident
 from tests.integration.test_writeback import Wall
 
 pytestmark = pytest.mark.backends("sqlite", "postgres")
@@ -199,7 +199,6 @@ def test_fd_syncs_own_alert_in_a_watched_channel_opens_no_ticket(desk, push_form
     other = d.monitoring(channel_id=PUSH_CHANNEL_ID)
     d.cycle()
     assert [t["correlation_id"] for t in d.tickets()] == [other]
-    assert PUSH_INTEGRATION_ID != 77
 
 
 def test_only_configured_severities_and_labels_open_tickets(desk):
@@ -313,9 +312,6 @@ def _with_timeout(config, seconds):
 
     sn = dataclasses.replace(config.servicenow, timeout_seconds=seconds, max_attempts=1)
     return dataclasses.replace(config, servicenow=sn)
-
-
-__all__ = ["change"]
 
 
 def test_explain_tells_a_tickets_story(desk):

@@ -72,6 +72,14 @@ class TicketForwarder:
         if not changed:
             return []
         comments = self.lookups.latest_comments([i.sys_id for i in changed])
+        emails: dict[str, str] = {}
+        if self.people is not None:  # one request for every reassigned ticket of the page
+            moved = [
+                i.assigned_to_id
+                for i in changed
+                if i.assigned_to_id and i.assigned_to_id != seen[i.sys_id].assigned_to
+            ]
+            emails = self.people.emails_of(moved) if moved else {}
         out = []
         for version in changed:
             before = seen[version.sys_id]
@@ -79,10 +87,7 @@ class TicketForwarder:
             writes = forward(incident, before, self.severity_map)
             reassigned = incident.assigned_to_id and incident.assigned_to_id != before.assigned_to
             if self.people is not None and reassigned:
-                email = self.people.emails_of([incident.assigned_to_id]).get(
-                    incident.assigned_to_id, ""
-                )
-                writes.append(assign_write(incident, email))
+                writes.append(assign_write(incident, emails.get(incident.assigned_to_id, "")))
             after = replace(
                 before,
                 state=incident.state,
