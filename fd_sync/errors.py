@@ -77,6 +77,11 @@ class Interrupted(TemporaryFailure):
     """A stop was requested (SIGTERM, SIGINT); the work left is safe for the next cycle."""
 
 
+class BudgetSpent(TemporaryFailure):
+    """A request would overdraw an API's budget ([servicenow] max_requests_per_hour, the
+    instance's rate-limit rule): it waits for the next cycle instead of causing a 429."""
+
+
 # --- a person must act (76, 77, 78, 64) -------------------------------------------------
 
 

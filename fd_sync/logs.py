@@ -9,15 +9,17 @@ line can be picked out of a journal: config warnings, reloads and fetch pauses t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
-from typing import Any, TextIO
-
-import structlog
+from typing import TYPE_CHECKING, Any, TextIO
 
 from fd_sync.errors import ConfigError
 from fd_sync.redaction import redact_value
+
+if TYPE_CHECKING:
+    import types
 
 LEVELS = ("debug", "info", "warning", "error")
 FORMATS = ("", "json", "console")  # FD_SYNC_LOG_FORMAT; "" (unset) picks by the terminal
@@ -44,10 +46,29 @@ def _redact(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str,
     return {key: redact_value(value) for key, value in event_dict.items()}
 
 
+def _structlog() -> types.ModuleType:
+    """structlog, imported on first use: ``fd-sync --help`` never needs it (issue 24).
+
+    structlog renders console tracebacks with rich when rich is importable, which in a
+    developer's environment it is (import-linter brings it) and on a jump host it is not;
+    fd-sync keeps its lines the same in both, and skips rich's 40 ms of start-up, by
+    hiding rich from structlog's first import only."""
+    if "structlog" not in sys.modules and "rich" not in sys.modules:
+        sys.modules["rich"] = None  # type: ignore[assignment]  # import rich -> ImportError
+        try:
+            import structlog
+        finally:
+            del sys.modules["rich"]
+    import structlog
+
+    return structlog
+
+
 def configure(
     level: str = "info", *, stream: TextIO | None = None, json: bool | None = None
 ) -> None:
     """Set up structlog once per process; ``json=None`` picks by whether stderr is a TTY."""
+    structlog = _structlog()
     stream = stream or sys.stderr
     if json is None:
         chosen = os.environ.get("FD_SYNC_LOG_FORMAT", "")
@@ -79,8 +100,16 @@ def configure(
     )
 
 
+def bound(**values: str) -> contextlib.AbstractContextManager[None]:
+    """These values on every line logged inside the block (a cycle's ``run_id``)."""
+    manager: contextlib.AbstractContextManager[None] = (
+        _structlog().contextvars.bound_contextvars(**values)
+    )
+    return manager
+
+
 def get(name: str = "fd-sync") -> Any:
-    return structlog.get_logger(name)
+    return _structlog().get_logger(name)
 
 
 class _ToStructlog(logging.Handler):

@@ -38,6 +38,7 @@ class ServiceNowConfig:
     extra_fields: tuple[str, ...]  # more incident fields to fetch, for routes to match
     sync_comments: bool  # send the latest additional comment with create/update
     credential_source: str  # where the password/client secret came from, in words
+    max_requests_per_hour: int  # fd-sync's own hourly budget; 0: only the instance's
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class FlashdutyConfig:
     api_url: str  # from api_domain, for private deployments
     channel_id: int | None
     teams_id: str
+    max_openapi_requests_per_minute: int  # shared by every OpenAPI caller
 
 
 @dataclass(frozen=True)

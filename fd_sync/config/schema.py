@@ -43,6 +43,15 @@ def _int_range(low: int, high: int) -> Callable[[Any], str | None]:
     return check
 
 
+def _hourly_budget(value: Any) -> str | None:
+    if value == 0 or 60 <= value <= 10_000_000:
+        return None
+    return (
+        "must be 0 (no limit of fd-sync's own) or at least 60 (one request a minute; "
+        "ServiceNow rate-limit rules are usually hundreds an hour, e.g. 500)"
+    )
+
+
 def _positive_seconds(high: float) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
         return None if 0 < value <= high else f"must be more than 0 and at most {high:g} seconds"
@@ -149,6 +158,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "max_attempts": Key(int, 5, _int_range(1, 20)),
         "extra_fields": Key(list, (), _extra_fields),
         "sync_comments": Key(bool, True),
+        "max_requests_per_hour": Key(int, 0, _hourly_budget),
     },
     "flashduty": {
         "push_url": Key(
@@ -165,6 +175,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "api_domain": Key(str, "api.flashcat.cloud", _api_domain),
         "channel_id": Key(int, None, _int_range(1, 2**63 - 1)),
         "teams_id": Key(str, ""),
+        "max_openapi_requests_per_minute": Key(int, 100, _int_range(1, 1000)),
     },
     "routing": {
         "default": Key(str, routing.SEND, _one_of(routing.SEND, routing.SKIP)),

@@ -30,6 +30,11 @@ class SlidingWindowLimiter:
         longest = max((limit for limit, _ in self.windows), default=0)
         self._sent: collections.deque[float] = collections.deque(maxlen=longest or None)
 
+    def used(self, period: float) -> int:
+        """Sends in the last ``period`` seconds (as far back as the longest window keeps)."""
+        now = self.clock()
+        return sum(1 for t in self._sent if t > now - period)
+
     def acquire(self) -> float:
         """Wait until one more send fits every window; returns the seconds waited."""
         waited = 0.0

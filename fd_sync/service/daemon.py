@@ -24,7 +24,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
@@ -55,6 +55,7 @@ from fd_sync.service.sdnotify import Notifier
 from fd_sync.service.watchdog import Watchdog
 from fd_sync.store import backends
 from fd_sync.store.state import DAEMON
+from fd_sync.sync.pacing import Pacing
 from fd_sync.sync.report import CycleReport
 
 STOP_GRACE_SECONDS = 25.0  # systemd's default stop timeout is 90 s; the issue promises 30
@@ -75,6 +76,7 @@ class Daemon:
         self.clock = clock
         self.log = logs.get("daemon")
         self.people: dict[int, Person] = {}  # Flashduty's names, for the write-back's notes
+        self.pacing: Pacing | None = None  # both APIs' budgets, for the life of the daemon
         self.stop_event = threading.Event()
         self.watchdog = Watchdog(
             self.notifier, config.sync.stall_seconds, stop=self.stop_event, clock=clock
@@ -250,6 +252,7 @@ class Daemon:
         if new is None:
             return
         self.config = new
+        self.pacing = None  # new budgets; the ServiceNow hour is read back from the ledger
         self.backoff.clear()  # new credentials deserve a try
 
     # --- the cycle ----------------------------------------------------------------------
@@ -295,6 +298,8 @@ class Daemon:
         with self.leadership.cycle_ledger() as ledger:
             if ledger is None:
                 return None
+            if self.pacing is None:
+                self.pacing = wiring.pacing(config, ledger)
             cycle = wiring.cycle(
                 config,
                 ledger,
@@ -302,6 +307,7 @@ class Daemon:
                 should_stop=self.stop_event.is_set,
                 progress=self.watchdog.progress,
                 people=self.people,
+                paced=self.pacing,
             )
             return cycle.run(command="run", fetch=fetch), fetch
 
@@ -314,7 +320,8 @@ class Daemon:
         elif fetched and not isinstance(report.error, AccessDenied):
             self.backoff.clear()  # ServiceNow accepted us again
         if self.metrics is not None:
-            self.metrics.observe(report)
+            self.metrics.observe(report, self.pacing)
+        self._pace(report)
         when = datetime.now(UTC).strftime("%H:%M:%S")
         status = f"last cycle {when} {report.outcome}: {report.summary()}"
         if report.error is not None:
@@ -323,6 +330,17 @@ class Daemon:
             status += f"; fetching paused for {self.backoff.until - self.clock():.0f} s"
         self._set_status(status)
         self._write_state(started=True)
+
+    def _pace(self, report: CycleReport) -> None:
+        """A budget that cannot pay for a cycle every interval moves the next one later."""
+        interval = report.interval
+        if interval is None or interval <= self.config.sync.poll_interval_seconds:
+            return
+        wait = max(0.0, interval - report.seconds)
+        if self.scheduler.running:
+            self.scheduler.modify_job(
+                "cycle", next_run_time=datetime.now(UTC) + timedelta(seconds=wait)
+            )
 
     def _on_leadership(self, leader: bool, description: str) -> None:
         """Called from the leadership tick (or a cycle that lost the session)."""

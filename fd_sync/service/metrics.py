@@ -18,7 +18,63 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 
 from fd_sync.core.watermark import parse_sn_time
+from fd_sync.sync.pacing import Pacing
 from fd_sync.sync.report import CycleReport
+
+
+class BudgetGauges:
+    """Both APIs' budgets (fd_sync.sync.pacing): what the "API budgets" panel shows."""
+
+    def __init__(self, r: CollectorRegistry, poll_interval: int) -> None:
+        self.servicenow_requests = Counter(
+            "fdsync_servicenow_requests", "Requests made to ServiceNow by cycles.", registry=r
+        )
+        self.remaining = Gauge(
+            "fdsync_servicenow_budget_remaining",
+            "Requests ServiceNow still allows this hour, under the tighter of [servicenow] "
+            "max_requests_per_hour and the instance's rate-limit rule (-1: no limit).",
+            registry=r,
+        )
+        self.limit = Gauge(
+            "fdsync_servicenow_budget_limit",
+            "The hourly limit that remaining counts down from (0: no limit).",
+            registry=r,
+        )
+        self.interval = Gauge(
+            "fdsync_effective_interval_seconds",
+            "Seconds between cycles as the budgets allow (the poll interval, or longer).",
+            registry=r,
+        )
+        self.openapi_used = Gauge(
+            "fdsync_openapi_requests_last_minute",
+            "OpenAPI requests in the last minute, by every caller of the process.",
+            registry=r,
+        )
+        self.openapi_budget = Gauge(
+            "fdsync_openapi_budget_per_minute",
+            "[flashduty] max_openapi_requests_per_minute.",
+            registry=r,
+        )
+        self.oldest_read = Gauge(
+            "fdsync_flashduty_oldest_read_seconds",
+            "Seconds since the least recently read tracked Flashduty incident was read.",
+            registry=r,
+        )
+        self.remaining.set(-1)
+        self.interval.set(poll_interval)
+
+    def observe(self, report: CycleReport, pacing: Pacing | None) -> None:
+        self.servicenow_requests.inc(report.servicenow_requests)
+        if pacing is None:
+            return
+        view = pacing.servicenow.view()
+        self.remaining.set(view.remaining if view.limit else -1)
+        self.limit.set(view.limit)
+        self.interval.set(pacing.interval)
+        self.openapi_used.set(pacing.openapi.used())
+        self.openapi_budget.set(pacing.openapi.per_minute)
+        if pacing.selection is not None:
+            self.oldest_read.set(pacing.selection.oldest_read)
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -94,6 +150,7 @@ class Metrics:
             registry=r,
         )
         interval.set(poll_interval)
+        self.budgets = BudgetGauges(r, poll_interval)
         self.last_success = Gauge(
             "fdsync_last_success_timestamp_seconds", "When a cycle last ended ok.", registry=r
         )
@@ -116,8 +173,9 @@ class Metrics:
 
     # --- recording ----------------------------------------------------------------------
 
-    def observe(self, report: CycleReport) -> None:
+    def observe(self, report: CycleReport, pacing: Pacing | None = None) -> None:
         self.cycles.labels(report.outcome).inc()
+        self.budgets.observe(report, pacing)
         self.cycle_seconds.observe(report.seconds)
         self.fetched.inc(report.fetched)
         for kind, count in report.events.items():

@@ -39,6 +39,7 @@ from fd_sync.http.transport import (
     retrying,
 )
 from fd_sync.servicenow import scan as keyset
+from fd_sync.servicenow.budget import RequestBudget
 from fd_sync.servicenow.oauth import OAuthTokens
 
 MAX_RESPONSE_BYTES = 32 * 2**20
@@ -77,8 +78,12 @@ class ServiceNowClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         wait: BackoffWait | None = None,
+        budget: RequestBudget | None = None,
     ) -> None:
         self.config = config
+        # [servicenow] max_requests_per_hour and the instance's rate-limit headers
+        self.budget = budget or RequestBudget(config.max_requests_per_hour)
+        self.requests_made = 0  # what a cycle reports: its ServiceNow cost
         self.session = session or make_session()
         self.sleep = sleep
         self.clock = clock
@@ -274,7 +279,11 @@ class ServiceNowClient:
         else:
             headers["Authorization"] = basic_auth(self.config.username, self.config.password)
 
+        what = f"{method} {urllib.parse.urlsplit(url).path.removeprefix('/api/now/table/')}"
+
         def send() -> Exchange:
+            self.budget.spend(write=data is not None, what=what)
+            self.requests_made += 1
             return exchange(
                 self.session,
                 method,
@@ -293,6 +302,7 @@ class ServiceNowClient:
             # The token expired early or was revoked: one fresh token, then judge.
             headers["Authorization"] = f"Bearer {self.tokens.access_token()}"
             response = send()
+        self.budget.observe(response.headers)
         self._raise_for_status(response)
         return response
 

@@ -84,21 +84,30 @@ def pages(
     time_field: str = "sys_updated_on",
     fields: Sequence[str] | None = None,
     extra: str | None = None,
+    until_short: bool = False,
 ) -> Iterator[Page]:
-    """Pages of rows changed at or after ``low``, in keyset order, until an empty page.
+    """Pages of rows changed at or after ``low``, in keyset order, until an empty page
+    (or, with ``until_short``, a page shorter than the limit).
 
     By default the incident table by ``sys_updated_on`` with ``[servicenow] query``;
     the deletion check scans ``sys_audit_delete`` by ``sys_created_on`` the same way.
+
+    ``until_short`` saves an idle cycle its second request (the empty page that closes a
+    scan whose look-back re-read rows). ServiceNow applies the limit before ACLs, so a
+    page an ACL thinned can be short with rows after it: those are read by the next
+    cycle, which starts at the last row read (the watermark never passes a row unread).
+    A backfill (``--since``) reads on to the empty page instead.
     """
     cursor: Cursor = (low, "")  # no sys_id is empty, so "after" means ">= low"
     first = True
     extra = client.config.query if extra is None else extra
+    limit = page_size or client.config.page_size
     while True:
         rows, server_now = client.table_get(
             {
                 "sysparm_query": keyset_query(low, None if first else cursor, extra, time_field),
                 "sysparm_fields": ",".join(fields or client.fields),
-                "sysparm_limit": str(page_size or client.config.page_size),
+                "sysparm_limit": str(limit),
             },
             table=table,
         )
@@ -113,6 +122,8 @@ def pages(
             )
         cursor, first = new_cursor, False
         yield Page(kept, server_now, cursor, len(rows))
+        if until_short and len(rows) < limit:
+            return
 
 
 def in_keyset_order(

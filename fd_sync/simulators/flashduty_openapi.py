@@ -12,9 +12,12 @@ envelope, a missing channel or id ``ResourceNotFound`` (HTTP 400). A mixin of
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import secrets
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from fd_sync.simulators.http import Request, Response
@@ -82,11 +85,18 @@ class OpenAPIDirectory:
 
     app_key: str
     url: str  # SimServer's property
+    clock: Callable[[], float]  # FlashdutySim's: the rate limits' time
+    _lock: threading.RLock  # SimServer's
     _incidents_api: Any  # IncidentSide's: the incident endpoints
     _incident_writes: Any  # IncidentWrites': comment, resolve, reopen, reset
 
     def _init_directory(self, app_key: str) -> None:
         self.app_key = app_key
+        # The account's OpenAPI limits (per minute, per second), and what the bench reads.
+        self.openapi_limit_per_minute = 1000
+        self.openapi_limit_per_second = 50
+        self.openapi_times: list[float] = []  # self.clock() of every accepted request
+        self.openapi_limited = 0  # 429s answered
         self.persons: dict[int, dict[str, Any]] = {}
         self.teams: dict[int, dict[str, Any]] = {}
         self.schedules: dict[int, dict[str, Any]] = {}
@@ -143,9 +153,27 @@ class OpenAPIDirectory:
         )
         return rule_id
 
+    def _openapi_over_limit(self) -> bool:
+        now = self.clock()
+        with self._lock:
+            times = self.openapi_times
+            last_minute = len(times) - bisect.bisect_right(times, now - 60)
+            last_second = len(times) - bisect.bisect_right(times, now - 1)
+            if (
+                last_minute >= self.openapi_limit_per_minute
+                or last_second >= self.openapi_limit_per_second
+            ):
+                self.openapi_limited += 1
+                return True
+            times.append(now)
+        return False
+
     def _openapi(self, request: Request) -> Response:
         if not secrets.compare_digest(request.query.get("app_key", ""), self.app_key):
             return envelope_error("Unauthorized", "invalid app_key", 401)
+        if self._openapi_over_limit():
+            # REFERENCE section 1: 50 a second and 1000 a minute per account; 429 beyond.
+            return envelope_error("RequestTooFrequently", "too many requests", 429)
         try:
             body = json.loads(request.body or b"{}")
         except ValueError:

@@ -29,6 +29,7 @@ import base64
 import bisect
 import email.utils
 import itertools
+import math
 import secrets
 import ssl
 import time
@@ -105,6 +106,12 @@ class ServiceNowSim(TableWrites, TableReads, SimServer):
         # (sys_journal_field, REFERENCE section 10)
         self.silent_tables: set[str] = set()
         self.invalid_returns_no_rows = False
+        # A rate-limit rule for the user (REFERENCE section 10): requests an hour, counted
+        # in the clock's hours; 0: none. What the bench reads: every request's time.
+        self.rate_limit_per_hour = 0
+        self.rate_limited = 0  # 429s answered
+        self.api_times: list[float] = []  # clock time (epoch) of every Table API request
+        self._hour_counts: dict[int, int] = {}
         self.tokens: dict[str, float] = {}  # access token -> expiry (monotonic)
         self.refresh_tokens: set[str] = set()
         self._numbers = itertools.count(10001)
@@ -364,6 +371,41 @@ class ServiceNowSim(TableWrites, TableReads, SimServer):
             return _error(405, "Method not allowed")
         if not self._authenticated(request):
             return _error(401, "User Not Authenticated", "Required to provide Auth information")
+        limited, headers = self._rate_limit()
+        if limited is not None:
+            return limited
+        response = self._table_api(request)
+        response.headers.update(headers)
+        return response
+
+    def _rate_limit(self) -> tuple[Response | None, dict[str, str]]:
+        """The rule's headers for this request, or its 429 past the hour's limit."""
+        now = self.clock.now().timestamp()
+        with self._lock:
+            self.api_times.append(now)
+            limit = self.rate_limit_per_hour
+            if not limit:
+                return None, {}
+            hour = int(now // 3600)
+            reset = (hour + 1) * 3600
+            used = self._hour_counts.get(hour, 0)
+            headers = {
+                "X-RateLimit-Limit": str(limit),
+                "X-RateLimit-Reset": str(reset),
+                "X-RateLimit-Rule": "fd-sync simulated rule",
+            }
+            if used >= limit:
+                self.rate_limited += 1
+                response = _error(429, "Rate limit exceeded", "Too many requests this hour")
+                retry = max(1, math.ceil(reset - now))
+                response.headers.update(headers, **{"Retry-After": str(retry)})
+                response.headers["X-RateLimit-Remaining"] = "0"
+                return response, {}
+            self._hour_counts[hour] = used + 1
+            headers["X-RateLimit-Remaining"] = str(limit - used - 1)
+            return None, headers
+
+    def _table_api(self, request: Request) -> Response:
         table, _, record = request.path[len("/api/now/table/") :].strip("/").partition("/")
         if request.method == "POST":
             if record:

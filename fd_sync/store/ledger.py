@@ -40,14 +40,13 @@ from fd_sync.store.outbox import Acknowledged, Outbox, OutboxEvent
 from fd_sync.store.quarantine import Quarantine
 from fd_sync.store.queue import HISTORY, PURGE_BATCH, DurableQueue, Failure, QueuedItem
 from fd_sync.store.records import LeadershipSteps
+from fd_sync.store.remote_state import RemoteSteps
 from fd_sync.store.runs import Runs
 from fd_sync.store.state import (
     BASELINE_UNTIL,
-    CHOICE_LABELS,
     DELETIONS_CHECKED,
     MISSING_INCIDENTS,
     SCAN_FROM,
-    SERVICENOW_CLOCK,
     WATERMARK,
     WRITEBACK_HOLD,
     State,
@@ -74,7 +73,7 @@ class AdoptedAlert:
     cursor: FeedCursor = field(default_factory=FeedCursor)
 
 
-class Ledger(WritebackSteps, LeadershipSteps, CommandSteps, TicketSteps):
+class Ledger(WritebackSteps, LeadershipSteps, CommandSteps, TicketSteps, RemoteSteps):
     def __init__(
         self,
         location: LedgerLocation | Database,
@@ -227,14 +226,6 @@ class Ledger(WritebackSteps, LeadershipSteps, CommandSteps, TicketSteps):
         with self.transaction("record the first run's start"):
             self.state.set(WATERMARK, watermark)
             self.state.set(BASELINE_UNTIL, baseline_until)
-
-    def record_servicenow_clock(self, when: str) -> None:
-        with self.transaction("record ServiceNow's clock"):
-            self.state.set(SERVICENOW_CLOCK, when)
-
-    def record_choice_labels(self, labels: Mapping[str, Any]) -> None:
-        with self.transaction("record the choice labels"):
-            self.state.set_json(CHOICE_LABELS, dict(labels))
 
     def record_writeback_hold(self, hold: Mapping[str, str] | None) -> None:
         """Updates held while Flashduty cannot be read (since, until, why), for `outbox

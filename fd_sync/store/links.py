@@ -44,6 +44,19 @@ class Link:
         return self.origin == FLASHDUTY_BORN
 
 
+@dataclass(frozen=True)
+class Activity:
+    """One watched incident's last moves, as the ledger has them."""
+
+    sys_id: str
+    sent_at: str  # ISO, UTC
+    progress: str  # Flashduty's, at the last read
+    fd_updated_at: int  # Unix seconds
+    read_at: int  # Unix seconds of the last look (list-by-ids or timeline); 0: never
+    servicenow_updated_on: str | None  # "YYYY-MM-DD HH:MM:SS" UTC
+    owed: bool  # an event, a write-back or an OpenAPI write is pending
+
+
 def _link(row: Sequence[Any]) -> Link:
     sys_id, number, key, destination, sent_at, incident_id, progress, updated, read, cursor = row[
         :10
@@ -136,6 +149,33 @@ class Links:
             " ORDER BY sys_id"
         )
         return [_link(r) for r in rows]
+
+    def activity(self) -> list[Activity]:
+        """What the read cadence needs of each watched incident (see core.cadence)."""
+        if not self.db.has_writeback_tables:
+            return []
+        owed: set[str] = set()
+        for table in ("outbox", "writeback", "flashduty_writes"):
+            owed.update(
+                r[0] for r in self.db.rows(f"SELECT sys_id FROM {table} WHERE status = 'pending'")
+            )
+        rows = self.db.rows(
+            "SELECT l.sys_id, l.sent_at, l.progress, l.fd_updated_at,"
+            " CASE WHEN l.checked_at > l.read_at THEN l.checked_at ELSE l.read_at END,"
+            " i.updated_on"
+            " FROM links l LEFT JOIN incidents i ON i.sys_id = l.sys_id"
+            " WHERE l.watching = 1 AND l.incident_id IS NOT NULL ORDER BY l.sys_id"
+        )
+        return [
+            Activity(r[0], r[1], r[2] or "", int(r[3] or 0), int(r[4] or 0), r[5], r[0] in owed)
+            for r in rows
+        ]
+
+    def checked(self, sys_ids: Iterable[str], at: int) -> None:
+        """list-by-ids looked at these incidents at ``at`` (the read cadence counts it)."""
+        self.db.executemany(
+            "UPDATE links SET checked_at = ? WHERE sys_id = ?", [(at, s) for s in sys_ids]
+        )
 
     def get(self, sys_ids: Iterable[str]) -> dict[str, Link]:
         sql = f"SELECT {self.columns} FROM links WHERE sys_id IN ({{marks}})"

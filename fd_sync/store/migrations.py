@@ -228,6 +228,12 @@ STEPS = (
             "ALTER TABLE links ADD COLUMN origin TEXT NOT NULL DEFAULT 'servicenow'",
         ),
     ),
+    Migration(
+        # The read cadence (issue 24): when list-by-ids last looked at the incident, which
+        # is not a timeline read (read_at keeps its meaning for the settle rule).
+        "m006_read_cadence",
+        ("ALTER TABLE links ADD COLUMN checked_at INTEGER NOT NULL DEFAULT 0",),
+    ),
 )
 
 # Every table the ledger holds, with its primary key: what `ledger copy` fills, counts and

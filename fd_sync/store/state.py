@@ -17,6 +17,7 @@ BASELINE_UNTIL = "baseline_until"  # rows last changed up to here predate the in
 DELETIONS_CHECKED = "deletions_checked_at"  # ServiceNow time up to which deletions were read
 MISSING_INCIDENTS = "missing_incidents"  # JSON: open alerts whose incident ServiceNow hides
 SERVICENOW_CLOCK = "servicenow_clock"  # ServiceNow's Date at its last answer (status compares)
+SCAN_READ_TO_END = "scan_read_to_end"  # ServiceNow time of the last scan read to an empty page
 CHOICE_LABELS = "choice_labels"  # JSON: the instance's sys_choice labels and when they were read
 DAEMON = "daemon"  # JSON: the daemon's pid, interval and status line, for `fd-sync status`
 FLASHDUTY_READ = "flashduty_read_at"  # when the write-back last read Flashduty's incidents (ISO)
@@ -28,6 +29,9 @@ TICKETS_SINCE = "tickets_since"  # Unix seconds: incidents starting earlier open
 TICKETS_SEARCHED = "tickets_searched"  # Unix seconds: /incident/list was read up to here
 UNMATCHED_PEOPLE = "unmatched_people"  # JSON: email -> why no single user matches it
 OWN_INTEGRATIONS = "own_integration_ids"  # JSON: integration ids fd-sync's alerts arrived by
+API_BUDGETS = (
+    "api_budgets"  # JSON: both APIs' budgets, the interval, the read cadence (sync.pacing)
+)
 # High availability (PostgreSQL): who leads, who stands by, and the last takeover.
 LEADER = "leader"  # JSON: host, pid, since; stopped_at once it stepped down cleanly
 STANDBY_PREFIX = "standby:"  # + "host:pid" -> JSON: host, pid, since, seen_at (its check-in)

@@ -84,6 +84,11 @@ class WritebackSteps:
             watching=False,
         )
 
+    def record_flashduty_checked(self, sys_ids: Sequence[str], at: int) -> None:
+        """The read cadence's clock: list-by-ids looked at these (nothing else changes)."""
+        with self.transaction("record the incidents looked at"):
+            self.links.checked(sys_ids, at)
+
     def record_flashduty_read(
         self, link: Link, outcome: TurnOutcome, *, run_id: str, echoes: Sequence[int] = ()
     ) -> int | None:

@@ -26,18 +26,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import structlog
-
 from fd_sync import logs
-from fd_sync.core.watermark import advance, format_sn_time, scan_start
+from fd_sync.core.watermark import advance, format_sn_time, parse_sn_time, scan_start
 from fd_sync.errors import FdSyncError, Interrupted, StorageError, UsageRefused
 from fd_sync.servicenow.client import ServiceNowClient
 from fd_sync.store.ledger import Ledger
-from fd_sync.store.state import BASELINE_UNTIL, SCAN_FROM, WATERMARK
+from fd_sync.store.state import (
+    BASELINE_UNTIL,
+    SCAN_FROM,
+    SCAN_READ_TO_END,
+    SERVICENOW_CLOCK,
+    WATERMARK,
+)
 from fd_sync.sync.choices import refresh_choice_labels
 from fd_sync.sync.commands import Commands
 from fd_sync.sync.deletions import DeletionCheck
 from fd_sync.sync.delivery import Deliverer
+from fd_sync.sync.pacing import Pacing
 from fd_sync.sync.plan import PagePlan, Planner
 from fd_sync.sync.report import CycleReport, planned_events
 from fd_sync.sync.tickets import FlashdutyWrites, Tickets
@@ -48,7 +53,10 @@ def _new_run_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-PlannerFactory = Callable[[str | None], Planner]  # baseline_until -> one cycle's planner
+PlannerFactory = Callable[[str | None], Planner]
+READ_TO_END = timedelta(
+    minutes=10
+)  # of ServiceNow's time: see Cycle._read_to_end_lately  # baseline_until -> one cycle's planner
 
 
 @dataclass(frozen=True)
@@ -80,8 +88,10 @@ class Cycle:
         should_stop: Callable[[], bool] = lambda: False,
         progress: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
+        pacing: Pacing | None = None,
     ) -> None:
         self.settings = settings
+        self.pacing = pacing  # both APIs' budgets and the interval they allow
         self.planners = planners  # a fresh planner per cycle: people and groups change
         self.deletions = deletions  # every [sync] deletion_check_seconds; None: never
         self.writeback = writeback  # Flashduty -> ServiceNow, with [writeback] enabled
@@ -112,7 +122,7 @@ class Cycle:
         report = CycleReport(run_id=run_id or _new_run_id(), dry_run=dry_run)
         self.current = report
         started = self.clock()
-        with structlog.contextvars.bound_contextvars(run_id=report.run_id):
+        with logs.bound(run_id=report.run_id):
             self.log.info(
                 "cycle_started",
                 command=command,
@@ -135,6 +145,9 @@ class Cycle:
                 report.error = exc
                 level = self.log.info if isinstance(exc, Interrupted) else self.log.error
                 level("fetch_failed", error=str(exc), exit_code=exc.exit_code)
+            if self.writeback is not None and fetch and not self.should_stop():
+                # What the fetch queued for incidents the read cadence skipped: read now.
+                self.writeback.catch_up(report.writeback, run_id=report.run_id, dry_run=dry_run)
             if not dry_run:
                 self._deliver(report, fetched=fetch)
             if self.commands is not None and fetch and not self.should_stop():
@@ -156,6 +169,10 @@ class Cycle:
                 report.error = Interrupted("stopped by a signal; the next run goes on")
             report.seconds = self.clock() - started
             report.watermark = self.ledger.state.get(WATERMARK) if not dry_run else None
+            report.servicenow_requests = self.servicenow.requests_made
+            if self.pacing is not None and not dry_run:
+                report.interval = self.pacing.after_cycle(self.servicenow.requests_made)
+                self.ledger.record_api_budgets(self.pacing.to_json())
             if run_row is not None:
                 self.ledger.finish_run(
                     run_row,
@@ -176,7 +193,9 @@ class Cycle:
     def _deliver(self, report: CycleReport, *, fetched: bool) -> None:
         """Deliver what is queued, even when the fetch failed part-way (it is owed to
         Flashduty either way), then keep what `status` reads of this cycle."""
-        if fetched and report.error is None:  # ServiceNow answered: hourly, one request
+        if fetched and report.error is None and self.ledger.outbox.counts().pending:
+            # Hourly, one request, and only when there are events to render with them:
+            # an idle cycle costs ServiceNow one request, the poll.
             refresh_choice_labels(self.ledger, self.servicenow)
         unsure = self.writeback.unsure(report.writeback) if self.writeback else frozenset()
         report.delivery = self.deliverer.drain(unsure=unsure)
@@ -184,7 +203,8 @@ class Cycle:
         self.ledger.purge_finished(self.settings.history)
         seen = self.servicenow.last_server_now
         if seen is not None:
-            self.ledger.record_servicenow_clock(format_sn_time(seen))
+            whole = report.read_to_end and fetched and report.error is None
+            self.ledger.record_servicenow_clock(format_sn_time(seen), read_to_end=whole)
 
     def _count_outbox(self, report: CycleReport) -> None:
         outbox = self.ledger.outbox.counts()
@@ -223,7 +243,9 @@ class Cycle:
         self.log.info("scan_started", low=low, watermark=watermark)
 
         planner = self.planners(baseline_until)
-        for page in self.servicenow.scan(low):
+        until_short = since is None and self._read_to_end_lately()
+        report.read_to_end = not until_short
+        for page in self.servicenow.scan(low, until_short=until_short):
             report.pages += 1
             plan = planner.plan(page.records)
             report.fetched += plan.read
@@ -252,6 +274,17 @@ class Cycle:
                 )
         if not dry_run:
             self._deletions(report)
+
+    def _read_to_end_lately(self) -> bool:
+        """Whether a scan went on to the empty page within READ_TO_END_SECONDS; if so, a
+        short page may end this one (one request when idle). Every READ_TO_END_SECONDS
+        one scan reads to the end, so rows an ACL hid at the head of the look-back window
+        (ServiceNow limits before ACLs) delay the rows after them by that much at most."""
+        last = self.ledger.state.get(SCAN_READ_TO_END)
+        clock = self.ledger.state.get(SERVICENOW_CLOCK)
+        if last is None or clock is None:
+            return False
+        return parse_sn_time(clock) - parse_sn_time(last) < READ_TO_END
 
     def _deletions(self, report: CycleReport) -> None:
         """Every deletion_check_seconds: resolve the alerts of deleted incidents."""

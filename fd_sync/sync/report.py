@@ -70,6 +70,9 @@ class CycleReport:
     commands: CommandsReport = field(default_factory=CommandsReport)
     tickets: TicketsReport = field(default_factory=TicketsReport)
     tickets_dead: int = 0  # ticket creates and OpenAPI writes refused, kept (all cycles)
+    servicenow_requests: int = 0  # what the cycle cost the instance's hourly budget
+    read_to_end: bool = False  # the scan went on to the empty page, past any short one
+    interval: float | None = None  # seconds until the next cycle, as the budgets allow
 
     def count(self, counts: dict[str, int]) -> None:
         for kind, n in counts.items():
@@ -164,6 +167,7 @@ class CycleReport:
             "writeback_written": self.writeback.written,
             "writeback_refused": len(self.writeback.refused),
             "openapi_requests": self.writeback.openapi_requests + self.tickets.openapi_requests,
+            "servicenow_requests": self.servicenow_requests,
             "tickets_opened": self.tickets.opened,
             "tickets_refused": len(self.tickets.refused),
             "flashduty_writes": self.tickets.written,

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, initialize, invariant, rule
 
 from fd_sync import wiring
+from fd_sync.core.cadence import SLOWEST_SECONDS
 from fd_sync.simulators.http import Fault
 from tests.helpers.convergence import ConvergenceMachine, Wall, copy_fault, machine_test_cases
 
@@ -198,6 +199,8 @@ class TicketConvergence(ConvergenceMachine):
         self.fd.clear_faults()
         for _ in range(4):  # create; deliver; read the feeds; write the notes
             self.cycle()
+            # A closed or quiet incident is read within the slowest cadence (core.cadence).
+            self.wall.now += SLOWEST_SECONDS
         assert self.ledger is not None
         for incident_id in self.fd.fd_incidents:
             ticket = self.ticket(incident_id)

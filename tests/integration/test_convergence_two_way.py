@@ -21,6 +21,7 @@ from collections import Counter
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, initialize, invariant, rule
 
+from fd_sync.core.cadence import SLOWEST_SECONDS
 from fd_sync.simulators.http import Fault
 from tests.helpers.convergence import ConvergenceMachine, Wall, copy_fault, machine_test_cases
 
@@ -211,6 +212,8 @@ class TwoWayConvergence(ConvergenceMachine):
         self.fd.clear_faults()
         for _ in range(3):  # deliver; find the incidents and read them; write the notes
             self.cycle()
+            # A closed or quiet incident is read within the slowest cadence (core.cadence).
+            self.wall.now += SLOWEST_SECONDS
         sn_open = self.sn.open_sys_ids()
         # No alert open in Flashduty for an incident closed in either system.
         assert self.fd.open_keys() <= sn_open

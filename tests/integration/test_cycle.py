@@ -182,16 +182,50 @@ def test_dry_run_changes_nothing(servicenow, flashduty, harness, database):
     assert after.incidents_tracked == ledger_before.incidents_tracked
 
 
-def test_steady_cycle_costs_two_requests_when_nothing_changed(servicenow, harness):
-    h = harness()
+def test_an_idle_cycle_costs_servicenow_one_request(servicenow, flashduty, harness):
+    """Issue 24: the look-back page is short, so it ends the scan (the empty page that
+    used to close it was the second request); no open alert: the deletion check costs
+    nothing; no event to render: the choice labels are not read."""
+    h = harness(sync={"deletion_check_seconds": 60})
     for _ in range(30):
         open_incident(servicenow)
     h.cycle()
-    table = "/api/now/table/incident"
-    before = len(servicenow.requests_to(table))
-    report = h.cycle()
-    assert report.changed == 0
-    assert len(servicenow.requests_to(table)) - before == 2  # the look-back page, the empty one
+    for sys_id in list(servicenow.tables["incident"]):
+        servicenow.resolve(sys_id)
+    h.cycle()
+    assert flashduty.open_keys() == set()
+    servicenow.clock.advance(3700)  # past the deletion check's interval and the labels' hour
+    h.cycle()
+    h.cycle()  # the scan reads to the end once every 10 minutes (see the test below)
+    costs = []
+    for _ in range(5):
+        servicenow.clock.advance(10)
+        before = len(servicenow.api_times)
+        report = h.cycle()
+        assert report.changed == 0 and report.exit_code == 0
+        costs.append((len(servicenow.api_times) - before, report.servicenow_requests))
+    assert costs == [(1, 1)] * 5
+
+
+def test_rows_an_acl_hid_ahead_of_a_short_page_are_read_within_ten_minutes(servicenow, harness):
+    """ServiceNow applies the limit before ACLs: hidden rows at the head of the look-back
+    window make its page short with readable rows after it. A short page ends a cycle's
+    scan, but one scan every 10 minutes reads on to the empty page and finds them."""
+    h = harness(servicenow={"page_size": 5})
+    h.cycle()
+    hidden = [open_incident(servicenow) for _ in range(4)]
+    servicenow.acl_hidden.update(inc["sys_id"] for inc in hidden)
+    h.cycle()  # reads to the end: nothing visible yet
+    servicenow.clock.advance(5)
+    later = [open_incident(servicenow) for _ in range(3)]  # behind the 4 hidden rows
+    for _ in range(3):
+        h.cycle()  # a page of 4 hidden rows and 1 readable: short, so the scan ends there
+    assert len(h.ledger.incidents.snapshots(i["sys_id"] for i in later)) == 1
+    servicenow.clock.advance(601)
+    h.cycle()
+    h.cycle()  # ServiceNow's clock as the last cycle saw it is 10 minutes on: to the end
+    found = h.ledger.incidents.snapshots(i["sys_id"] for i in later)
+    assert set(found) == {i["sys_id"] for i in later}
 
 
 @pytest.mark.parametrize("state", ["7", "8"])

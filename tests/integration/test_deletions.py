@@ -40,8 +40,24 @@ def test_a_deleted_incident_gets_its_alert_resolved(servicenow, flashduty, harne
 def test_the_check_costs_nothing_between_intervals(servicenow, harness):
     h = harness()
     h.cycle()
+    open_incident(servicenow)  # an open alert: the check has something to look for
     h.cycle()
     assert servicenow.requests_to("/api/now/table/sys_audit_delete") == []
+    cycle_after(h, servicenow, INTERVAL)
+    assert len(servicenow.requests_to("/api/now/table/sys_audit_delete")) == 1
+
+
+def test_with_no_alert_open_the_check_costs_no_request(servicenow, harness):
+    """Issue 24: only an open alert can need a resolve, so with none the check moves its
+    watermark without asking (an idle instance's hour is its polls alone)."""
+    h = harness()
+    h.cycle()
+    h.cycle()
+    cycle_after(h, servicenow, INTERVAL)
+    assert servicenow.requests_to("/api/now/table/sys_audit_delete") == []
+    inc = open_incident(servicenow)
+    h.cycle()
+    servicenow.delete(inc["sys_id"])
     cycle_after(h, servicenow, INTERVAL)
     assert len(servicenow.requests_to("/api/now/table/sys_audit_delete")) == 1
 

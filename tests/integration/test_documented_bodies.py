@@ -97,6 +97,10 @@ def test_the_labels_cost_one_request_an_hour(servicenow, flashduty, harness):
     h = harness("servicenow")
     h.cycle()
     h.cycle()
+    assert servicenow.requests_to(CHOICES) == []  # nothing to render: not read (issue 24)
+    open_incident(servicenow)
+    h.cycle()
+    h.cycle()
     (read,) = servicenow.requests_to(CHOICES)
     assert read.query["sysparm_query"] == (
         "name=incident^elementINstate,impact,urgency,priority^inactive=false^language=en"
@@ -105,6 +109,9 @@ def test_the_labels_cost_one_request_an_hour(servicenow, flashduty, harness):
     assert cached["source"] == "instance" and cached["labels"]["urgency"]["2"] == "2 - Medium"
     cached["fetched_at"] = (h.ledger.clock() - timedelta(minutes=61)).isoformat()
     h.ledger.state.set_json(CHOICE_LABELS, cached)  # an hour later
+    h.cycle()
+    assert len(servicenow.requests_to(CHOICES)) == 1  # idle: the labels can wait
+    open_incident(servicenow)
     h.cycle()
     h.cycle()
     assert len(servicenow.requests_to(CHOICES)) == 2
@@ -124,6 +131,7 @@ def test_unreadable_choices_fall_back_to_base_labels_said_once(
     assert cached["source"] == "base"
     cached["fetched_at"] = (h.ledger.clock() - timedelta(minutes=61)).isoformat()
     h.ledger.state.set_json(CHOICE_LABELS, cached)
+    open_incident(servicenow, urgency="2")
     h.cycle()  # tried again an hour later, still refused: not said again
     assert len(servicenow.requests_to(CHOICES)) == 2
     events = [json.loads(line)["event"] for line in _logs_without_secrets.getvalue().splitlines()]

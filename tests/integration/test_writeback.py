@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from fd_sync import wiring
+from fd_sync.core.cadence import SLOWEST_SECONDS
 from fd_sync.simulators.flashduty import FlashdutySim
 from fd_sync.simulators.http import Fault
 from fd_sync.simulators.servicenow import ServiceNowSim
@@ -249,6 +250,7 @@ def test_a_reopen_in_flashduty_is_noted_and_the_alert_counts_as_open_again(two_w
     t.fd.resolve(incident_id, bob)
     t.cycle()
     t.fd.reopen(incident_id, bob, "it came back")
+    t.wall.advance(SLOWEST_SECONDS)  # a closed incident is read at the slowest cadence
     t.cycle()
     assert "[Flashduty] Reopened by Bob Ray: it came back" in "\n".join(t.notes(inc["sys_id"]))
     change(t.sn, inc["sys_id"], state="6")
@@ -575,6 +577,7 @@ def test_a_reopen_in_flashduty_of_an_incident_closed_in_servicenow_is_closed_aga
     change(t.sn, inc["sys_id"], state="6")
     t.cycle()
     t.fd.reopen(incident_id, bob, "not fixed")
+    t.wall.advance(SLOWEST_SECONDS)  # a closed incident is read at the slowest cadence
     t.cycle()  # noted, and closed again: ServiceNow says what is open
     assert "Reopened by Bob Ray: not fixed" in "\n".join(t.notes(inc["sys_id"]))
     assert t.fd.open_keys() == set()

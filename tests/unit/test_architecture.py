@@ -96,6 +96,7 @@ COMMITTERS = {
     "store/ledger.py",
     "store/writeback_steps.py",
     "store/records.py",
+    "store/remote_state.py",
     "store/commands.py",
     "store/ticket_steps.py",
     "store/db.py",

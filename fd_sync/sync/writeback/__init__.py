@@ -41,7 +41,7 @@ class Writeback:
         ServiceNow's closes would never resolve alerts."""
         if not isinstance(report.error, TemporaryFailure):
             self.ledger.record_writeback_hold(None)  # Flashduty answered: nothing held
-            return frozenset()
+            return self.reads.unread()  # the cadence left these unread: updates wait
         now = datetime.fromtimestamp(self.reads.wall(), UTC)
         hold = self.ledger.writeback_hold()
         if hold is None:
@@ -66,6 +66,20 @@ class Writeback:
             self.reads.run(report, run_id=run_id, dry_run=dry_run)
         except (AccessDenied, TemporaryFailure) as exc:
             report.error = exc  # the rest of the cycle goes on
+            self.log.error("flashduty_read_failed", error=str(exc), exit_code=exc.exit_code)
+        finally:
+            report.openapi_requests += self.reader.requests_made - before
+
+    def catch_up(self, report: WritebackReport, *, run_id: str, dry_run: bool = False) -> None:
+        """Between the fetch and the delivery: read what the fetch made owed and the read
+        cadence skipped (see FlashdutyRead.catch_up)."""
+        if report.error is not None:
+            return  # Flashduty could not be read: unsure() holds their updates instead
+        before = self.reader.requests_made
+        try:
+            self.reads.catch_up(report, run_id=run_id, dry_run=dry_run)
+        except (AccessDenied, TemporaryFailure) as exc:
+            report.error = exc
             self.log.error("flashduty_read_failed", error=str(exc), exit_code=exc.exit_code)
         finally:
             report.openapi_requests += self.reader.requests_made - before

@@ -19,6 +19,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from fd_sync import logs
+from fd_sync.core.cadence import choose
 from fd_sync.core.feed import needs_read
 from fd_sync.core.tickets import own_echoes
 from fd_sync.core.turns import ServiceNowSide, settle
@@ -35,6 +36,7 @@ from fd_sync.flashduty.incidents import IncidentReader
 from fd_sync.store.ledger import Ledger
 from fd_sync.store.links import Link
 from fd_sync.store.times import iso
+from fd_sync.sync.pacing import Pacing, watch_of
 from fd_sync.sync.writeback.report import WritebackReport
 
 LINK_GIVE_UP = timedelta(days=1)  # an alert Flashduty made no incident of (excluded, dropped)
@@ -54,6 +56,7 @@ class FlashdutyRead:
         assign: str = "",
         severity: bool = False,
         wall: Callable[[], float] = time.time,
+        pacing: Pacing | None = None,
     ) -> None:
         self.ledger = ledger
         self.reader = reader
@@ -63,6 +66,8 @@ class FlashdutyRead:
         self.assign = assign  # [writeback] assign: "acknowledger", "assignee" or ""
         self.severity = severity  # [writeback] severity
         self.wall = wall
+        self.pacing = pacing  # the read cadence and the OpenAPI budget; None: read all
+        self.read_now: set[str] = set()  # sys_ids read this cycle (the reader is per cycle)
         self.log = logs.get("writeback")
 
     def run(self, report: WritebackReport, *, run_id: str, dry_run: bool) -> None:
@@ -102,13 +107,62 @@ class FlashdutyRead:
             self.log.warning("flashduty_incident_not_found", number=link.number)
         return []
 
+    def _due(self, watched: list[Link]) -> list[Link]:
+        """The incidents whose cadence says read them now, within the budget (core.cadence)."""
+        if self.pacing is None or not watched:
+            return watched
+        pacing = self.pacing
+        watches = [watch_of(a) for a in self.ledger.links.activity()]
+        selection = choose(
+            watches,
+            int(self.wall()),
+            pacing.interval,
+            pacing.openapi.read_capacity(pacing.interval),
+        )
+        pacing.selection = selection
+        due = set(selection.due)
+        return [link for link in watched if link.sys_id in due]
+
+    def catch_up(self, report: WritebackReport, *, run_id: str, dry_run: bool) -> None:
+        """After the fetch: read the incidents it queued events for that the cadence left
+        unread, so an update never reaches an alert a responder closed unseen."""
+        if self.pacing is None:
+            return
+        owed = {a.sys_id for a in self.ledger.links.activity() if a.owed}
+        late = [
+            link
+            for link in self.ledger.links.watched()
+            if link.sys_id in owed and link.sys_id not in self.read_now
+        ]
+        if late:
+            self._read_links(late, report, run_id=run_id, dry_run=dry_run)
+
+    def unread(self) -> frozenset[str]:
+        """Watched incidents not read this cycle: their updates wait (see Deliverer)."""
+        if self.pacing is None:
+            return frozenset()
+        return frozenset(
+            link.sys_id for link in self.ledger.links.watched() if link.sys_id not in self.read_now
+        )
+
     def _read(
         self, report: WritebackReport, *, run_id: str, dry_run: bool, also: list[Link]
     ) -> None:
-        watched = self.ledger.links.watched() + also
+        known = {link.sys_id for link in also}
+        watched = [
+            link for link in self._due(self.ledger.links.watched()) if link.sys_id not in known
+        ]
+        self._read_links(watched + also, report, run_id=run_id, dry_run=dry_run)
+
+    def _read_links(
+        self, watched: list[Link], report: WritebackReport, *, run_id: str, dry_run: bool
+    ) -> None:
         if not watched:
             return
+        self.read_now.update(link.sys_id for link in watched)
         infos = self.reader.incidents(link.incident_id or "" for link in watched)
+        if not dry_run and self.pacing is not None:
+            self.ledger.record_flashduty_checked([k.sys_id for k in watched], int(self.wall()))
         stamp = datetime.fromtimestamp(self.wall(), UTC)
         versions = self.ledger.incidents.versions(link.sys_id for link in watched)
         tickets = [link.incident_id or "" for link in watched if link.is_ticket]
