@@ -102,9 +102,8 @@ def configure(
 
 def bound(**values: str) -> contextlib.AbstractContextManager[None]:
     """These values on every line logged inside the block (a cycle's ``run_id``)."""
-    manager: contextlib.AbstractContextManager[None] = (
-        _structlog().contextvars.bound_contextvars(**values)
-    )
+    contextvars = _structlog().contextvars
+    manager: contextlib.AbstractContextManager[None] = contextvars.bound_contextvars(**values)
     return manager
 
 
