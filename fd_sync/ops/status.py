@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from fd_sync.flashduty.push import key_rejected
+from fd_sync.flashduty.answers import key_rejected
 from fd_sync.store.ledger import Ledger
 from fd_sync.store.lock import still_running
 from fd_sync.store.queue import DeadReason
@@ -227,6 +227,7 @@ def render(status: Status, *, now: Callable[[], datetime] = _now) -> list[str]:
                 f"never guessed): {shown}",
             )
         )
+    lines.extend(budget_lines(summary.api_budgets))
     if last and last.message and last.exit_code:
         lines.append(("last error", last.message))
     lines.append(("last success", summary.last_success_at or "never"))
@@ -245,6 +246,41 @@ def render(status: Status, *, now: Callable[[], datetime] = _now) -> list[str]:
     lines.append(("health", ("ok: " if status.healthy else "UNHEALTHY: ") + status.health))
     width = max(len(k) for k, _ in lines)
     return [f"{key:<{width}}  {value}" for key, value in lines]
+
+
+def budget_lines(budgets: dict[str, Any]) -> list[tuple[str, str]]:
+    """Both APIs' budgets and the pace they allow, as the last cycle left them (issue 24)."""
+    if not budgets:
+        return []
+    lines = []
+    sn = (budgets.get("servicenow") or {}).get("view") or {}
+    if sn.get("limit"):
+        lines.append(
+            (
+                "servicenow",
+                f"{sn['remaining']} of {sn['limit']} requests left this hour "
+                f"({sn['source']}; {sn['reserve']} kept for writes)",
+            )
+        )
+    else:
+        lines.append(("servicenow", "no hourly limit: max_requests_per_hour = 0, no rule seen"))
+    openapi = budgets.get("openapi") or {}
+    text = f"{openapi.get('used', 0)} of {openapi.get('per_minute', 0)} requests in the last minute"
+    cadence = budgets.get("cadence")
+    if cadence:
+        text += (
+            f"; incidents read every cycle ({cadence['active']} active) to every "
+            f"{cadence['slowest']} s ({cadence['quiet']} quiet); the least recent read "
+            f"{cadence['oldest_read']} s ago"
+        )
+        if cadence.get("deferred"):
+            text += f"; {cadence['deferred']} waited for budget"
+    lines.append(("openapi", text))
+    interval = f"{budgets.get('interval')} s"
+    if budgets.get("stretched"):
+        interval += f", stretched from {budgets.get('configured')} s: {budgets['stretched']}"
+    lines.append(("interval", interval))
+    return lines
 
 
 def tickets_line(t: TicketsSummary) -> str:

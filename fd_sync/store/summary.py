@@ -87,6 +87,7 @@ class Summary:
     commands_seen_at: str | None = None  # when the journal last returned a command note
     tickets: TicketsSummary | None = None
     unmatched_people: dict[str, str] = field(default_factory=dict)  # email -> why not assigned
+    api_budgets: dict[str, Any] = field(default_factory=dict)  # as the last cycle left them
 
     @property
     def dead(self) -> int:
@@ -119,6 +120,7 @@ def summarize(ledger: Ledger) -> Summary:
         commands_seen_at=ledger.state.get(COMMANDS_SEEN_AT),
         tickets=tickets_summary(ledger),
         unmatched_people=dict(ledger.state.get_json(UNMATCHED_PEOPLE) or {}),
+        api_budgets=ledger.api_budgets(),
     )
 
 

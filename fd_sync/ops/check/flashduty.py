@@ -20,7 +20,8 @@ from fd_sync.errors import (
     FdSyncError,
     RetriableAPIError,
 )
-from fd_sync.flashduty.push import FlashdutyClient, describe, key_rejected
+from fd_sync.flashduty.answers import key_rejected
+from fd_sync.flashduty.push import FlashdutyClient, describe
 from fd_sync.ops.check.steps import Step, fail, ok
 
 if TYPE_CHECKING:
