@@ -46,8 +46,13 @@ def _redact(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str,
     return {key: redact_value(value) for key, value in event_dict.items()}
 
 
+_PENDING: list[tuple[str, TextIO, bool]] = []  # configure()'s choice, until structlog loads
+
+
 def _structlog() -> types.ModuleType:
-    """structlog, imported on first use: ``fd-sync --help`` never needs it (issue 24).
+    """structlog, imported on first use: ``--help`` and ``status`` never log, and skip it
+    (and the asyncio it imports) at start-up (issue 24). The configuration chosen before
+    that is applied then.
 
     structlog renders console tracebacks with rich when rich is importable, which in a
     developer's environment it is (import-linter brings it) and on a jump host it is not;
@@ -61,14 +66,16 @@ def _structlog() -> types.ModuleType:
             del sys.modules["rich"]
     import structlog
 
+    if _PENDING:
+        _apply(structlog, *_PENDING.pop())
     return structlog
 
 
 def configure(
     level: str = "info", *, stream: TextIO | None = None, json: bool | None = None
 ) -> None:
-    """Set up structlog once per process; ``json=None`` picks by whether stderr is a TTY."""
-    structlog = _structlog()
+    """Choose the level and format (applied when structlog is first needed); ``json=None``
+    picks by whether stderr is a TTY. A bad FD_SYNC_LOG_FORMAT is refused now."""
     stream = stream or sys.stderr
     if json is None:
         chosen = os.environ.get("FD_SYNC_LOG_FORMAT", "")
@@ -78,6 +85,12 @@ def configure(
                 "(unset: JSON lines, or console lines on a terminal)"
             )
         json = chosen == "json" or (chosen == "" and not stream.isatty())
+    _PENDING[:] = [(level, stream, json)]
+    if "structlog" in sys.modules:
+        _structlog()
+
+
+def _apply(structlog: types.ModuleType, level: str, stream: TextIO, json: bool) -> None:
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         _add_identity,

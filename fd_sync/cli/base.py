@@ -35,9 +35,8 @@ def load_config(options: Options, *, secrets_required: bool = True) -> Config:
     from fd_sync import config as config_module
 
     cfg = config_module.load(options.config_path, secrets_required=secrets_required)
-    log = logs.get("config")
-    for warning in cfg.warnings:
-        log.warning("config_warning", path=str(cfg.path), warning=warning)
+    for warning in cfg.warnings:  # (no logger when there is nothing to say: see logs)
+        logs.get("config").warning("config_warning", path=str(cfg.path), warning=warning)
     return cfg
 
 

@@ -31,6 +31,7 @@ from fd_sync.errors import BudgetSpent
 HOUR = 3600.0
 RESERVE_SHARE = 0.1  # of the hourly limit, kept for writes
 MIN_RESERVE = 5
+HEADROOM = 0.9  # of the usable rate the pace plans for: cycles vary in cost
 
 
 @dataclass(frozen=True)
@@ -126,25 +127,33 @@ class RequestBudget:
     def interval(self, configured: float, per_cycle: float) -> tuple[float, str]:
         """The poll interval that makes ``per_cycle`` requests fit the budget, and why it is
         longer than ``configured`` ("" when it is not)."""
-        view = self.view()
+        now = self.clock()
+        view = self.view(now)
         if not view.limit or per_cycle <= 0:
             return configured, ""
-        # The pace that spends what reads may use, evenly, until the window frees.
+        # The pace that spends what reads may use, evenly (with some headroom, as cycles
+        # vary), until the window frees.
         if view.source == "max_requests_per_hour":
             usable, over = view.limit - view.reserve, HOUR
         else:
             usable, over = view.remaining - view.reserve, max(view.resets_in, 1.0)
-        if usable <= 0 or view.remaining <= view.reserve:
-            return max(configured, view.resets_in), (
-                f"{view.source} leaves only the reserve for writes"
-            )
-        paced = per_cycle * over / usable
+        paced = per_cycle * over / max(usable * HEADROOM, 1.0)
+        # And never sooner than the window leaves room for one more cycle's reads.
+        short = math.ceil(per_cycle) - (view.remaining - view.reserve)
+        if short > 0:
+            paced = max(paced, self._frees_in(short, view, now))
         if paced <= configured:
             return configured, ""
         return paced, (
             f"{per_cycle:.1f} requests a cycle within {view.source} "
             f"({view.limit}/hour, {view.reserve} kept for writes)"
         )
+
+    def _frees_in(self, count: int, view: BudgetView, now: float) -> float:
+        """Seconds until ``count`` more requests fit the tighter window."""
+        if view.source == "max_requests_per_hour" and len(self.sent) >= count:
+            return max(0.0, self.sent[count - 1] + HOUR - now)
+        return view.resets_in
 
     # --- kept in the ledger between runs ----------------------------------------------
 

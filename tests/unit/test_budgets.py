@@ -62,7 +62,7 @@ def test_the_interval_stretches_to_what_the_budget_pays_for():
     budget = RequestBudget(500, clock=Clock())
     assert budget.interval(10, 1.0) == (10, "")  # 360 an hour fit in 450
     interval, why = budget.interval(10, 2.0)  # 720 an hour do not
-    assert interval == pytest.approx(2.0 * 3600 / (500 - reserve_of(500)))
+    assert interval == pytest.approx(2.0 * 3600 / ((500 - reserve_of(500)) * 0.9))
     assert "max_requests_per_hour" in why
     assert RequestBudget(0).interval(10, 5.0) == (10, "")
 
