@@ -100,6 +100,7 @@ def world(**overrides: Any) -> Iterator[World]:
         database = Path(tmp) / "fd-sync.db"
         document = base_document(sn, fd, database)
         document["sync"].update(poll_interval_seconds=INTERVAL, lookback_seconds=300)
+        document["flashduty"]["max_openapi_requests_per_minute"] = 100  # the default
         for section, keys in overrides.items():
             document.setdefault(section, {}).update(keys)
         config = parse(document, path=Path(tmp) / "c.toml", env={})

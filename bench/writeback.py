@@ -39,6 +39,8 @@ def base_document(sn: ServiceNowSim, fd: FlashdutySim, database: Path) -> dict[s
             "push_url": fd.push_url_standard,
             "app_key": fd.app_key,
             "api_domain": fd.url,
+            # The account's whole minute: these benchmarks count requests, not pace them.
+            "max_openapi_requests_per_minute": 1000,
         },
         "sync": {"database": str(database)},
         "writeback": {"enabled": True},

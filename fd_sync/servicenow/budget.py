@@ -19,6 +19,7 @@ worker thread), so it takes no lock. The clock is injected: tests run an hour in
 
 from __future__ import annotations
 
+import email.utils
 import math
 import time
 from collections import deque
@@ -96,6 +97,14 @@ class RequestBudget:
             reset = float(headers["X-RateLimit-Reset"])
         except (KeyError, TypeError, ValueError):
             return
+        # Reset is the instance's epoch: measured from its own Date, so a jump host whose
+        # clock is off does not misjudge when the window frees.
+        try:
+            server_now = email.utils.parsedate_to_datetime(headers["Date"]).timestamp()
+        except (KeyError, TypeError, ValueError, IndexError):
+            server_now = None
+        if server_now is not None:
+            reset = self.clock() + (reset - server_now)
         self.instance = (limit, max(0, remaining), reset)
 
     # --- what is left, and the pace it allows ---------------------------------------
@@ -162,12 +171,21 @@ class RequestBudget:
         counts them too; whole seconds are enough."""
         now = self.clock()
         self.view(now)
-        return {"sent": [int(t) for t in self.sent], "view": self.view(now).to_json()}
+        return {
+            "sent": [int(t) for t in self.sent],
+            "instance": list(self.instance) if self.instance else None,
+            "view": self.view(now).to_json(),
+        }
 
     def load(self, saved: Mapping[str, Any] | None) -> None:
-        if not saved or self.sent:
+        if not saved or self.sent or self.instance is not None:
             return
         now = self.clock()
         times = saved.get("sent")
         if isinstance(times, list):
             self.sent.extend(float(t) for t in sorted(times) if now - HOUR < float(t) <= now)
+        rule = saved.get("instance")
+        if self.instance is None and isinstance(rule, list) and len(rule) == 3:
+            limit, remaining, reset = rule
+            if float(reset) > now:  # the rule's window the last run saw is still open
+                self.instance = (int(limit), int(remaining), float(reset))

@@ -52,6 +52,7 @@ class ServiceNowControl:
             "note": self.note,
             "journal": self.journal,
             "add-user": self.add_user,
+            "rate-limit": self.rate_limit,
             "fault": lambda args: fault(self.sim, args),
             "clear-faults": lambda _: clear_faults(self.sim),
         }
@@ -73,6 +74,12 @@ class ServiceNowControl:
             active=str(args.get("active", "true")).lower() != "false",
         )
         return {"sys_id": sys_id}
+
+    def rate_limit(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A rate-limit rule for the user: per_hour=N (0: none); X-RateLimit-* headers on
+        every answer, 429 with Retry-After past it."""
+        self.sim.rate_limit_per_hour = int(args.get("per_hour") or 0)
+        return {"per_hour": self.sim.rate_limit_per_hour, "rate_limited": self.sim.rate_limited}
 
     def journal(self, args: dict[str, Any]) -> dict[str, Any]:
         """An incident's work notes, oldest first: NUMBER."""

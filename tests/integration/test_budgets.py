@@ -189,3 +189,46 @@ def test_the_openapi_budget_holds_with_many_tracked_incidents(hour):
     shown = "\n".join(render(read_status(t.h.ledger, 10)))
     assert "of 12 requests in the last minute; incidents read every cycle" in shown
     assert "to every 300 s" in shown
+
+
+def test_the_simulated_rate_limit_rule_speaks_servicenows_headers(servicenow):
+    """REFERENCE section 10: X-RateLimit-Limit, -Remaining (after this request), -Reset (epoch
+    seconds) on every answer while a rule applies; past it 429 with Retry-After."""
+    import requests
+
+    servicenow.rate_limit_per_hour = 2
+    auth = (servicenow.username, servicenow.password)
+    url = f"{servicenow.url}/api/now/table/incident"
+    answers = [requests.get(url, auth=auth, timeout=5) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert [a.headers["X-RateLimit-Remaining"] for a in answers] == ["1", "0", "0"]
+    reset = int(answers[0].headers["X-RateLimit-Reset"])
+    now = servicenow.clock.now().timestamp()
+    assert 0 < reset - now <= 3600 and reset % 3600 == 0
+    assert int(answers[2].headers["Retry-After"]) == pytest.approx(reset - now, abs=2)
+    assert servicenow.rate_limited == 1
+
+
+def test_the_client_keeps_under_the_instances_rule_it_learns_from_the_headers(servicenow, harness):
+    """No limit configured: the rule's headers alone keep fd-sync's reads out of the reserve,
+    and it never meets the 429."""
+    servicenow.rate_limit_per_hour = 12  # a reserve of 5 (the minimum) for writes
+    h = harness()
+    results = [h.cycle() for _ in range(10)]
+    assert servicenow.rate_limited == 0
+    assert len(servicenow.api_times) == 12 - 5
+    spent = [r for r in results if r.error is not None]
+    assert spent and "kept for writes" in str(spent[0].error) and spent[0].exit_code == 75
+
+
+def test_the_simulated_openapi_answers_its_per_account_limit(flashduty):
+    """on-call.openapi.en.json / REFERENCE section 1: beyond the account's limit, 429 with
+    the code RequestTooFrequently."""
+    import requests
+
+    flashduty.openapi_limit_per_minute = 2
+    url = f"{flashduty.url}/member/list?app_key={flashduty.app_key}"
+    answers = [requests.post(url, json={"p": 1, "limit": 10}, timeout=5) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[2].json()["error"]["code"] == "RequestTooFrequently"
+    assert flashduty.openapi_limited == 1
