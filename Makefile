@@ -24,6 +24,7 @@ bench: $(STAMP) $(VENV)/.bench-installed
 	$(BIN)/python -m bench.writeback
 	$(BIN)/python -m bench.tickets
 	$(BIN)/python -m bench.fields
+	$(BIN)/python -m bench.budgets
 
 $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

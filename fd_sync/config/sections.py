@@ -40,6 +40,7 @@ from fd_sync.config.schema import (
 )
 from fd_sync.config.secrets import section_secret
 from fd_sync.config.tickets import parse_tickets
+from fd_sync.core.budget import stretch_warning
 from fd_sync.core.incident import (
     OPEN_STATES,
     STATE_NAMES,
@@ -89,6 +90,9 @@ def parse(
     routes = parse_routing(values["routing"], raw.get("route", []), sn, fd, ctx)
     writeback = _writeback(values["writeback"], fd, sync.poll_interval_seconds, ctx)
     commands = _commands(values["commands"], fd)
+    idle_cost = 2 if commands.enabled or values["forward"]["work_notes"] else 1
+    pace = stretch_warning(sn.max_requests_per_hour, sync.poll_interval_seconds, idle_cost)
+    ctx.warnings.extend([pace] if pace else [])
     tickets = parse_tickets(values["tickets"], fd, writeback, ctx)
     forward = _forward(values["forward"], fd, ctx)
     if tickets.enabled:

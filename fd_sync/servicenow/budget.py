@@ -27,11 +27,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from fd_sync.core.budget import reserve_of
 from fd_sync.errors import BudgetSpent
 
 HOUR = 3600.0
-RESERVE_SHARE = 0.1  # of the hourly limit, kept for writes
-MIN_RESERVE = 5
 HEADROOM = 0.9  # of the usable rate the pace plans for: cycles vary in cost
 
 
@@ -53,10 +52,6 @@ class BudgetView:
             "source": self.source,
             "resets_in": round(self.resets_in),
         }
-
-
-def reserve_of(limit: int) -> int:
-    return max(MIN_RESERVE, math.ceil(limit * RESERVE_SHARE)) if limit else 0
 
 
 class RequestBudget:

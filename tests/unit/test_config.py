@@ -443,3 +443,23 @@ def test_field_sync_and_tickets_keys_are_checked(overrides, says):
         parse(minimal(**overrides), path=Path("/etc/fd-sync/config.toml"), env={})
     assert says in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_a_servicenow_budget_too_small_for_the_interval_is_said_at_load():
+    """Issue 24: 360 idle polls an hour do not fit 300 less the reserve: say so (the daemon
+    will stretch its interval) rather than let the operator wonder why it polls slower."""
+    tight = minimal(servicenow={"max_requests_per_hour": 300}, sync={"poll_interval_seconds": 10})
+    cfg = parse(tight, path=Path("/etc/fd-sync/config.toml"), env={})
+    (warning,) = [w for w in cfg.warnings if "max_requests_per_hour" in w]
+    assert "360 requests an hour when idle, 270 usable" in warning
+    assert "every 14 s or more" in warning
+    roomy = minimal(servicenow={"max_requests_per_hour": 500}, sync={"poll_interval_seconds": 10})
+    assert not parse(roomy, path=Path("/etc/fd-sync/config.toml"), env={}).warnings
+    with pytest.raises(ConfigError, match="at least 60"):
+        parse(minimal(servicenow={"max_requests_per_hour": 10}), path=Path("/x.toml"), env={})
+    with pytest.raises(ConfigError, match="between 1 and 1000"):
+        parse(
+            minimal(flashduty={"max_openapi_requests_per_minute": 1001}),
+            path=Path("/x.toml"),
+            env={},
+        )
