@@ -88,9 +88,9 @@ def measure_stages(incidents: int, flashduty: Simulator) -> dict[str, Any]:
         )
         flashduty.command("reset")
         lift = contextlib.ExitStack()
-        original_limiter = fd_sync.wiring.flashduty_limiter
-        fd_sync.wiring.flashduty_limiter = lambda per_minute, **_: None  # type: ignore[assignment]
-        lift.callback(setattr, fd_sync.wiring, "flashduty_limiter", original_limiter)
+        original_limiter = fd_sync.wiring.flashduty.flashduty_limiter
+        fd_sync.wiring.flashduty.flashduty_limiter = lambda per_minute, **_: None  # type: ignore[assignment]
+        lift.callback(setattr, fd_sync.wiring.flashduty, "flashduty_limiter", original_limiter)
         argv = ["--config", str(config), "--log-level", "warning", "once"]
         argv += ["--since", sn.hello["oldest"].replace(" ", "T")]
         with lift, metering() as spent, contextlib.redirect_stdout(sys.stderr):

@@ -20,5 +20,5 @@ def _no_limiter(per_minute: int, **_: object) -> None:
 
 
 if __name__ == "__main__":
-    fd_sync.wiring.flashduty_limiter = _no_limiter  # type: ignore[assignment]
+    fd_sync.wiring.flashduty.flashduty_limiter = _no_limiter  # type: ignore[assignment]
     main()
