@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 from fd_sync.http.ratelimit import SlidingWindowLimiter
 
@@ -32,6 +33,19 @@ class OpenAPIBudget:
         self.per_minute = per_minute
         windows = [(per_minute, 60.0), (min(per_minute, PER_SECOND), 1.0)]
         self.limiter = SlidingWindowLimiter(windows, clock=clock, sleep=sleep)
+
+    def to_json(self, wall: float) -> dict[str, Any]:
+        """The last minute's requests in Unix time, so that the next `once` (a new process
+        with a new limiter) counts them too and two runs in one minute stay within it."""
+        now = self.limiter.clock()
+        sent = [round(wall - (now - t), 3) for t in self.limiter.recent(60.0)]
+        return {"per_minute": self.per_minute, "used": len(sent), "sent": sent}
+
+    def load(self, saved: Any, wall: float) -> None:
+        times = saved.get("sent") if isinstance(saved, dict) else None
+        if isinstance(times, list):
+            now = self.limiter.clock()
+            self.limiter.remember(now - (wall - float(t)) for t in times if wall - 60 < t <= wall)
 
     def used(self) -> int:
         """OpenAPI requests in the last minute."""

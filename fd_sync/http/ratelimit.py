@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import collections
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 MARGIN = 0.001  # a send exactly on a window's edge could count twice on the server
 
@@ -29,6 +29,17 @@ class SlidingWindowLimiter:
         self.sleep = sleep
         longest = max((limit for limit, _ in self.windows), default=0)
         self._sent: collections.deque[float] = collections.deque(maxlen=longest or None)
+
+    def recent(self, period: float) -> list[float]:
+        """When the sends of the last ``period`` seconds were made (this limiter's clock)."""
+        now = self.clock()
+        return [t for t in self._sent if t > now - period]
+
+    def remember(self, times: Iterable[float]) -> None:
+        """Sends another process made (a previous run), in this limiter's clock."""
+        merged = sorted([*self._sent, *times])
+        self._sent.clear()
+        self._sent.extend(merged[-self._sent.maxlen :] if self._sent.maxlen else merged)
 
     def used(self, period: float) -> int:
         """Sends in the last ``period`` seconds (as far back as the longest window keeps)."""

@@ -72,7 +72,7 @@ class Pacing:
         selection = self.selection
         return {
             "servicenow": self.servicenow.to_json(),
-            "openapi": {"per_minute": self.openapi.per_minute, "used": self.openapi.used()},
+            "openapi": self.openapi.to_json(self.servicenow.clock()),
             "interval": round(self.interval, 1),
             "configured": self.configured,
             "stretched": self.stretched,

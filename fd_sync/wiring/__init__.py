@@ -93,7 +93,9 @@ def pacing(config: Config, ledger: Ledger | None = None) -> Pacing:
         openapi_per_minute=config.flashduty.max_openapi_requests_per_minute,
     )
     if ledger is not None:
-        made.servicenow.load(ledger.api_budgets().get("servicenow"))
+        saved = ledger.api_budgets()
+        made.servicenow.load(saved.get("servicenow"))
+        made.openapi.load(saved.get("openapi"), made.servicenow.clock())
     return made
 
 

@@ -133,3 +133,21 @@ def test_the_budget_caps_how_many_are_read_active_first_then_the_most_overdue():
     assert chosen.due[1] == "q299"  # the longest unread
     assert chosen.deferred == 201
     assert chosen.oldest_read == 699
+
+
+def test_the_openapi_minute_survives_a_new_process_through_the_ledger():
+    """Two `once` runs in one minute are two processes with two limiters: the second counts
+    the first's requests (kept in Unix time), so together they stay within the budget."""
+    wall = Clock(1_800_000_000.0)
+    first_clock = Clock(50.0)  # each process's monotonic clock starts anywhere
+    first = OpenAPIBudget(5, clock=first_clock, sleep=first_clock.sleep)
+    for _ in range(5):
+        first.limiter.acquire()
+    saved = first.to_json(wall())
+    wall.now += 10
+    second_clock = Clock(9_000.0)
+    second = OpenAPIBudget(5, clock=second_clock, sleep=second_clock.sleep)
+    second.load(saved, wall())
+    assert second.used() == 5
+    waited = second.limiter.acquire()
+    assert waited == pytest.approx(50.0, abs=0.1)  # until the first run's minute has passed
