@@ -167,6 +167,11 @@ class DurableQueue(abc.ABC, Generic[Item]):
             f"{where} ORDER BY id DESC LIMIT ?", [*params, limit], f"read the {self.table} queue"
         )
 
+    def pending_incidents(self) -> set[str]:
+        """The incidents with something pending in this queue."""
+        sql = f"SELECT DISTINCT sys_id FROM {self.table} WHERE status = '{PENDING}'"
+        return {row[0] for row in self.db.rows(sql, (), f"read the {self.table} queue")}
+
     def dead_incidents(self) -> set[str]:
         sql = f"SELECT DISTINCT sys_id FROM {self.table} WHERE status = '{DEAD}'"
         return {row[0] for row in self.db.rows(sql, (), f"read the {self.table} queue")}

@@ -124,11 +124,12 @@ class FlashdutyRead:
         return [link for link in watched if link.sys_id in due]
 
     def catch_up(self, report: WritebackReport, *, run_id: str, dry_run: bool) -> None:
-        """After the fetch: read the incidents it queued events for that the cadence left
-        unread, so an update never reaches an alert a responder closed unseen."""
+        """After the fetch: read the incidents with events pending that the cadence left
+        unread, so an update never reaches an alert a responder closed unseen (writes owed
+        the other way need no read first: they wait for their incident's turn)."""
         if self.pacing is None:
             return
-        owed = {a.sys_id for a in self.ledger.links.activity() if a.owed}
+        owed = self.ledger.outbox.pending_incidents()  # events: an update could reopen
         late = [
             link
             for link in self.ledger.links.watched()
