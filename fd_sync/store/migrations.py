@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sqlite_utils import Database, Migrations
+if TYPE_CHECKING:
+    from sqlite_utils import Database, Migrations
 
 from fd_sync.errors import StorageUnusable
 
@@ -252,19 +254,30 @@ TABLES = {
     "flashduty_writes": "id",
 }
 
-sqlite_migrations = Migrations(MIGRATION_SET)
+MIGRATIONS_TABLE = "_sqlite_migrations"  # sqlite-utils' log of the migrations applied
+_SQLITE_MIGRATIONS: list[Migrations] = []
 
 
-def _register(step: Migration) -> None:
+def sqlite_migrations() -> Migrations:
+    """sqlite-utils' migration set of the ledger, built on first use: importing sqlite-utils
+    costs about 70 ms of CPU, and only a run that has a migration to apply needs it (the
+    backend reads the log itself to know)."""
+    if not _SQLITE_MIGRATIONS:
+        from sqlite_utils import Migrations
+
+        migrations = Migrations(MIGRATION_SET)
+        for step in STEPS:
+            _register(migrations, step)
+        _SQLITE_MIGRATIONS.append(migrations)
+    return _SQLITE_MIGRATIONS[0]
+
+
+def _register(migrations: Migrations, step: Migration) -> None:
     def run(db: Database) -> None:
         for statement in step.statements:
             db.execute(statement)
 
-    sqlite_migrations(name=step.name)(run)
-
-
-for _step in STEPS:
-    _register(_step)
+    migrations(name=step.name)(run)
 
 
 def known_migrations() -> list[str]:

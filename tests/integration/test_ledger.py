@@ -13,8 +13,7 @@ from fd_sync.core.decide import Decision, reconcile
 from fd_sync.core.incident import Incident
 from fd_sync.errors import StorageError
 from fd_sync.store.ledger import Ledger
-from fd_sync.store.migrations import known_migrations
-from fd_sync.store.migrations import sqlite_migrations as migrations
+from fd_sync.store.migrations import known_migrations, sqlite_migrations
 from fd_sync.store.outbox import Acknowledged
 from fd_sync.store.queue import Failure
 
@@ -188,7 +187,7 @@ def m001_ledger(database, inc):
 
     database.parent.mkdir(parents=True)
     old = Database(database)
-    migrations.apply(old, stop_before="m002_routing")
+    sqlite_migrations().apply(old, stop_before="m002_routing")
     old.execute(
         "INSERT INTO incidents VALUES (?, ?, ?, 1, '1', 1, ?, ?, '2026-11-01T08:00:00+00:00')",
         [inc.sys_id, inc.number, inc.updated_on, inc.fingerprint(), json.dumps(inc.to_dict())],

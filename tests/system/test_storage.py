@@ -17,8 +17,7 @@ import pytest
 from sqlite_utils import Database
 
 from fd_sync.store.ledger import Ledger
-from fd_sync.store.migrations import known_migrations
-from fd_sync.store.migrations import sqlite_migrations as migrations
+from fd_sync.store.migrations import known_migrations, sqlite_migrations
 from tests.helpers.simulated import open_incident
 
 
@@ -164,7 +163,7 @@ def test_upgrade_from_every_earlier_schema(tmp_path, applied):
     db = Database(path)
     names = known_migrations()
     stop = names[applied] if applied < len(names) else None
-    migrations.apply(db, stop_before=stop)
+    sqlite_migrations().apply(db, stop_before=stop)
     db.executescript(SEED_V1)  # rows as the first schema wrote them
     db.close()
     with Ledger(path) as ledger:

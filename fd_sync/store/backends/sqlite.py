@@ -1,4 +1,7 @@
-"""The SQLite backend: one file in WAL mode, through sqlite-utils.
+"""The SQLite backend: one file in WAL mode, through the standard library's sqlite3
+(autocommit at the driver; a transaction is an explicit BEGIN, nested ones savepoints,
+as sqlite-utils' ``atomic``); sqlite-utils applies the migrations, imported only when one
+is pending, since importing it costs more CPU than a whole ``status`` otherwise does.
 
 A full disk or a lock is temporary (75); a corrupt file or a schema from a newer fd-sync
 needs the operator (78). The run lock is an ``flock`` beside the file
@@ -8,21 +11,20 @@ needs the operator (78). The run lock is an ``flock`` beside the file
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sqlite3
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database as SqliteUtilsDatabase
-
 from fd_sync.errors import StorageError, StorageUnavailable, StorageUnusable
 from fd_sync.store.db import Database, Row
 from fd_sync.store.lock import RunLock
-from fd_sync.store.migrations import sqlite_migrations
+from fd_sync.store.migrations import MIGRATION_SET, MIGRATIONS_TABLE, sqlite_migrations
 
 MEMORY = ":memory:"
+_SAVEPOINTS = itertools.count(1)  # names of nested transactions, unique in the process
 
 
 class SqliteDatabase(Database):
@@ -45,10 +47,10 @@ class SqliteDatabase(Database):
     def in_memory(self) -> bool:
         return str(self.path) == MEMORY
 
-    def _connect(self) -> SqliteUtilsDatabase:
+    def _connect(self) -> sqlite3.Connection:
         if self.in_memory:
-            return SqliteUtilsDatabase(memory=True, execute_plugins=False)
-        if self.readonly:
+            conn = sqlite3.connect(MEMORY, isolation_level=None)
+        elif self.readonly:
             if not self.path.exists():
                 raise StorageUnavailable(f"{self.path}: no ledger yet (fd-sync once creates it)")
             # Reading a WAL ledger needs its -shm file beside it: on a read-only mount (or
@@ -56,42 +58,60 @@ class SqliteDatabase(Database):
             # file is read as it stands (immutable): what `status` shows of a ledger copied
             # or mounted read-only. Elsewhere, a plain read-only open sees every commit.
             immutable = "&immutable=1" if not os.access(self.path.parent, os.W_OK) else ""
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro{immutable}", uri=True, timeout=5)
+            conn = sqlite3.connect(
+                f"file:{self.path}?mode=ro{immutable}", uri=True, timeout=5, isolation_level=None
+            )
         else:
             _create_private(self.path)
-            conn = sqlite3.connect(self.path, timeout=5)
-        return SqliteUtilsDatabase(conn, execute_plugins=False)
+            conn = sqlite3.connect(self.path, timeout=5, isolation_level=None)
+        conn.execute("PRAGMA recursive_triggers=on")  # as sqlite-utils opened it before
+        return conn
 
     def _prepare(self, migrate: bool) -> None:
         if not self.in_memory:
-            with self._db.ensure_autocommit_on():
-                mode = self._db.execute("PRAGMA journal_mode=wal").fetchone()[0]
-                if mode != "wal":
-                    raise StorageUnusable(
-                        f"{self.path}: cannot switch to WAL journaling (got {mode}); "
-                        "put the ledger on a local file system"
-                    )
-                # NORMAL is durable against process crashes in WAL mode; only a power
-                # loss can drop the last commits, which the next scan re-decides.
-                self._db.execute("PRAGMA synchronous=NORMAL")
+            mode = self._db.execute("PRAGMA journal_mode=wal").fetchone()[0]
+            if mode != "wal":
+                raise StorageUnusable(
+                    f"{self.path}: cannot switch to WAL journaling (got {mode}); "
+                    "put the ledger on a local file system"
+                )
+            # NORMAL is durable against process crashes in WAL mode; only a power
+            # loss can drop the last commits, which the next scan re-decides.
+            self._db.execute("PRAGMA synchronous=NORMAL")
         self.check_schema()
         if migrate or self.in_memory:
             self.migrate()
 
+    def _table_exists(self, table: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [table]
+        ).fetchone()
+        return row is not None
+
     def _check_readable(self) -> None:
         self.check_schema()
-        if not self._db["outbox"].exists():
+        if not self._table_exists("outbox"):
             raise StorageUnusable(
                 f"{self.path}: not an fd-sync ledger (no outbox table); check [sync] database"
             )
 
     def applied_migrations(self) -> list[str]:
         with self.errors("read the schema"):
-            return [m.name for m in sqlite_migrations.applied(self._db)]
+            if not self._table_exists(MIGRATIONS_TABLE):
+                return []
+            rows = self._db.execute(
+                f"SELECT name FROM {MIGRATIONS_TABLE} WHERE migration_set = ? ORDER BY rowid",
+                [MIGRATION_SET],
+            )
+            return [row[0] for row in rows]
 
     def migrate(self) -> None:
+        if not self.pending_migrations():
+            return
         with self.errors("upgrade the ledger's schema"):
-            sqlite_migrations.apply(self._db)
+            from sqlite_utils import Database as SqliteUtilsDatabase
+
+            sqlite_migrations().apply(SqliteUtilsDatabase(self._db, execute_plugins=False))
         self.forget_schema()
 
     @contextlib.contextmanager
@@ -101,7 +121,7 @@ class SqliteDatabase(Database):
 
     def table_columns(self, table: str) -> frozenset[str]:
         with self.errors("read the schema"):
-            return frozenset(self._db[table].columns_dict)
+            return frozenset(row[1] for row in self._db.execute(f"PRAGMA table_info([{table}])"))
 
     # --- statements -------------------------------------------------------------------
 
@@ -129,13 +149,43 @@ class SqliteDatabase(Database):
     def executemany(
         self, sql: str, rows: Iterable[Sequence[Any]], doing: str = "write the ledger"
     ) -> None:
-        with self.errors(doing), self._db.atomic():
-            self._db.conn.executemany(sql, rows)
+        with self.errors(doing), self._atomic():
+            self._db.executemany(sql, rows)
 
     @contextlib.contextmanager
     def transaction(self, doing: str = "write the ledger") -> Iterator[None]:
-        with self.errors(doing), self._db.atomic():
+        with self.errors(doing), self._atomic():
             yield
+
+    @contextlib.contextmanager
+    def _atomic(self) -> Iterator[None]:
+        """All or nothing: BEGIN ... COMMIT, or a savepoint inside a transaction."""
+        conn = self._db
+        if conn.in_transaction:
+            savepoint = f"fd_sync_{next(_SAVEPOINTS)}"
+            conn.execute(f"SAVEPOINT {savepoint}")
+            try:
+                yield
+            except BaseException:
+                if conn.in_transaction:  # an error can have ended the transaction already
+                    conn.execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
+                    conn.execute(f"RELEASE SAVEPOINT {savepoint}")
+                raise
+            conn.execute(f"RELEASE SAVEPOINT {savepoint}")
+            return
+        conn.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -182,6 +232,8 @@ def write_problem(path: Path) -> str | None:
     """Why a run could not write this ledger (its folder, or the file), or None: a real
     probe (a temporary file created and removed), because permission bits do not say what
     a read-only mount or an ACL does."""
+    import tempfile  # here: shutil, bz2 and lzma are not for every open of the ledger
+
     folder = path.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent  # a run creates the missing folders below the first one there
