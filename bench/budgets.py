@@ -53,27 +53,11 @@ from fd_sync.sync.pacing import Pacing
 INTERVAL = 10
 
 
-class SimTime:
-    """ServiceNow's clock as Unix time, for everyone; a wait moves it on."""
-
-    def __init__(self, sn: ServiceNowSim) -> None:
-        self.sn = sn
-
-    def __call__(self) -> float:
-        return self.sn.clock.now().timestamp()
-
-    def sleep(self, seconds: float) -> None:
-        self.sn.clock.advance(max(0.0, seconds))
-
-    def until(self, moment: float) -> None:
-        self.sleep(moment - self())
-
-
 @dataclass
 class World:
     sn: ServiceNowSim
     fd: FlashdutySim
-    time: SimTime
+    time: Callable[[], float]  # ServiceNow's simulated clock as Unix time: everyone's
     config: Any
     ledger: Ledger
     pacing: Pacing
@@ -81,9 +65,15 @@ class World:
     next_cycle: float = 0.0
     intervals: list[float] = field(default_factory=list)
 
+    def sleep(self, seconds: float) -> None:
+        self.sn.clock.sleep(seconds)
+
+    def until(self, moment: float) -> None:
+        self.sn.clock.sleep(moment - self.time())
+
     def cycle(self) -> Any:
         """The next cycle at its scheduled time (the effective interval after the last)."""
-        self.time.until(self.next_cycle)
+        self.until(self.next_cycle)
         started = self.time()
         report = wiring.cycle(
             self.config, self.ledger, wall=self.time, to=self.to, paced=self.pacing
@@ -96,7 +86,7 @@ class World:
 @contextmanager
 def world(**overrides: Any) -> Iterator[World]:
     with tempfile.TemporaryDirectory() as tmp, ServiceNowSim() as sn, FlashdutySim() as fd:
-        time = SimTime(sn)
+        time = sn.clock.timestamp
         fd.clock = time
         fd.wall = time
         database = Path(tmp) / "fd-sync.db"
@@ -110,8 +100,8 @@ def world(**overrides: Any) -> Iterator[World]:
             pacing = wiring.pacing(config, ledger)
             pacing.servicenow.clock = time
             pacing.openapi.limiter.clock = time
-            pacing.openapi.limiter.sleep = time.sleep
-            to = wiring.destinations(config, pacing_clock=time, pacing_sleep=time.sleep)
+            pacing.openapi.limiter.sleep = sn.clock.sleep
+            to = wiring.destinations(config, pacing_clock=time, pacing_sleep=sn.clock.sleep)
             yield World(sn, fd, time, config, ledger, pacing, to)
 
 
@@ -145,7 +135,7 @@ def idle_hour(open_alerts: int, commands: bool = False) -> dict[str, float]:
             w.sn.resolve(row["sys_id"])
         for _ in range(3):
             w.cycle()
-        w.time.sleep(700)  # past any read-to-end and deletion check the start-up did
+        w.sleep(700)  # past any read-to-end and deletion check the start-up did
         w.next_cycle = w.time()
         w.cycle()
         start = w.time()
@@ -171,7 +161,7 @@ def busy_hour(limit: int = 500) -> dict[str, float]:
         next_change = start
         while w.time() < start + 5400:
             while next_change < w.next_cycle:
-                w.time.until(next_change)
+                w.until(next_change)
                 row = next(robin)
                 w.sn.update(row["sys_id"], short_description=f"at {next_change:.0f}")
                 changes.append((row["sys_id"], w.time()))
@@ -228,7 +218,7 @@ def many_tracked(tracked: int, active: int, budget: int = 100) -> dict[str, floa
         settle_until = w.time() + 1500
         while w.time() < settle_until:
             w.cycle()
-        w.pacing.openapi = OpenAPIBudget(budget, clock=w.time, sleep=w.time.sleep)
+        w.pacing.openapi = OpenAPIBudget(budget, clock=w.time, sleep=w.sn.clock.sleep)
         w.config = replace(
             w.config,
             flashduty=replace(w.config.flashduty, max_openapi_requests_per_minute=budget),
@@ -261,7 +251,7 @@ def many_tracked(tracked: int, active: int, budget: int = 100) -> dict[str, floa
                 w.cycle()
                 check()
                 check_quiet()
-            w.time.until(moment)
+            w.until(moment)
             row = rng.choice(hot if kind == "hot" else cold)
             text = f"<action {next(serial)}>"
             w.fd.comment(w.fd.incident_of(row["sys_id"]), ann, text)
@@ -304,7 +294,7 @@ def both_ways() -> dict[str, float]:
             while w.next_cycle <= moment:
                 w.cycle()
                 check()
-            w.time.until(moment)
+            w.until(moment)
             row = next(robin)
             w.sn.update(row["sys_id"], short_description=f"at {moment:.1f}")
             changes.append((row["sys_id"], w.time()))

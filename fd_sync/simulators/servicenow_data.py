@@ -131,6 +131,15 @@ class SimClock:
     def text(self, delta_seconds: float = 0) -> str:
         return (self.now() + timedelta(seconds=delta_seconds)).strftime(SN_FORMAT)
 
+    def timestamp(self) -> float:
+        """This clock as Unix time: one clock for a whole simulated run (fd-sync's pacing and
+        ledger, the Flashduty simulator) that tests and benchmarks move on."""
+        return self.now().timestamp()
+
+    def sleep(self, seconds: float) -> None:
+        """A wait that moves the clock on instead of waiting (never back)."""
+        self.advance(max(0.0, seconds))
+
 
 def new_sys_id() -> str:
     return secrets.token_hex(16)

@@ -16,6 +16,7 @@ from typing import Any
 
 from fd_sync.core.feed import FeedCursor
 from fd_sync.store.db import Database
+from fd_sync.store.queue import PENDING
 
 _COLUMNS = (
     "sys_id, number, alert_key, destination, sent_at, incident_id, progress, fd_updated_at,"
@@ -157,7 +158,7 @@ class Links:
         owed: set[str] = set()
         for table in ("outbox", "writeback", "flashduty_writes"):
             owed.update(
-                r[0] for r in self.db.rows(f"SELECT sys_id FROM {table} WHERE status = 'pending'")
+                r[0] for r in self.db.rows(f"SELECT sys_id FROM {table} WHERE status = '{PENDING}'")
             )
         rows = self.db.rows(
             "SELECT l.sys_id, l.sent_at, l.progress, l.fd_updated_at,"

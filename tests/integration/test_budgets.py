@@ -28,21 +28,9 @@ from fd_sync.store.ledger import Ledger
 from fd_sync.sync.pacing import Pacing
 from tests.helpers.cycle import Harness
 from tests.helpers.simulated import open_incident
+from tests.unit.test_ratelimit import sends_in_any_window
 
 pytestmark = pytest.mark.backends("sqlite")
-
-
-class FakeTime:
-    """ServiceNow's simulated clock as Unix time, for everyone; sleeping moves it."""
-
-    def __init__(self, sn: ServiceNowSim) -> None:
-        self.sn = sn
-
-    def __call__(self) -> float:
-        return self.sn.clock.now().timestamp()
-
-    def sleep(self, seconds: float) -> None:
-        self.sn.clock.advance(seconds)
 
 
 @dataclass
@@ -50,7 +38,7 @@ class Hour:
     h: Harness
     sn: ServiceNowSim
     fd: FlashdutySim
-    time: FakeTime
+    time: Callable[[], float]  # ServiceNow's simulated clock as Unix time: everyone's
     pacing: Pacing
     to: Any
 
@@ -69,7 +57,7 @@ class Hour:
 @pytest.fixture
 def hour(harness, servicenow, flashduty) -> Iterator[Callable[..., Hour]]:
     def build(servicenow_keys: dict[str, Any], flashduty_keys: dict[str, Any]) -> Hour:
-        time = FakeTime(servicenow)
+        time = servicenow.clock.timestamp
         flashduty.clock = time
         flashduty.wall = time
         h = harness(
@@ -81,9 +69,9 @@ def hour(harness, servicenow, flashduty) -> Iterator[Callable[..., Hour]]:
         pacing = wiring.pacing(h.config)
         pacing.servicenow.clock = time
         pacing.openapi.limiter.clock = time
-        pacing.openapi.limiter.sleep = time.sleep
+        pacing.openapi.limiter.sleep = servicenow.clock.sleep
         to = wiring.destinations(
-            h.config, sleep=h.sleeps, pacing_clock=time, pacing_sleep=time.sleep
+            h.config, sleep=h.sleeps, pacing_clock=time, pacing_sleep=servicenow.clock.sleep
         )
         # The ledger's clock is the fake one too (when alerts were sent, when notes were).
         ledger = Ledger(h.config.sync.database, clock=lambda: datetime.fromtimestamp(time(), UTC))
@@ -94,16 +82,6 @@ def hour(harness, servicenow, flashduty) -> Iterator[Callable[..., Hour]]:
     yield build
     for ledger in opened:
         ledger.close()
-
-
-def most_in_any_window(times: list[float], seconds: float) -> int:
-    times = sorted(times)
-    most, first = 0, 0
-    for last, t in enumerate(times):
-        while times[first] <= t - seconds:
-            first += 1
-        most = max(most, last - first + 1)
-    return most
 
 
 @pytest.mark.parametrize("whose", ["max_requests_per_hour", "the instance's rule"])
@@ -140,7 +118,7 @@ def test_an_hour_of_busy_cycles_stays_within_the_servicenow_budget(
         t.sn.clock.advance(max(intervals))
         t.cycle()
     assert t.sn.rate_limited == 0
-    assert most_in_any_window(t.sn.api_times, 3600) <= limit
+    assert sends_in_any_window(sorted(t.sn.api_times), 3600) <= limit
     assert max(intervals) > 10  # stretched: 10 s would cost more than 200 an hour
     events = [json.loads(line) for line in _logs_without_secrets.getvalue().splitlines()]
     stretched = [e for e in events if e["event"] == "pacing_stretched"]
@@ -184,7 +162,7 @@ def test_the_openapi_budget_holds_with_many_tracked_incidents(hour):
     reads = len(t.fd.requests_to("/incident/list-by-ids")) - reads_before
     assert reads < 3 * cycles  # every cycle would be 3 requests (300 ids)
     assert t.fd.openapi_limited == 0
-    assert most_in_any_window(t.fd.openapi_times, 60) <= 12
+    assert sends_in_any_window(sorted(t.fd.openapi_times), 60) <= 12
     assert t.pacing.selection is not None and t.pacing.selection.quiet >= 290
     shown = "\n".join(render(read_status(t.h.ledger, 10)))
     assert "of 12 requests in the last minute; incidents read every cycle" in shown

@@ -68,6 +68,7 @@ class FlashdutyRead:
         self.wall = wall
         self.pacing = pacing  # the read cadence and the OpenAPI budget; None: read all
         self.read_now: set[str] = set()  # sys_ids read this cycle (the reader is per cycle)
+        self.watching: set[str] = set()  # sys_ids watched when the cycle began to read
         self.log = logs.get("writeback")
 
     def run(self, report: WritebackReport, *, run_id: str, dry_run: bool) -> None:
@@ -130,29 +131,29 @@ class FlashdutyRead:
         if self.pacing is None:
             return
         owed = self.ledger.outbox.pending_incidents()  # events: an update could reopen
-        late = [
-            link
-            for link in self.ledger.links.watched()
-            if link.sys_id in owed and link.sys_id not in self.read_now
-        ]
+        late = (owed & self.watching) - self.read_now
         if late:
-            self._read_links(late, report, run_id=run_id, dry_run=dry_run)
+            links = self.ledger.links.get(sorted(late))
+            self._read_links(
+                [links[k] for k in sorted(links) if links[k].incident_id],
+                report,
+                run_id=run_id,
+                dry_run=dry_run,
+            )
 
     def unread(self) -> frozenset[str]:
         """Watched incidents not read this cycle: their updates wait (see Deliverer)."""
         if self.pacing is None:
             return frozenset()
-        return frozenset(
-            link.sys_id for link in self.ledger.links.watched() if link.sys_id not in self.read_now
-        )
+        return frozenset(self.watching - self.read_now)
 
     def _read(
         self, report: WritebackReport, *, run_id: str, dry_run: bool, also: list[Link]
     ) -> None:
         known = {link.sys_id for link in also}
-        watched = [
-            link for link in self._due(self.ledger.links.watched()) if link.sys_id not in known
-        ]
+        everyone = self.ledger.links.watched()
+        self.watching = {link.sys_id for link in everyone} | known
+        watched = [link for link in self._due(everyone) if link.sys_id not in known]
         self._read_links(watched + also, report, run_id=run_id, dry_run=dry_run)
 
     def _read_links(
